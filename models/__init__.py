@@ -1,0 +1,1 @@
+"""The bundled default model (installed as the data package `vidpipe.models`; see pyproject.toml)."""

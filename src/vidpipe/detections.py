@@ -1,0 +1,87 @@
+"""The detections record: one frame's objects as parallel numpy arrays, plus box geometry on them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+NO_TRACK = -1  # track id of a detection no tracker has claimed
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Boxes of one frame, row i of every array describing object i.
+
+    Arrays rather than a list of objects, so filtering, IoU and table writing are vectorised. `names`
+    maps class ids to names and is shared by every record a detector produces.
+    """
+
+    xyxy: np.ndarray  # (n, 4) float32, source-image pixels
+    score: np.ndarray  # (n,) float32
+    class_id: np.ndarray  # (n,) int64
+    names: Sequence[str]
+    track_id: np.ndarray | None = None  # (n,) int64; NO_TRACK where untracked
+
+    def __post_init__(self) -> None:
+        xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        n = len(xyxy)
+        score = np.asarray(self.score, dtype=np.float32).reshape(-1)
+        class_id = np.asarray(self.class_id, dtype=np.int64).reshape(-1)
+        track_id = (
+            np.full(n, NO_TRACK, dtype=np.int64)
+            if self.track_id is None
+            else np.asarray(self.track_id, dtype=np.int64).reshape(-1)
+        )
+        for label, arr in (("score", score), ("class_id", class_id), ("track_id", track_id)):
+            if len(arr) != n:
+                raise ValueError(f"Detections: {label} has {len(arr)} rows, xyxy has {n}")
+        if n and (class_id.min() < 0 or class_id.max() >= len(self.names)):
+            raise ValueError(f"Detections: class ids must lie in [0, {len(self.names)})")
+        object.__setattr__(self, "xyxy", xyxy)
+        object.__setattr__(self, "score", score)
+        object.__setattr__(self, "class_id", class_id)
+        object.__setattr__(self, "track_id", track_id)
+
+    @classmethod
+    def empty(cls, names: Sequence[str]) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), names)
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index: np.ndarray | slice | Sequence[int]) -> Detections:
+        """Rows by boolean mask, index array or slice."""
+        return replace(
+            self,
+            xyxy=self.xyxy[index],
+            score=self.score[index],
+            class_id=self.class_id[index],
+            track_id=self.track_id[index],
+        )
+
+    def with_track_ids(self, track_id: np.ndarray) -> Detections:
+        return replace(self, track_id=track_id)
+
+    @property
+    def class_name(self) -> np.ndarray:
+        """The class name of every row."""
+        return np.asarray(self.names, dtype=object)[self.class_id] if len(self) else np.zeros(0, object)
+
+    @property
+    def is_tracked(self) -> np.ndarray:
+        return self.track_id != NO_TRACK
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in `a` (n, 4) with every box in `b` (m, 4), xyxy; (n, m)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)

@@ -1,0 +1,94 @@
+"""Detector backends: a batch of BGR images in, one `Detections` per image out.
+
+Backends are found by name through the `vidpipe.detectors` entry-point group, so a package outside
+vidpipe adds one by declaring an entry point; vidpipe's own backends register the same way. A backend
+module imports its framework (torch, tensorflow) only when it is instantiated.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from importlib.metadata import EntryPoint, entry_points
+from importlib.resources import files
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..detections import Detections
+from ..errors import InputError
+
+ENTRY_POINT_GROUP = "vidpipe.detectors"
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """What the pipeline needs from a backend."""
+
+    names: Sequence[str]  # class names, indexed by class id
+
+    @staticmethod
+    def check() -> str | None:
+        """Why the backend cannot run here (a missing framework), or None; cheap, loads no model."""
+        ...
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Detect objects in each image (H x W x 3 uint8 BGR); boxes in that image's pixels."""
+        ...
+
+
+def default_model() -> str:
+    """The bundled YOLOv8n checkpoint, so the default run needs no network."""
+    return str(files("vidpipe.models") / "yolov8n.pt")
+
+
+def available() -> dict[str, EntryPoint]:
+    """Installed backends by name."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_detector(name: str, **settings) -> Detector:
+    """Instantiate backend `name` with its settings (model, conf, iou, imgsz, device, classes...)."""
+    backends = available()
+    if name not in backends:
+        known = ", ".join(sorted(backends)) or "none installed"
+        raise InputError(f"unknown detector {name!r} (available: {known})")
+    try:
+        backend = backends[name].load()
+    except ImportError as exc:
+        raise InputError(f"detector {name!r} cannot be imported: {exc}") from None
+    return backend(**settings)
+
+
+def resolve_classes(classes: Sequence[str | int] | str | None, names: Sequence[str]) -> list[int] | None:
+    """Class ids for a user's `person,car` / `0,2` / mixed list; None keeps every class."""
+    if classes is None:
+        return None
+    if isinstance(classes, str):
+        classes = [c for c in classes.split(",") if c.strip()]
+    lookup = {name.lower(): i for i, name in enumerate(names)}
+    ids: list[int] = []
+    for item in classes:
+        text = str(item).strip()
+        if text.isdigit():
+            if int(text) >= len(names):
+                raise InputError(f"class id {text} is out of range: the model has {len(names)} classes")
+            ids.append(int(text))
+        elif text.lower() in lookup:
+            ids.append(lookup[text.lower()])
+        else:
+            close = difflib.get_close_matches(text.lower(), lookup, n=3)
+            hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+            raise InputError(f"unknown class {text!r}{hint}; the model's classes are: {', '.join(names)}")
+    return sorted(set(ids))
+
+
+def check_model_path(model: str | Path) -> None:
+    """Fail early and clearly on a model path that does not exist.
+
+    A bare file name (`yolo11n.pt`) is left to the backend, which may know how to download it.
+    """
+    path = Path(model)
+    if not path.exists() and (path.parent != Path(".") or str(model).startswith(".")):
+        raise InputError(f"model file {model} does not exist")

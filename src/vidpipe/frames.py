@@ -1,0 +1,59 @@
+"""The frame that travels through the pipeline, and the facts about the stream it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded picture.
+
+    `index` is the 0-based position in the source (before any sampling), so rows written for it join
+    back with the video; `time` is seconds since the stream started, from the frame's own timestamp,
+    so it stays right for fractional and variable frame rates.
+    """
+
+    index: int
+    time: float
+    image: np.ndarray  # H x W x 3, uint8, BGR
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a source knows about itself before the first frame is read."""
+
+    name: str  # short id used in tables (the file stem)
+    uri: str
+    kind: str  # "video", "images", "image"
+    width: int
+    height: int
+    fps: float  # nominal (average) frame rate
+    frame_count: int | None = None  # from the container header, when it says
+    duration: float | None = None  # seconds, when known
+    codec: str | None = None
+    time_base: Fraction | None = None  # of the video stream; the video sink reuses it for exact timestamps
+    audio_codec: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_codec is not None
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "uri": self.uri,
+            "kind": self.kind,
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "frame_count": self.frame_count,
+            "duration_s": self.duration,
+            "codec": self.codec,
+            "audio_codec": self.audio_codec,
+            **self.extra,
+        }

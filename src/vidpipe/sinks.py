@@ -1,0 +1,374 @@
+"""Where results go: the annotated video, the detection and per-frame tables, MOTChallenge track files.
+
+Every sink writes to `<name>.partial` and renames it to `<name>` only in `close()`, so a crash or a
+kill never leaves a file that looks finished; `abort()` removes the partial file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .annotate import Annotator
+from .detections import Detections
+from .errors import VidpipeError
+from .frames import Frame, VideoInfo
+
+TABLE_FORMATS = ("parquet", "csv")
+DETECTION_SCHEMA = pa.schema(
+    [
+        ("video", pa.string()),
+        ("frame", pa.int64()),
+        ("time_s", pa.float64()),
+        ("track_id", pa.int64()),
+        ("class_id", pa.int64()),
+        ("class_name", pa.string()),
+        ("score", pa.float32()),
+        ("x1", pa.float32()),
+        ("y1", pa.float32()),
+        ("x2", pa.float32()),
+        ("y2", pa.float32()),
+    ]
+)
+
+
+class Sink(Protocol):
+    """Receives every processed frame with its detections, in order."""
+
+    path: Path
+
+    def write(self, frame: Frame, detections: Detections) -> None: ...
+
+    def close(self) -> None:
+        """Finish the output and publish it under its final name."""
+        ...
+
+    def abort(self) -> None:
+        """Discard the partial output."""
+        ...
+
+
+class PartialFile:
+    """A file written under `<name>.partial` and renamed into place when complete."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.partial.unlink(missing_ok=True)
+
+    def commit(self) -> None:
+        os.replace(self.partial, self.path)
+
+    def discard(self) -> None:
+        self.partial.unlink(missing_ok=True)
+
+
+def table_path(directory: Path, stem: str, fmt: str) -> Path:
+    return directory / f"{stem}.{fmt}"
+
+
+def write_table(frame: pd.DataFrame, path: str | Path, fmt: str) -> None:
+    """Write a whole table atomically in `fmt` (parquet or csv)."""
+    out = PartialFile(path)
+    try:
+        if fmt == "parquet":
+            frame.to_parquet(out.partial, index=False)
+        else:
+            frame.to_csv(out.partial, index=False)
+    except BaseException:
+        out.discard()
+        raise
+    out.commit()
+
+
+class VideoSink:
+    """Annotated video through PyAV: H.264 (yuv420p) in MP4 with the source's timestamps and audio.
+
+    Each frame keeps its source timestamp in the source's time base, so fractional and variable frame
+    rates don't drift. Audio packets are copied (not re-encoded) from the source and interleaved as the
+    video advances. Odd frame sizes are padded by one pixel, as 4:2:0 needs even sizes.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        info: VideoInfo,
+        annotator: Annotator | None = None,
+        *,
+        preset: str = "veryfast",
+        crf: int = 23,
+        copy_audio: bool = True,
+        audio_to_end: bool = True,
+    ) -> None:
+        import av
+
+        self.path = Path(path)
+        self._file = PartialFile(path)
+        self._annotator = annotator or Annotator()
+        self._time_base = info.time_base or Fraction(1, 90_000)
+        self._frame_duration = 1.0 / info.fps
+        self._audio_to_end = audio_to_end
+        self.width, self.height = info.width + info.width % 2, info.height + info.height % 2
+        self.codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        self._container = av.open(str(self._file.partial), mode="w", format="mp4")
+        try:
+            stream = self._container.add_stream(self.codec, rate=Fraction(info.fps).limit_denominator(100_000))
+            stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
+            stream.time_base = self._time_base
+            stream.codec_context.time_base = self._time_base  # else PyAV rounds timestamps to 1/rate
+            if self.codec == "libx264":
+                stream.options = {"preset": preset, "crf": str(crf)}
+            self._stream = stream
+            self._audio = _AudioCopier(info.uri, self._container) if copy_audio and info.has_audio else None
+        except BaseException:
+            self._container.close()
+            self._file.discard()
+            raise
+        self._offset: float | None = None  # time of the first frame: the output starts at 0
+        self._last_pts = -1
+        self._last_time = 0.0
+        self.frames_written = 0
+
+    def write(self, frame: Frame, detections: Detections) -> None:
+        import av
+
+        image = self._annotator.annotate(frame.image, detections)
+        if image.shape[1] != self.width or image.shape[0] != self.height:
+            image = _fit(image, self.width, self.height)
+        if self._offset is None:
+            self._offset = frame.time
+        time = frame.time - self._offset
+        pts = max(round(time / self._time_base), self._last_pts + 1)
+        video_frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        video_frame.pts, video_frame.time_base = pts, self._time_base
+        if self._audio:
+            self._audio.copy_until(frame.time, self._offset)
+        for packet in self._stream.encode(video_frame):
+            self._container.mux(packet)
+        self._last_pts, self._last_time = pts, frame.time
+        self.frames_written += 1
+
+    def close(self) -> None:
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+            if self._audio and self._offset is not None:
+                end = None if self._audio_to_end else self._last_time + self._frame_duration
+                self._audio.copy_until(end, self._offset)
+        except BaseException:
+            self.abort()
+            raise
+        self._close_container()
+        if self.frames_written == 0:
+            self._file.discard()
+            return
+        self._file.commit()
+
+    def abort(self) -> None:
+        self._close_container()
+        self._file.discard()
+
+    def _close_container(self) -> None:
+        if self._audio:
+            self._audio.close()
+            self._audio = None
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:
+                pass  # the file is being discarded or already reported broken
+            self._container = None
+
+
+class _AudioCopier:
+    """Remuxes the source's first audio stream into an output container, packet by packet, in time order."""
+
+    def __init__(self, uri: str, output) -> None:
+        import av
+
+        self._input = av.open(uri, metadata_errors="ignore")
+        source = self._input.streams.audio[0]
+        self._output = output
+        self._stream = output.add_stream_from_template(source)
+        self._time_base = source.time_base
+        self._start = source.start_time or 0
+        self._packets = self._input.demux(source)
+        self._pending = None
+
+    def copy_until(self, until: float | None, offset: float) -> None:
+        """Mux audio packets that start before `until` seconds (None: all), shifted by -`offset` s."""
+        import av
+
+        shift = round(offset / self._time_base) + self._start
+        try:
+            while True:
+                packet = self._pending or next(self._packets, None)
+                self._pending = None
+                if packet is None:
+                    return
+                if packet.dts is None or packet.pts is None:
+                    continue  # demuxer flush packet
+                if until is not None and (packet.pts - self._start) * self._time_base >= until:
+                    self._pending = packet
+                    return
+                if packet.pts < shift:
+                    continue  # before the first video frame written
+                packet.pts -= shift
+                packet.dts -= shift
+                packet.stream = self._stream
+                self._output.mux(packet)
+        except av.error.FFmpegError:
+            self._packets = iter(())  # damaged audio: keep the video, stop copying
+
+    def close(self) -> None:
+        self._input.close()
+
+
+def _fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Pad by one pixel (odd source size) or, for a mid-stream size change, resize."""
+    h, w = image.shape[:2]
+    if 0 <= width - w <= 1 and 0 <= height - h <= 1:
+        return cv2.copyMakeBorder(image, 0, height - h, 0, width - w, cv2.BORDER_REPLICATE)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+class DetectionTableSink:
+    """One row per detection, streamed to Parquet (row groups) or CSV so memory stays flat."""
+
+    def __init__(self, path: str | Path, video: str, fmt: str = "parquet", flush_rows: int = 50_000) -> None:
+        import pyarrow.csv
+        import pyarrow.parquet
+
+        if fmt not in TABLE_FORMATS:
+            raise VidpipeError(f"unknown table format {fmt!r} (use {' or '.join(TABLE_FORMATS)})")
+        self.path = Path(path)
+        self._file = PartialFile(path)
+        self._video = video
+        self._flush_rows = flush_rows
+        writer = pyarrow.parquet.ParquetWriter if fmt == "parquet" else pyarrow.csv.CSVWriter
+        self._writer = writer(str(self._file.partial), DETECTION_SCHEMA)
+        self._chunks: list[tuple[Frame, Detections]] = []
+        self._buffered = 0
+        self.rows = 0
+
+    def write(self, frame: Frame, detections: Detections) -> None:
+        if len(detections):
+            self._chunks.append((frame, detections))
+            self._buffered += len(detections)
+            if self._buffered >= self._flush_rows:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._chunks:
+            return
+        counts = [len(d) for _, d in self._chunks]
+        dets = [d for _, d in self._chunks]
+        xyxy = np.concatenate([d.xyxy for d in dets])
+        table = pa.table(
+            {
+                "video": pa.array([self._video] * sum(counts), pa.string()),
+                "frame": np.repeat([f.index for f, _ in self._chunks], counts).astype(np.int64),
+                "time_s": np.repeat([f.time for f, _ in self._chunks], counts).astype(np.float64),
+                "track_id": np.concatenate([d.track_id for d in dets]),
+                "class_id": np.concatenate([d.class_id for d in dets]),
+                "class_name": pa.array(np.concatenate([d.class_name for d in dets]).tolist(), pa.string()),
+                "score": np.concatenate([d.score for d in dets]),
+                "x1": xyxy[:, 0],
+                "y1": xyxy[:, 1],
+                "x2": xyxy[:, 2],
+                "y2": xyxy[:, 3],
+            },
+            schema=DETECTION_SCHEMA,
+        )
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+        self._chunks, self._buffered = [], 0
+
+    def close(self) -> None:
+        try:
+            self._flush()
+            self._writer.close()
+        except BaseException:
+            self.abort()
+            raise
+        self._file.commit()
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        except Exception:
+            pass  # already closed or broken; the partial file goes either way
+        self._file.discard()
+
+
+class FrameTableSink:
+    """One row per processed frame: `frame, time_s, n_detections` and a count column per class seen.
+
+    Frames with nothing in them get a row too, so "nothing there" is visible, not missing.
+    """
+
+    def __init__(self, path: str | Path, video: str, fmt: str = "parquet") -> None:
+        self.path = Path(path)
+        self._video = video
+        self._fmt = fmt
+        self._frames: list[int] = []
+        self._times: list[float] = []
+        self._counts: list[Counter] = []
+        self._names: dict[int, str] = {}
+
+    def write(self, frame: Frame, detections: Detections) -> None:
+        self._frames.append(frame.index)
+        self._times.append(frame.time)
+        self._counts.append(Counter(detections.class_id.tolist()))
+        for class_id in self._counts[-1]:
+            self._names.setdefault(class_id, detections.names[class_id])
+
+    def table(self) -> pd.DataFrame:
+        columns: dict[str, object] = {
+            "video": pd.Series([self._video] * len(self._frames), dtype="string"),
+            "frame": np.asarray(self._frames, dtype=np.int64),
+            "time_s": np.asarray(self._times, dtype=np.float64),
+            "n_detections": np.asarray([sum(c.values()) for c in self._counts], dtype=np.int64),
+        }
+        for class_id in sorted(self._names):
+            column = "n_" + self._names[class_id].replace(" ", "_")
+            columns[column] = np.asarray([c.get(class_id, 0) for c in self._counts], dtype=np.int64)
+        return pd.DataFrame(columns)
+
+    def close(self) -> None:
+        write_table(self.table(), self.path, self._fmt)
+
+    def abort(self) -> None:
+        """Nothing is on disk until close()."""
+
+
+class MotSink:
+    """Tracks as a MOTChallenge text file: `frame(1-based),id,x,y,w,h,score,-1,-1,-1`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file = PartialFile(path)
+        self._handle = open(self._file.partial, "w", encoding="ascii")
+
+    def write(self, frame: Frame, detections: Detections) -> None:
+        for (x1, y1, x2, y2), track, score in zip(detections.xyxy, detections.track_id, detections.score):
+            self._handle.write(
+                f"{frame.index + 1},{track},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,-1\n"
+            )
+
+    def close(self) -> None:
+        self._handle.close()
+        self._file.commit()
+
+    def abort(self) -> None:
+        self._handle.close()
+        self._file.discard()

@@ -1,0 +1,351 @@
+"""Where frames come from: video files and streams (PyAV), image folders, globs, single images and image URLs.
+
+Every source yields `Frame`s in source order with their 0-based source index and their timestamp, and
+applies the frame selection (`Sampling`) itself, so frames that are skipped are never converted to
+arrays.
+"""
+
+from __future__ import annotations
+
+import configparser
+import enum
+import glob
+import math
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+from .frames import Frame, VideoInfo
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+DEFAULT_SEQUENCE_FPS = 30.0
+URL_TIMEOUT_S = 30.0
+
+
+class Decision(enum.Enum):
+    KEEP = enum.auto()
+    SKIP = enum.auto()
+    STOP = enum.auto()
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Which frames of a source to process.
+
+    `stride` keeps every Nth frame by source index; `sample_fps` keeps the first frame of every
+    1/sample_fps seconds by timestamp (right for any frame rate, e.g. 1 fps for YouTube-8M style
+    features); `start`/`end` are seconds; `max_frames` caps the frames kept.
+    """
+
+    stride: int = 1
+    sample_fps: float | None = None
+    start: float = 0.0
+    end: float | None = None
+    max_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.stride < 1:
+            raise InputError(f"--stride must be at least 1, got {self.stride}")
+        if self.sample_fps is not None and self.sample_fps <= 0:
+            raise InputError(f"--sample-fps must be positive, got {self.sample_fps}")
+        if self.sample_fps is not None and self.stride != 1:
+            raise InputError("use either --stride or --sample-fps, not both")
+        if self.start < 0:
+            raise InputError(f"--start must be >= 0, got {self.start}")
+        if self.end is not None and self.end <= self.start:
+            raise InputError(f"--end ({self.end}) must be after --start ({self.start})")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise InputError(f"--max-frames must be at least 1, got {self.max_frames}")
+
+    def selector(self) -> Callable[[int, float], Decision]:
+        """A fresh stateful decision function for one pass over a source."""
+        kept = 0
+        first_index: int | None = None
+        last_bucket = -1
+
+        def decide(index: int, time: float) -> Decision:
+            nonlocal kept, first_index, last_bucket
+            if self.max_frames is not None and kept >= self.max_frames:
+                return Decision.STOP
+            if self.end is not None and time >= self.end:
+                return Decision.STOP
+            if time < self.start:
+                return Decision.SKIP
+            if first_index is None:
+                first_index = index
+            if self.sample_fps is not None:
+                bucket = math.floor((time - self.start) * self.sample_fps + 1e-6)
+                if bucket <= last_bucket:
+                    return Decision.SKIP
+                last_bucket = bucket
+            elif (index - first_index) % self.stride:
+                return Decision.SKIP
+            kept += 1
+            return Decision.KEEP
+
+        return decide
+
+    def estimate(self, info: VideoInfo) -> int | None:
+        """How many frames this sampling will keep from `info`'s source, for progress bars."""
+        duration = info.duration
+        if duration is None and info.frame_count and info.fps:
+            duration = info.frame_count / info.fps
+        if duration is None:
+            return self.max_frames
+        span = max(0.0, min(duration, self.end or duration) - self.start)
+        if self.sample_fps is not None:
+            n = math.ceil(span * self.sample_fps)
+        else:
+            n = math.ceil(span * info.fps / self.stride) if info.fps else 0
+        if info.frame_count:
+            n = min(n, info.frame_count)
+        return min(n, self.max_frames) if self.max_frames is not None else n
+
+
+class Source(Protocol):
+    """A finite or endless sequence of frames with facts about the stream."""
+
+    info: VideoInfo
+    lost_frames: int  # frames that could not be decoded (truncated or corrupt input)
+
+    def __iter__(self) -> Iterator[Frame]: ...
+
+    def close(self) -> None: ...
+
+
+class VideoSource:
+    """A video file or stream read with PyAV (FFmpeg), decoded with codec threading on."""
+
+    def __init__(self, uri: str, sampling: Sampling = Sampling(), name: str | None = None) -> None:
+        import av
+
+        self.sampling = sampling
+        self.lost_frames = 0
+        try:
+            self._container = av.open(uri, metadata_errors="ignore")
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{uri} is not a readable video ({_ffmpeg_reason(exc)})") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise InputError(f"{uri} has no video stream")
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self._stream = stream
+        fps = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0) or DEFAULT_SEQUENCE_FPS
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif self._container.duration is not None:
+            duration = self._container.duration / 1_000_000
+        audio = self._container.streams.audio
+        self.info = VideoInfo(
+            name=name or _stem(uri),
+            uri=uri,
+            kind="video",
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            fps=fps,
+            frame_count=stream.frames or None,
+            duration=duration,
+            codec=stream.codec_context.name,
+            time_base=stream.time_base,
+            audio_codec=audio[0].codec_context.name if audio else None,
+        )
+        self._start_pts = stream.start_time
+
+    def __iter__(self) -> Iterator[Frame]:
+        import av
+
+        decide = self.sampling.selector()
+        index = 0
+        stopped = False
+        try:
+            for packet in self._container.demux(self._stream):
+                try:
+                    decoded = packet.decode()
+                except av.error.FFmpegError:
+                    continue  # a damaged packet: its frames count as lost below
+                for frame in decoded:
+                    time = self._time(frame, index)
+                    decision = decide(index, time)
+                    if decision is Decision.STOP:
+                        stopped = True
+                        return
+                    if decision is Decision.KEEP:
+                        yield Frame(index, time, frame.to_ndarray(format="bgr24"))
+                    index += 1
+        except av.error.FFmpegError:
+            pass  # the container breaks off (truncated file): keep what was decoded
+        finally:
+            if not stopped and self.info.frame_count:
+                self.lost_frames = max(0, self.info.frame_count - index)
+
+    def _time(self, frame, index: int) -> float:
+        if frame.pts is None or self._stream.time_base is None:
+            return index / self.info.fps
+        if self._start_pts is None:
+            self._start_pts = frame.pts
+        return float((frame.pts - self._start_pts) * self._stream.time_base)
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class ImageSource:
+    """A sequence of still images (folder, glob, single file or URL) played at a fixed frame rate."""
+
+    def __init__(
+        self,
+        items: list[str],
+        read: Callable[[str], np.ndarray | None],
+        *,
+        uri: str,
+        name: str,
+        fps: float,
+        kind: str,
+        sampling: Sampling = Sampling(),
+    ) -> None:
+        self._items = items
+        self._read = read
+        self.sampling = sampling
+        self.lost_frames = 0
+        self._first: tuple[int, np.ndarray] | None = None
+        for i, item in enumerate(items):
+            image = read(item)
+            if image is not None:
+                self._first = (i, image)
+                break
+        if self._first is None:
+            raise InputError(f"{uri}: none of its {len(items)} image(s) could be read")
+        height, width = self._first[1].shape[:2]
+        self.info = VideoInfo(
+            name=name,
+            uri=uri,
+            kind=kind,
+            width=width,
+            height=height,
+            fps=fps,
+            frame_count=len(items),
+            duration=len(items) / fps,
+            time_base=Fraction(fps).limit_denominator(1001) ** -1,
+        )
+
+    def __iter__(self) -> Iterator[Frame]:
+        decide = self.sampling.selector()
+        for index, item in enumerate(self._items):
+            time = index / self.info.fps
+            decision = decide(index, time)
+            if decision is Decision.STOP:
+                return
+            if decision is Decision.SKIP:
+                continue
+            first_index, first_image = self._first if self._first else (-1, None)
+            image = first_image if index == first_index else self._read(item)
+            if image is None:
+                self.lost_frames += 1
+                continue
+            yield Frame(index, time, image)
+
+    def close(self) -> None:
+        self._first = None
+
+
+def open_source(uri: str | Path, sampling: Sampling = Sampling(), fps: float | None = None) -> Source:
+    """Open anything vidpipe reads: a video file or stream URL, an image folder, a glob, an image or image URL.
+
+    `fps` sets the frame rate of image sequences (default: `seqinfo.ini` beside a MOTChallenge `img1/`
+    folder, else 30); videos keep their own timestamps.
+    """
+    uri = str(uri)
+    if fps is not None and fps <= 0:
+        raise InputError(f"--fps must be positive, got {fps}")
+    if _is_url(uri):
+        if Path(urllib.parse.urlparse(uri).path).suffix.lower() in IMAGE_SUFFIXES:
+            return ImageSource([uri], _read_image_url, uri=uri, name=_stem(uri), fps=fps or 1.0, kind="image",
+                               sampling=sampling)
+        return VideoSource(uri, sampling)
+    if glob.has_magic(uri):
+        items = sorted((p for p in glob.glob(uri) if Path(p).suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
+        if not items:
+            raise InputError(f"no images match {uri}")
+        folder = Path(items[0]).parent
+        return ImageSource(items, _read_image_file, uri=uri, name=_sequence_name(folder),
+                           fps=fps or _sequence_fps(folder), kind="images", sampling=sampling)
+    path = Path(uri)
+    if path.is_dir():
+        items = sorted((str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
+        if not items:
+            raise InputError(f"{uri} is a folder with no images in it ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return ImageSource(items, _read_image_file, uri=uri, name=_sequence_name(path),
+                           fps=fps or _sequence_fps(path), kind="images", sampling=sampling)
+    if not path.exists():
+        raise InputError(f"{uri} does not exist")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource([uri], _read_image_file, uri=uri, name=path.stem, fps=fps or 1.0, kind="image",
+                           sampling=sampling)
+    return VideoSource(uri, sampling)
+
+
+def natural_key(text: str) -> list:
+    """Sort key that orders `img2` before `img10`."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def _is_url(uri: str) -> bool:
+    return re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", uri) is not None
+
+
+def _stem(uri: str) -> str:
+    path = urllib.parse.urlparse(uri).path if _is_url(uri) else uri
+    return Path(path).stem or "stream"
+
+
+def _sequence_name(folder: Path) -> str:
+    """`MOT17-02/img1` is named `MOT17-02`: the folder that says what the sequence is."""
+    folder = folder.resolve()
+    return folder.parent.name if folder.name == "img1" else folder.name
+
+
+def _sequence_fps(folder: Path) -> float:
+    for ini in (folder / "seqinfo.ini", folder.parent / "seqinfo.ini"):
+        if ini.is_file():
+            parser = configparser.ConfigParser()
+            parser.read(ini)
+            rate = parser.get("Sequence", "frameRate", fallback=None)
+            if rate:
+                return float(rate)
+    return DEFAULT_SEQUENCE_FPS
+
+
+def _read_image_file(path: str) -> np.ndarray | None:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    return image
+
+
+def _read_image_url(url: str) -> np.ndarray:
+    try:
+        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as response:
+            data = response.read()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise InputError(f"cannot fetch {url}: {reason}") from None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(f"{url} did not return a readable image")
+    return image
+
+
+def _ffmpeg_reason(exc: Exception) -> str:
+    """FFmpeg's message without the errno and file name it repeats."""
+    message = getattr(exc, "strerror", None) or str(exc)
+    return message.strip().rstrip(".")

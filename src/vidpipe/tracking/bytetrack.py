@@ -1,0 +1,187 @@
+"""ByteTrack (Zhang et al., 2022): associate every detection box, the low-score ones too.
+
+High-score detections are matched to tracks first; low-score ones then keep otherwise unmatched tracks
+alive (occluded objects score low); new tracks start only from high-score detections. All track state
+lives in a few numpy arrays (one row per track), so prediction and correction are one vectorised step
+per frame. Time comes from the frames' timestamps, so skipped or dropped frames don't break the motion
+model, and the lost-track buffer is measured in seconds of video.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ..detections import Detections, box_iou
+from ..errors import InputError
+from .kalman import BoxKalmanFilter, xywh_to_xyxy, xyxy_to_xywh
+
+TENTATIVE, TRACKED, LOST = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class ByteTrackConfig:
+    """ByteTrack's parameters; the shipped defaults are also written out in `pipelines/default.yaml`."""
+
+    track_high_thresh: float = 0.25  # detections at or above this are matched first
+    track_low_thresh: float = 0.1  # detections below this are ignored
+    new_track_thresh: float = 0.25  # an unmatched detection starts a track at or above this
+    match_thresh: float = 0.8  # highest cost (1 - IoU, score-fused) accepted in the first association
+    low_match_thresh: float = 0.5  # highest cost (1 - IoU) accepted when matching low-score detections
+    unconfirmed_match_thresh: float = 0.7  # highest cost for a new track's second detection
+    track_buffer: int = 30  # frames a lost track is kept, at 30 fps; scaled to the video's frame rate
+    fuse_score: bool = True  # weigh IoU by detection score in the first association
+
+    def __post_init__(self) -> None:
+        for name in ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh",
+                     "low_match_thresh", "unconfirmed_match_thresh"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise InputError(f"bytetrack: {name} must lie in [0, 1], got {value}")
+        if self.track_low_thresh > self.track_high_thresh:
+            raise InputError("bytetrack: track_low_thresh must not exceed track_high_thresh")
+        if self.track_buffer < 0:
+            raise InputError(f"bytetrack: track_buffer must be >= 0, got {self.track_buffer}")
+
+    @classmethod
+    def from_dict(cls, params: dict) -> ByteTrackConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise InputError(f"bytetrack: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**params)
+
+
+class ByteTrack:
+    """Multi-object tracker; `update` once per frame, in order. Ids start at 1 and are per instance."""
+
+    name = "bytetrack"
+
+    def __init__(self, fps: float = 30.0, config: ByteTrackConfig | None = None, **params) -> None:
+        if config is not None and params:
+            raise TypeError("pass either a ByteTrackConfig or keyword parameters, not both")
+        self.config = config or ByteTrackConfig.from_dict(params)
+        if fps <= 0:
+            raise InputError(f"bytetrack: fps must be positive, got {fps}")
+        self.fps = float(fps)
+        self.max_lost_s = self.config.track_buffer / 30.0
+        self._kf = BoxKalmanFilter()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track; the next id is 1 again."""
+        self._mean = np.zeros((0, 8))
+        self._cov = np.zeros((0, 8, 8))
+        self._state = np.zeros(0, np.int8)
+        self._id = np.zeros(0, np.int64)  # 0 until confirmed
+        self._last_seen = np.zeros(0)  # seconds
+        self._next_id = 1
+        self._time: float | None = None
+
+    def params(self) -> dict:
+        return asdict(self.config)
+
+    def update(self, detections: Detections, time: float | None = None) -> Detections:
+        """Associate one frame's detections; returns those that belong to a confirmed track, with ids.
+
+        `time` is the frame's timestamp in seconds (default: one frame after the previous call).
+        """
+        cfg = self.config
+        if time is None:
+            time = 0.0 if self._time is None else self._time + 1.0 / self.fps
+        steps = 1.0 if self._time is None else (time - self._time) * self.fps
+        first_frame = self._time is None
+        self._time = time
+        self._mean, self._cov = self._kf.predict(self._mean, self._cov, steps)
+
+        score = detections.score
+        keep = score >= cfg.track_low_thresh
+        high = np.flatnonzero(keep & (score >= cfg.track_high_thresh))
+        low = np.flatnonzero(keep & (score < cfg.track_high_thresh))
+        boxes = detections.xyxy
+        det_track = np.full(len(detections), -1)  # row of the track each detection joins
+
+        # 1. confirmed tracks (tracked or recently lost) against high-score detections
+        confirmed = np.flatnonzero(self._state != TENTATIVE)
+        pairs, rest_tracks, rest_high = self._associate(confirmed, high, boxes, score, cfg.match_thresh, cfg.fuse_score)
+        det_track[pairs[:, 1]] = pairs[:, 0]
+        # 2. tracks still unmatched that were tracked last frame, against low-score detections
+        tracked = rest_tracks[self._state[rest_tracks] == TRACKED]
+        pairs, unmatched, _ = self._associate(tracked, low, boxes, score, cfg.low_match_thresh, False)
+        det_track[pairs[:, 1]] = pairs[:, 0]
+        self._state[unmatched] = LOST
+        # 3. tentative tracks (seen once) against the remaining high-score detections
+        tentative = np.flatnonzero(self._state == TENTATIVE)
+        pairs, failed, rest_high = self._associate(
+            tentative, rest_high, boxes, score, cfg.unconfirmed_match_thresh, cfg.fuse_score
+        )
+        det_track[pairs[:, 1]] = pairs[:, 0]
+
+        matched = np.flatnonzero(det_track >= 0)
+        rows = det_track[matched]
+        self._mean[rows], self._cov[rows] = self._kf.update(
+            self._mean[rows], self._cov[rows], xyxy_to_xywh(boxes[matched])
+        )
+        self._state[rows] = TRACKED
+        self._last_seen[rows] = time
+
+        # new tracks from unmatched confident detections; at the first frame they are confirmed at once
+        new = rest_high[score[rest_high] >= cfg.new_track_thresh]
+        first_new_row = len(self._state)
+        self._add_tracks(boxes[new], TRACKED if first_frame else TENTATIVE, time)
+        if first_frame:
+            det_track[new] = np.arange(first_new_row, first_new_row + len(new))
+
+        self._assign_ids()
+        out_ids = np.zeros(len(detections), np.int64)
+        out_ids[det_track >= 0] = self._id[det_track[det_track >= 0]]
+        output = detections.with_track_ids(out_ids)[out_ids > 0]
+
+        # tentative tracks that found no second detection, and lost tracks past the buffer, are dropped
+        drop = np.zeros(len(self._state), bool)
+        drop[failed] = True
+        drop |= (self._state == LOST) & (time - self._last_seen > self.max_lost_s + 1e-9)
+        self._remove(drop)
+        return output
+
+    def predicted_boxes(self) -> np.ndarray:
+        """Where each track is expected in the current frame (xyxy), for drawing or debugging."""
+        return xywh_to_xyxy(self._mean[:, :4])
+
+    def _associate(self, tracks, dets, boxes, score, max_cost, fuse):
+        """Optimal one-to-one matching of track rows to detection rows under `max_cost`.
+
+        Returns (pairs (k, 2) of [track row, detection row], unmatched track rows, unmatched detection rows).
+        """
+        if not len(tracks) or not len(dets):
+            return np.zeros((0, 2), int), tracks, dets
+        iou = box_iou(xywh_to_xyxy(self._mean[tracks, :4]), boxes[dets])
+        cost = 1.0 - (iou * score[dets][None, :] if fuse else iou)
+        ti, di = linear_sum_assignment(cost)
+        ok = cost[ti, di] <= max_cost
+        ti, di = ti[ok], di[ok]
+        pairs = np.stack([tracks[ti], dets[di]], axis=1)
+        return pairs, np.delete(tracks, ti), np.delete(dets, di)
+
+    def _add_tracks(self, boxes_xyxy: np.ndarray, state: int, time: float) -> None:
+        mean, cov = self._kf.initiate(xyxy_to_xywh(boxes_xyxy))
+        n = len(mean)
+        self._mean = np.concatenate([self._mean, mean])
+        self._cov = np.concatenate([self._cov, cov])
+        self._state = np.concatenate([self._state, np.full(n, state, np.int8)])
+        self._id = np.concatenate([self._id, np.zeros(n, np.int64)])
+        self._last_seen = np.concatenate([self._last_seen, np.full(n, time)])
+
+    def _assign_ids(self) -> None:
+        """Give each newly confirmed track the next id, so ids count confirmed objects only."""
+        new = np.flatnonzero((self._state == TRACKED) & (self._id == 0))
+        self._id[new] = np.arange(self._next_id, self._next_id + len(new))
+        self._next_id += len(new)
+
+    def _remove(self, drop: np.ndarray) -> None:
+        if drop.any():
+            keep = ~drop
+            self._mean, self._cov = self._mean[keep], self._cov[keep]
+            self._state, self._id, self._last_seen = self._state[keep], self._id[keep], self._last_seen[keep]

@@ -1,0 +1,48 @@
+"""Shared fixtures: the repository's sample clips and model, the read-only ../shared data, one loaded YOLO."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "sample_videos"
+PARKING = SAMPLES / "parking-lot-cars.mp4"  # 768x432, 12.5 fps, 377 frames, AAC audio
+SUBURBAN = SAMPLES / "suburban-traffic.mp4"  # 640x352, 24.013 fps average, variable, 905 frames, no audio
+SHARED = Path(os.environ.get("VIDPIPE_SHARED", REPO.parent / "shared"))
+
+
+def shared_path(*parts: str) -> Path:
+    """A path inside the read-only shared data; the test skips, saying why, where it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path} (the shared test data, not shipped: set VIDPIPE_SHARED to its folder)")
+    return path
+
+
+def frame_times(path: Path) -> list[float]:
+    """Every frame's timestamp in seconds, read straight from the container with PyAV."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        start = stream.start_time or 0
+        return [float((f.pts - start) * stream.time_base) for f in container.decode(stream)]
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The real `vidpipe` command in a subprocess, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "vidpipe", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+
+
+@pytest.fixture(scope="session")
+def yolo():
+    """The bundled YOLOv8n behind vidpipe's backend, loaded once for the session (conf 0.25, as predict)."""
+    from vidpipe.detectors.yolo import YoloDetector
+
+    return YoloDetector()

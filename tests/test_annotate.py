@@ -1,0 +1,69 @@
+"""Drawing: boxes in stable per-track colours, readable labels, trails, sizes that follow the frame."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vidpipe.annotate import PALETTE, Annotator, color_for
+from vidpipe.detections import Detections
+
+NAMES = ("person", "car")
+
+
+def dets(boxes, tracks=None, classes=None, scores=None) -> Detections:
+    n = len(boxes)
+    return Detections(np.asarray(boxes, float), scores if scores is not None else np.full(n, 0.87),
+                      classes if classes is not None else np.zeros(n, int), NAMES, tracks)
+
+
+def test_draws_on_a_copy_with_the_track_colour():
+    image = np.zeros((360, 640, 3), np.uint8)
+    out = Annotator().annotate(image, dets([[100, 100, 200, 300]], tracks=np.array([12])))
+    assert not image.any()  # the source frame is untouched
+    colour = color_for(12, 0)
+    assert tuple(out[200, 100]) == colour and tuple(out[200, 200]) == colour  # left and right edges
+    assert not out[200, 150].any()  # inside the box stays clear
+    label = out[70:100, 100:200]  # the label patch sits just above the box
+    assert (label == colour).all(axis=2).mean() > 0.3
+
+
+def test_colours_are_stable_per_track_and_fall_back_to_class():
+    assert color_for(7, 0) == color_for(7, 1) == tuple(int(c) for c in PALETTE[7])
+    assert color_for(7, 0) != color_for(8, 0)
+    assert color_for(-1, 1) == tuple(int(c) for c in PALETTE[1])
+
+
+def test_label_text_contrasts_with_its_patch():
+    image = np.full((360, 640, 3), 255, np.uint8)
+    for track in (1, 12):  # a dark and a light palette colour
+        out = Annotator().annotate(image, dets([[100, 100, 300, 300]], tracks=np.array([track])))
+        patch = out[60:100, 102:298].reshape(-1, 3).astype(int)
+        luminance = patch @ [0.114, 0.587, 0.299]
+        assert luminance.max() - luminance.min() > 100, track
+
+
+def test_label_stays_inside_the_frame_at_the_top_edge():
+    out = Annotator().annotate(np.zeros((200, 300, 3), np.uint8), dets([[250, 0, 299, 60]], tracks=np.array([3])))
+    assert out[0:25, 200:300].any()  # drawn inside the box, not above the image
+
+
+def test_trails_follow_a_track():
+    annotator, plain = Annotator(trails=True), Annotator()
+    image = np.zeros((300, 600, 3), np.uint8)
+    for x in range(50, 400, 25):
+        box = [[x, 100, x + 40, 180]]
+        trail = annotator.annotate(image, dets(box, tracks=np.array([4])))
+        no_trail = plain.annotate(image, dets(box, tracks=np.array([4])))
+    # the centre line the track walked along (y = 140), well behind the last box
+    assert (trail[140, 100:300] == color_for(4, 0)).all(axis=1).sum() > 150
+    assert not no_trail[140, 100:300].any()
+
+
+def test_line_width_and_text_follow_the_frame_size():
+    """The same box at 360p and 1080p covers about the same share of the picture."""
+    share = []
+    for width, height in ((640, 360), (1920, 1080)):
+        box = np.array([[0.1, 0.2, 0.5, 0.6]]) * [width, height, width, height]
+        out = Annotator().annotate(np.zeros((height, width, 3), np.uint8), dets(box, tracks=np.array([5])))
+        share.append(out.any(axis=2).mean())
+    assert 0.7 < share[1] / share[0] < 1.4

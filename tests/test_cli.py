@@ -1,0 +1,209 @@
+"""`vidpipe run` end to end on the shipped clips, with the real model: what a user gets, and bad input."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import PARKING, REPO, SUBURBAN, frame_times, run_cli
+from test_sources import write_zero_frame_video
+from vidpipe.detectors import default_model
+from vidpipe.sources import Sampling, open_source
+
+COLUMNS = ["video", "frame", "time_s", "track_id", "class_id", "class_name", "score", "x1", "y1", "x2", "y2"]
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """The quickstart: the whole parking-lot clip with default settings (YOLOv8n + ByteTrack)."""
+    out = tmp_path_factory.mktemp("run") / "parking"
+    result = run_cli("run", str(PARKING), "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_run_prints_where_the_outputs_are(full_run):
+    out, result = full_run
+    for name in ("annotated.mp4", "detections.parquet", "frames.parquet", "tracks.txt", "summary.json"):
+        assert str(out / name) in result.stdout
+        assert (out / name).stat().st_size > 0
+    assert not list(out.glob("*.partial"))
+    assert "Traceback" not in result.stderr
+
+
+def test_annotated_video_matches_the_input(full_run):
+    out, _ = full_run
+    assert frame_times(out / "annotated.mp4") == pytest.approx(frame_times(PARKING), abs=1e-6)
+    with av.open(str(out / "annotated.mp4")) as written, av.open(str(PARKING)) as source:
+        w, s = written.streams.video[0], source.streams.video[0]
+        assert (w.codec_context.width, w.codec_context.height) == (768, 432)
+        assert w.average_rate == s.average_rate == 12.5
+        assert abs(float(w.duration * w.time_base) - float(s.duration * s.time_base)) < 1 / 12.5
+        assert written.streams.audio[0].codec_context.name == "aac"
+        assert abs(written.duration - source.duration) / 1e6 < 1 / 12.5
+
+
+def test_tables_have_one_row_per_detection(full_run):
+    out, _ = full_run
+    summary = json.loads((out / "summary.json").read_text())
+    detections = pd.read_parquet(out / "detections.parquet")
+    frames = pd.read_parquet(out / "frames.parquet")
+    assert list(detections.columns) == COLUMNS
+    assert len(detections) == summary["detections"] > 50
+    assert (detections["video"] == "parking-lot-cars").all()
+    assert (detections["track_id"] >= 1).all()  # tracking on: every row belongs to a track
+    assert detections["track_id"].nunique() == summary["tracks"]
+    assert (detections[["x1", "x2"]].to_numpy() <= 768 + 1).all() and (detections["x1"] < detections["x2"]).all()
+    times = dict(zip(range(377), frame_times(PARKING)))
+    assert np.allclose(detections["time_s"], detections["frame"].map(times))
+    assert frames["frame"].tolist() == list(range(377)) and summary["frames_processed"] == 377
+    assert frames["n_detections"].sum() == len(detections)
+    assert (frames["n_detections"] == 0).any()  # empty frames are rows too
+    assert frames["n_car"].sum() == (detections["class_name"] == "car").sum() > 0
+    assert summary["status"] == "complete" and summary["frames_lost"] == 0
+    assert summary["detections_per_class"]["car"] == frames["n_car"].sum()
+
+
+def test_mot_file_matches_the_detection_table(full_run):
+    out, _ = full_run
+    mot = np.loadtxt(out / "tracks.txt", delimiter=",", ndmin=2)
+    detections = pd.read_parquet(out / "detections.parquet")
+    assert mot.shape == (len(detections), 10)
+    np.testing.assert_array_equal(mot[:, 0], detections["frame"] + 1)
+    np.testing.assert_array_equal(mot[:, 1], detections["track_id"])
+    np.testing.assert_allclose(mot[:, 4], detections["x2"] - detections["x1"], atol=0.01)
+
+
+def test_annotated_frames_show_the_boxes(full_run):
+    out, _ = full_run
+    detections = pd.read_parquet(out / "detections.parquet")
+    row = detections.sort_values("score").iloc[-1]
+    drawn = next(f for f in open_source(out / "annotated.mp4") if f.index == row.frame).image
+    original = next(f for f in open_source(PARKING) if f.index == row.frame).image
+    x1, y1, y2 = int(row.x1), int(row.y1), int(row.y2)
+    edge = slice(max(y1, 0) + 30, y2 - 5), slice(max(x1 - 1, 0), x1 + 2)
+    assert np.abs(drawn[edge].astype(int) - original[edge].astype(int)).mean() > 30
+
+
+def test_detections_through_the_cli_equal_ultralytics_predict(tmp_path):
+    """--tracker none writes what the model sees: the same boxes as YOLO.predict on the same frames."""
+    from ultralytics import YOLO
+
+    result = run_cli("run", str(PARKING), "-o", str(tmp_path), "--tracker", "none", "--start", "5",
+                     "--max-frames", "6", "--no-video", "-q")
+    assert result.returncode == 0, result.stderr
+    table = pd.read_parquet(tmp_path / "detections.parquet")
+    assert (table["track_id"] == -1).all() and len(table) > 0
+    model = YOLO(default_model())
+    for frame in open_source(PARKING, Sampling(start=5, max_frames=6)):
+        boxes = model.predict(frame.image, conf=0.25, verbose=False)[0].boxes
+        rows = table[table["frame"] == frame.index]
+        assert sorted(rows["class_id"]) == sorted(boxes.cls.numpy().astype(int))
+        ours = rows.sort_values("score", ascending=False)[["x1", "y1", "x2", "y2"]].to_numpy()
+        theirs = boxes.xyxy.numpy()[np.argsort(-boxes.conf.numpy())]
+        np.testing.assert_allclose(ours, theirs, atol=1.0)
+
+
+def test_preset_with_overrides(tmp_path):
+    result = run_cli("run", str(SUBURBAN), "-o", str(tmp_path), "--pipeline", "traffic", "--classes", "car",
+                     "--tracker", "none", "--table-format", "csv", "--no-video", "--sample-fps", "2",
+                     "--max-frames", "12", "-q")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["detections.csv", "frames.csv", "summary.json", "tracks.txt"]
+    table = pd.read_csv(tmp_path / "detections.csv")
+    assert set(table["class_name"]) == {"car"} and (table["track_id"] == -1).all()
+    frames = pd.read_csv(tmp_path / "frames.csv")
+    assert len(frames) == 12 and np.allclose(np.diff(frames["time_s"]), 0.5, atol=1 / 24)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["tracker"] is None and summary["detector"]["classes"] == ["car"]
+    assert summary["sampling"]["sample_fps"] == 2
+
+
+def test_truncated_video_is_processed_up_to_the_cut(tmp_path):
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(PARKING.read_bytes()[:1_400_000])
+    result = run_cli("run", str(cut), "-o", str(tmp_path / "out"), "--imgsz", "320", "-q")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["frames_lost"] == 377 - summary["frames_processed"] > 0
+    assert f"{summary['frames_lost']} frame(s) could not be decoded" in result.stderr
+    with av.open(str(tmp_path / "out" / "annotated.mp4")) as written:
+        assert len(list(written.decode(video=0))) == summary["frames_processed"]
+
+
+def test_interrupt_finishes_valid_outputs(tmp_path):
+    """Ctrl-C mid-run: the frames processed so far end up in complete, readable files."""
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "vidpipe", "run", str(SUBURBAN), "-o", str(out), "-q"],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    partial = out / "annotated.mp4.partial"
+    deadline = time.time() + 120
+    while not (partial.exists() and partial.stat().st_size > 50_000) and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and 0 < summary["frames_processed"] < 905
+    assert len(frame_times(out / "annotated.mp4")) == summary["frames_processed"]
+    assert len(pd.read_parquet(out / "frames.parquet")) == summary["frames_processed"]
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (lambda d: [str(d / "missing.mp4")], "does not exist"),
+        (lambda d: [str(d)], "folder with no images"),
+        (lambda d: [str(write_text(d / "notes.mp4", "plain text"))], "is not a readable video"),
+        (lambda d: [str(write_zero_frame_video(d / "zero.mp4"))], "has no video stream"),
+        (lambda d: [str(write_zero_frame_video(d / "zero.avi"))], "contains no decodable video frames"),
+        (lambda d: [str(PARKING), "--classes", "person,unicorn"], "unknown class 'unicorn'"),
+        (lambda d: [str(PARKING), "--model", str(d / "nope" / "model.pt")], "does not exist"),
+        (lambda d: [str(PARKING), "--model", str(write_text(d / "bad.pt", "x"))], "cannot load model"),
+        (lambda d: [str(PARKING), "--stride", "0"], "--stride must be at least 1"),
+        (lambda d: [str(PARKING), "--pipeline", "nosuchpreset"], "pipeline nosuchpreset not found"),
+        (lambda d: [str(PARKING), "--pipeline", str(write_text(d / "p.yaml", "colour: red"))], "unknown key"),
+    ],
+    ids=["missing", "empty-folder", "text-as-mp4", "zero-frame-mp4", "zero-frame-avi", "unknown-class",
+         "missing-model", "unreadable-model", "bad-stride", "unknown-preset", "bad-preset-key"],
+)
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, make_args, message):
+    (tmp_path / "in").mkdir()
+    out = tmp_path / "out"
+    result = run_cli("run", *make_args(tmp_path / "in"), "--out", str(out), "-q")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vidpipe: error:") and message in lines[0], result.stderr
+    assert not out.exists() or not [p for p in out.iterdir() if not p.name.endswith(".partial")]
+
+
+def test_version_and_models():
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("vidpipe, version ")
+    models = run_cli("models")
+    assert models.returncode == 0
+    assert "yolo" in models.stdout and "ok" in models.stdout and "yolov8n.pt" in models.stdout
+    assert "traffic" in models.stdout
+
+
+def test_help_does_not_import_frameworks():
+    code = ("import sys; from vidpipe.cli import main\n"
+            "try:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'ultralytics', 'tensorflow', 'cv2', 'pandas') if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert "HEAVY []" in result.stdout, result.stdout + result.stderr

@@ -1,0 +1,130 @@
+"""Writers: the annotated video keeps timestamps and audio, tables and MOT files read back, crashes leave no
+finished-looking file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import PARKING, SUBURBAN, frame_times
+from vidpipe.detections import Detections
+from vidpipe.frames import Frame
+from vidpipe.sinks import DetectionTableSink, FrameTableSink, MotSink, VideoSink
+from vidpipe.sources import Sampling, open_source
+
+NAMES = ("person", "car", "traffic light")
+
+
+def write_video(source_path, out: Path, sampling=Sampling(), **kwargs) -> VideoSink:
+    source = open_source(source_path, sampling)
+    sink = VideoSink(out, source.info, **kwargs)
+    for frame in source:
+        sink.write(frame, Detections.empty(NAMES))
+    sink.close()
+    return sink
+
+
+def test_variable_frame_rate_video_keeps_every_timestamp(tmp_path):
+    out = tmp_path / "annotated.mp4"
+    write_video(SUBURBAN, out, preset="ultrafast")
+    assert frame_times(out) == pytest.approx(frame_times(SUBURBAN), abs=1e-6)  # no drift, not even 1 tick
+    with av.open(str(out)) as written, av.open(str(SUBURBAN)) as source:
+        w, s = written.streams.video[0], source.streams.video[0]
+        assert w.codec_context.name == "h264" and w.codec_context.pix_fmt == "yuv420p"
+        assert float(w.average_rate) == pytest.approx(24.013, abs=0.001)
+        assert abs(float(w.duration * w.time_base) - float(s.duration * s.time_base)) < 1 / 24
+        assert not written.streams.audio
+
+
+def test_audio_is_copied_and_trimmed_with_the_video(tmp_path):
+    out = tmp_path / "clip.mp4"
+    write_video(PARKING, out, Sampling(start=4.0, max_frames=50), preset="ultrafast", audio_to_end=False)
+    with av.open(str(out)) as written:
+        video, audio = written.streams.video[0], written.streams.audio[0]
+        assert audio.codec_context.name == "aac" and audio.sample_rate == 48000
+        assert len(list(written.decode(audio))) > 150  # ~4 s of 1024-sample AAC frames at 48 kHz
+        assert float(audio.duration * audio.time_base) == pytest.approx(50 / 12.5, abs=0.05)
+    assert frame_times(out)[0] == 0.0 and frame_times(out)[-1] == pytest.approx(49 / 12.5)
+
+
+def test_odd_frame_size_is_padded_to_even(tmp_path):
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    for i, frame in enumerate(open_source(PARKING, Sampling(max_frames=3))):
+        cv2.imwrite(str(folder / f"{i}.png"), frame.image[:75, :101])
+    out = tmp_path / "odd.mp4"
+    sink = write_video(folder, out)
+    assert (sink.width, sink.height) == (102, 76)
+    with av.open(str(out)) as written:
+        assert len(list(written.decode(video=0))) == 3
+
+
+def test_crash_leaves_only_a_partial_file(tmp_path):
+    out = tmp_path / "annotated.mp4"
+    source = open_source(PARKING, Sampling(max_frames=5))
+    sink = VideoSink(out, source.info)
+    for frame in source:
+        sink.write(frame, Detections.empty(NAMES))
+    assert not out.exists() and (tmp_path / "annotated.mp4.partial").exists()
+    sink.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def sample_rows() -> list[tuple[Frame, Detections]]:
+    image = np.zeros((4, 4, 3), np.uint8)
+    rows = []
+    for i in range(7):
+        n = i % 3  # 0, 1 or 2 detections: some frames are empty
+        boxes = np.array([[10 * i, 5, 10 * i + 20, 45], [1, 2, 3, 4]][:n], float)
+        rows.append((Frame(i * 2, i * 0.5, image),
+                     Detections(boxes, [0.9, 0.4][:n], [2, 0][:n], NAMES, np.array([i + 1, 99][:n]))))
+    return rows
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_detection_table_has_one_row_per_detection(tmp_path, fmt):
+    path = tmp_path / f"detections.{fmt}"
+    sink = DetectionTableSink(path, "clip", fmt, flush_rows=2)  # several row groups
+    for frame, d in sample_rows():
+        sink.write(frame, d)
+    sink.close()
+    table = pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path)
+    assert list(table.columns) == ["video", "frame", "time_s", "track_id", "class_id", "class_name", "score",
+                                   "x1", "y1", "x2", "y2"]
+    assert len(table) == sink.rows == 0 + 1 + 2 + 0 + 1 + 2 + 0
+    assert table["frame"].tolist() == [2, 4, 4, 8, 10, 10]
+    assert table["class_name"].tolist() == ["traffic light", "traffic light", "person"] * 2
+    assert table["time_s"].tolist() == [0.5, 1.0, 1.0, 2.0, 2.5, 2.5]
+    assert table.loc[0, ["x1", "y1", "x2", "y2"]].tolist() == [10, 5, 30, 45]
+    if fmt == "parquet":
+        assert table.dtypes["frame"] == np.int64 and table.dtypes["score"] == np.float32
+
+
+def test_frame_table_lists_every_frame_and_counts_per_class(tmp_path):
+    path = tmp_path / "frames.parquet"
+    sink = FrameTableSink(path, "clip", "parquet")
+    for frame, d in sample_rows():
+        sink.write(frame, d)
+    sink.close()
+    table = pd.read_parquet(path)
+    assert list(table.columns) == ["video", "frame", "time_s", "n_detections", "n_person", "n_traffic_light"]
+    assert table["frame"].tolist() == [0, 2, 4, 6, 8, 10, 12]
+    assert table["n_detections"].tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert table["n_person"].tolist() == [0, 0, 1, 0, 0, 1, 0]
+
+
+def test_mot_file(tmp_path):
+    path = tmp_path / "tracks.txt"
+    sink = MotSink(path)
+    for frame, d in sample_rows():
+        sink.write(frame, d)
+    sink.close()
+    rows = np.loadtxt(path, delimiter=",", ndmin=2)
+    assert rows.shape == (6, 10)
+    np.testing.assert_allclose(rows[0], [3, 2, 10, 5, 20, 40, 0.9, -1, -1, -1], atol=1e-4)
+    assert rows[:, 0].tolist() == [3, 5, 5, 9, 11, 11]  # 1-based source frame numbers

@@ -1,0 +1,189 @@
+"""Reading frames: counts, indices and timestamps of real clips, image sequences, sampling, bad input."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from conftest import PARKING, SUBURBAN, frame_times
+from vidpipe.errors import InputError
+from vidpipe.sources import Sampling, natural_key, open_source
+
+
+def read_all(uri, **sampling) -> list:
+    source = open_source(uri, Sampling(**sampling))
+    try:
+        return [(f.index, f.time, f.image.shape) for f in source]
+    finally:
+        source.close()
+
+
+def test_video_frames_carry_index_time_and_bgr_image():
+    source = open_source(PARKING)
+    info = source.info
+    assert (info.width, info.height, info.fps, info.frame_count) == (768, 432, 12.5, 377)
+    assert info.audio_codec == "aac" and info.codec == "h264"
+    frames = list(source)
+    assert [f.index for f in frames] == list(range(377))
+    np.testing.assert_allclose([f.time for f in frames], np.arange(377) / 12.5, atol=1e-9)
+    assert frames[0].image.shape == (432, 768, 3) and frames[0].image.dtype == np.uint8
+    assert source.lost_frames == 0
+    # BGR like OpenCV: the same pixels cv2.VideoCapture decodes (both FFmpeg, so within rounding)
+    capture = cv2.VideoCapture(str(PARKING))
+    ok, first = capture.read()
+    capture.release()
+    assert ok and np.abs(first.astype(int) - frames[0].image.astype(int)).mean() < 2
+
+
+def test_variable_frame_rate_timestamps_come_from_pts():
+    """suburban-traffic averages 24.013 fps with uneven gaps: index/fps would drift, pts does not."""
+    source = open_source(SUBURBAN)
+    times = [f.time for f in source]
+    assert len(times) == 905 == source.info.frame_count
+    assert source.info.fps == pytest.approx(24.013, abs=1e-3)
+    assert times == pytest.approx(frame_times(SUBURBAN), abs=1e-9)
+    assert times[-1] == pytest.approx(37.646, abs=1e-3)
+    assert abs(times[-1] - 904 / 24.0) > 0.001  # a constant-rate assumption would be wrong here
+
+
+def test_stride_start_end_and_max_frames():
+    frames = read_all(PARKING, stride=5, start=2.0, end=6.0)
+    assert [i for i, _, _ in frames] == list(range(25, 75, 5))
+    assert read_all(PARKING, max_frames=7)[-1][0] == 6
+    assert len(read_all(PARKING, max_frames=7)) == 7
+
+
+def test_sample_fps_picks_frames_by_timestamp():
+    """1 frame per second: the first frame at or after each whole second, on a variable-rate clip."""
+    frames = read_all(SUBURBAN, sample_fps=1.0)
+    times = np.array([t for _, t, _ in frames])
+    assert len(frames) == 38
+    assert np.all(np.floor(times + 1e-6) == np.arange(38))
+    all_times = np.array(frame_times(SUBURBAN))
+    for index, time, _ in frames:  # nothing earlier in that second was skipped
+        assert all_times[index] == time
+        assert index == 0 or all_times[index - 1] < np.floor(time + 1e-6)
+
+
+def test_sampling_rejects_contradictions():
+    with pytest.raises(InputError, match="either --stride or --sample-fps"):
+        Sampling(stride=2, sample_fps=1)
+    with pytest.raises(InputError, match="--end"):
+        Sampling(start=5, end=2)
+    with pytest.raises(InputError, match="--stride"):
+        Sampling(stride=0)
+
+
+@pytest.fixture()
+def image_folder(tmp_path) -> Path:
+    """Frames 0, 1, 2, 10 of the parking clip as img0.png ... img10.png, plus a seqinfo.ini at 12.5 fps."""
+    folder = tmp_path / "seq" / "img1"
+    folder.mkdir(parents=True)
+    frames = {f.index: f.image for f in open_source(PARKING, Sampling(max_frames=11))}
+    for i in (0, 1, 2, 10):
+        cv2.imwrite(str(folder / f"img{i}.png"), frames[i])
+    (folder / "notes.txt").write_text("not an image")
+    (tmp_path / "seq" / "seqinfo.ini").write_text("[Sequence]\nname=seq\nframeRate=12.5\n")
+    return folder
+
+
+def test_image_folder_natural_order_and_seqinfo_rate(image_folder):
+    source = open_source(image_folder)
+    frames = list(source)
+    assert source.info.name == "seq"  # a MOTChallenge img1/ folder is named after its sequence
+    assert source.info.fps == 12.5 and source.info.kind == "images"
+    assert [f.index for f in frames] == [0, 1, 2, 3]
+    assert [f.time for f in frames] == [0.0, 0.08, 0.16, 0.24]
+    expected = cv2.imread(str(image_folder / "img10.png"))
+    assert np.array_equal(frames[3].image, expected)  # img10 sorts after img2
+
+
+def test_glob_and_fps_option(image_folder):
+    source = open_source(str(image_folder / "img1*.png"), fps=5)
+    assert [f.time for f in source] == [0.0, 0.2]  # img1, img10
+    assert source.info.fps == 5
+
+
+def test_single_image_is_one_frame(image_folder):
+    frames = read_all(image_folder / "img2.png")
+    assert frames == [(0, 0.0, (432, 768, 3))]
+
+
+def test_image_url_is_one_frame(image_folder):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(image_folder))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/img2.png"
+        source = open_source(url)
+        frames = list(source)
+        assert len(frames) == 1 and source.info.name == "img2"
+        assert np.array_equal(frames[0].image, cv2.imread(str(image_folder / "img2.png")))
+        with pytest.raises(InputError, match="cannot fetch"):
+            open_source(f"http://127.0.0.1:{server.server_port}/missing.png")
+    finally:
+        server.shutdown()
+
+
+def test_natural_key():
+    assert sorted(["f10.jpg", "f2.jpg", "F1.jpg"], key=natural_key) == ["F1.jpg", "f2.jpg", "f10.jpg"]
+
+
+def test_truncated_video_yields_decodable_frames_and_counts_the_rest(tmp_path):
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(PARKING.read_bytes()[:1_400_000])  # moov is at the front, media data is cut
+    source = open_source(cut)
+    frames = list(source)
+    assert 100 < len(frames) < 377
+    assert source.lost_frames == 377 - len(frames)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "missing.mp4", "does not exist"),
+        (lambda d: d, "folder with no images"),
+        (lambda d: _write(d / "fake.mp4", b"this is text, not video"), "is not a readable video"),
+        (lambda d: d / "nothing*.png", "no images match"),
+    ],
+    ids=["missing", "empty-folder", "text-as-mp4", "empty-glob"],
+)
+def test_bad_inputs_raise_input_error(tmp_path, make, message):
+    with pytest.raises(InputError, match=message):
+        open_source(make(tmp_path))
+
+
+def write_zero_frame_video(path: Path) -> Path:
+    """A container with a header and no frames (what a recorder killed at once leaves)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4" if path.suffix == ".avi" else "libx264", rate=25)
+        stream.width, stream.height = 64, 64
+        container.start_encoding()
+    return path
+
+
+def test_zero_frame_videos(tmp_path):
+    source = open_source(write_zero_frame_video(tmp_path / "empty.avi"))
+    assert source.info.frame_count is None and list(source) == []
+    with pytest.raises(InputError, match="has no video stream"):
+        open_source(write_zero_frame_video(tmp_path / "empty.mp4"))
+
+
+def test_folder_of_unreadable_images(tmp_path):
+    shutil.copy(Path(__file__), tmp_path / "broken.jpg")
+    with pytest.raises(InputError, match="could be read"):
+        open_source(tmp_path)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path

@@ -1,0 +1,148 @@
+"""ByteTrack on scenes whose truth is known: moving, crossing, hidden and faint objects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vidpipe.detections import Detections
+from vidpipe.errors import InputError
+from vidpipe.tracking import ByteTrack, create_tracker
+
+NAMES = ("person", "car")
+
+
+def frame(boxes, scores=None, classes=None) -> Detections:
+    boxes = np.asarray(boxes, float).reshape(-1, 4)
+    n = len(boxes)
+    return Detections(boxes, np.full(n, 0.9) if scores is None else scores,
+                      np.zeros(n, int) if classes is None else classes, NAMES)
+
+
+def box_at(x: float, y: float, w: float = 40, h: float = 80) -> list[float]:
+    return [x, y, x + w, y + h]
+
+
+def ids_by_object(tracker, scenes, fps: float = 30.0) -> list[dict[int, int]]:
+    """Run scenes (lists of (object key, box, score)); per frame, object key -> track id given."""
+    out = []
+    for i, scene in enumerate(scenes):
+        keys = [k for k, _, _ in scene]
+        dets = frame([b for _, b, _ in scene], np.array([s for _, _, s in scene]))
+        tracked = tracker.update(dets, i / fps)
+        mapping = {}
+        for box, track in zip(tracked.xyxy, tracked.track_id):
+            row = int(np.argmin(np.abs(dets.xyxy - box).sum(axis=1)))
+            mapping[keys[row]] = int(track)
+        out.append(mapping)
+    return out
+
+
+def test_constant_velocity_objects_keep_their_ids():
+    scenes = [[(k, box_at(50 + 4 * t + 200 * k, 100 + 2 * t * k), 0.9) for k in range(3)] for t in range(60)]
+    result = ids_by_object(ByteTrack(), scenes)
+    assert result[0] == {0: 1, 1: 2, 2: 3}  # ids start at 1, confirmed on the first frame
+    assert all(r == result[0] for r in result)
+
+
+def test_crossing_objects_do_not_swap():
+    """Two people walk through each other (full overlap at t=30); the motion model keeps them apart."""
+    scenes = [[("right", box_at(100 + 6 * t, 200), 0.9), ("left", box_at(460 - 6 * t, 206), 0.9)]
+              for t in range(60)]
+    result = ids_by_object(ByteTrack(), scenes)
+    assert result[0]["right"] != result[0]["left"]
+    assert all(r == result[0] for r in result if len(r) == 2)
+    assert sum(len(r) == 2 for r in result) >= 55
+
+
+def test_hidden_object_returns_with_its_id_within_the_buffer():
+    """Hidden for 20 frames (< 30 frames = 1 s), it reappears where it would have walked to."""
+    scenes = [[("a", box_at(100 + 5 * t, 100), 0.9)] if not 20 <= t < 40 else [] for t in range(60)]
+    result = ids_by_object(ByteTrack(), scenes)
+    assert result[19] == {"a": 1} and result[40] == {"a": 1} and result[59] == {"a": 1}
+    assert all(r == {} for r in result[20:40])
+
+
+def test_object_hidden_longer_than_the_buffer_gets_a_new_id():
+    scenes = [[("a", box_at(100 + 5 * t, 100), 0.9)] if not 20 <= t < 60 else [] for t in range(80)]
+    result = ids_by_object(ByteTrack(), scenes)
+    assert result[19] == {"a": 1} and result[61] == {"a": 2}
+
+
+def test_lost_track_buffer_follows_the_frame_rate():
+    """track_buffer is 30 frames at 30 fps, i.e. 1 s: at 10 fps a 15-frame gap (1.5 s) loses the track."""
+    scenes = [[("a", box_at(100 + 5 * t, 100), 0.9)] if not 10 <= t < 25 else [] for t in range(40)]
+    assert ids_by_object(ByteTrack(fps=30), scenes, fps=30)[30] == {"a": 1}
+    assert ids_by_object(ByteTrack(fps=10), scenes, fps=10)[30] == {"a": 2}
+
+
+def test_low_score_detections_keep_a_track_alive_but_never_start_one():
+    scenes = []
+    for t in range(50):
+        faint = 20 <= t < 35  # partly occluded: the detector is unsure
+        scene = [("a", box_at(100 + 5 * t, 100), 0.15 if faint else 0.9)]
+        scene.append(("ghost", box_at(600, 300 + t), 0.15))  # never confident: never a track
+        scenes.append(scene)
+    result = ids_by_object(ByteTrack(), scenes)
+    assert all(r == {"a": 1} for r in result)
+
+
+def test_below_low_threshold_is_ignored():
+    scenes = [[("a", box_at(100 + 5 * t, 100), 0.9 if t < 10 else 0.05)] for t in range(20)]
+    result = ids_by_object(ByteTrack(), scenes)
+    assert result[9] == {"a": 1} and all(r == {} for r in result[10:])
+
+
+def test_new_object_after_the_first_frame_needs_a_second_sighting():
+    scenes = [[("a", box_at(100, 100), 0.9)]] + [[("a", box_at(100, 100), 0.9), ("b", box_at(300, 100), 0.9)]] * 3
+    result = ids_by_object(ByteTrack(), scenes)
+    assert result[1] == {"a": 1}  # b seen once: tentative, no id yet
+    assert result[2] == {"a": 1, "b": 2} == result[3]
+
+
+SAMPLE_TIMES = [0, 1, 2, 3, 5, 6, 7, 9, 10, 11]  # 1 fps sampling with two dropped samples
+
+
+def test_timestamps_not_frame_counts_drive_the_motion_model():
+    """A car moving 150 px/s sampled at 1 fps with drops: the 2 s gaps move it 300 px, more than its 250 px width."""
+    tracker = ByteTrack(fps=30)
+    ids = [tracker.update(frame([box_at(150 * t, 100, w=250, h=150)]), float(t)).track_id.tolist()
+           for t in SAMPLE_TIMES]
+    assert ids == [[1]] * len(SAMPLE_TIMES)
+
+
+def test_counting_calls_instead_of_time_would_lose_the_track():
+    """The same samples without timestamps (one frame per call): the check above is not vacuous."""
+    tracker = ByteTrack(fps=1)
+    ids = [tracker.update(frame([box_at(150 * t, 100, w=250, h=150)])).track_id.tolist() for t in SAMPLE_TIMES]
+    assert ids[-1] != [1]
+
+
+def test_two_instances_share_no_state():
+    scenes = [frame([box_at(100 + 5 * t, 100)]) for t in range(5)]
+    a, b = ByteTrack(), ByteTrack()
+    for t, dets in enumerate(scenes):
+        a.update(dets, t / 30)
+    out = b.update(frame([box_at(500, 500), box_at(10, 10)]), 0.0)
+    assert out.track_id.tolist() == [1, 2]
+    assert a.update(scenes[-1], 5 / 30).track_id.tolist() == [1]
+    a.reset()
+    assert a.update(frame([box_at(0, 0)]), 0.0).track_id.tolist() == [1]
+
+
+def test_output_keeps_detection_boxes_scores_and_classes():
+    dets = frame([box_at(10, 10), box_at(300, 10)], np.array([0.8, 0.6]), np.array([1, 0]))
+    out = ByteTrack().update(dets, 0.0)
+    np.testing.assert_array_equal(out.xyxy, dets.xyxy)
+    assert out.class_name.tolist() == ["car", "person"] and out.score.tolist() == pytest.approx([0.8, 0.6])
+
+
+def test_registry_and_parameter_checks():
+    assert create_tracker("none", 30) is None
+    assert isinstance(create_tracker("bytetrack", 25, {"track_buffer": 60}), ByteTrack)
+    with pytest.raises(InputError, match="unknown tracker"):
+        create_tracker("sort", 30)
+    with pytest.raises(InputError, match="unknown parameter"):
+        ByteTrack(track_bufer=10)
+    with pytest.raises(InputError, match="track_low_thresh"):
+        ByteTrack(track_low_thresh=0.6, track_high_thresh=0.5)
