@@ -54,6 +54,25 @@ def test_variable_frame_rate_timestamps_come_from_pts():
     assert abs(times[-1] - 904 / 24.0) > 0.001  # a constant-rate assumption would be wrong here
 
 
+@pytest.mark.parametrize("suffix, codec", [("mkv", "libx264"), ("mov", "libx264"), ("avi", "mpeg4"),
+                                           ("webm", "libvpx-vp9")])
+def test_common_containers(tmp_path, suffix, codec):
+    """20 real frames re-encoded into each container read back with their count and timestamps."""
+    path = tmp_path / f"clip.{suffix}"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = 768, 432, "yuv420p"
+        for frame in open_source(PARKING, Sampling(max_frames=20)):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame.image, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    frames = read_all(path)
+    assert [i for i, _, _ in frames] == list(range(20))
+    np.testing.assert_allclose([t for _, t, _ in frames], np.arange(20) / 25, atol=1e-3)
+    assert frames[0][2] == (432, 768, 3)
+
+
 def test_stride_start_end_and_max_frames():
     frames = read_all(PARKING, stride=5, start=2.0, end=6.0)
     assert [i for i, _, _ in frames] == list(range(25, 75, 5))
