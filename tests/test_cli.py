@@ -16,7 +16,7 @@ import pytest
 
 from conftest import PARKING, REPO, SUBURBAN, frame_times, run_cli
 from test_sources import write_zero_frame_video
-from vidpipe.detectors import default_model
+from vidpipe.detectors.yolo import DEFAULT_MODEL
 from vidpipe.sources import Sampling, open_source
 
 COLUMNS = ["video", "frame", "time_s", "track_id", "class_id", "class_name", "score", "x1", "y1", "x2", "y2"]
@@ -103,7 +103,7 @@ def test_detections_through_the_cli_equal_ultralytics_predict(tmp_path):
     assert result.returncode == 0, result.stderr
     table = pd.read_parquet(tmp_path / "detections.parquet")
     assert (table["track_id"] == -1).all() and len(table) > 0
-    model = YOLO(default_model())
+    model = YOLO(DEFAULT_MODEL)
     for frame in open_source(PARKING, Sampling(start=5, max_frames=6)):
         boxes = model.predict(frame.image, conf=0.25, verbose=False)[0].boxes
         rows = table[table["frame"] == frame.index]

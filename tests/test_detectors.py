@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import PARKING, shared_path
-from vidpipe.detectors import available, default_model, load_detector, resolve_classes
+from vidpipe.detectors import available, load_detector, resolve_classes
+from vidpipe.detectors.yolo import DEFAULT_MODEL
 from vidpipe.errors import InputError
 from vidpipe.sources import Sampling, open_source
 
@@ -28,7 +29,7 @@ def coco8_images() -> list[Path]:
 def reference():
     from ultralytics import YOLO
 
-    return YOLO(default_model(), task="detect")
+    return YOLO(DEFAULT_MODEL, task="detect")
 
 
 def assert_same(ours, theirs) -> None:

@@ -105,17 +105,46 @@ def test_detection_table_has_one_row_per_detection(tmp_path, fmt):
         assert table.dtypes["frame"] == np.int64 and table.dtypes["score"] == np.float32
 
 
-def test_frame_table_lists_every_frame_and_counts_per_class(tmp_path):
-    path = tmp_path / "frames.parquet"
-    sink = FrameTableSink(path, "clip", "parquet")
+def write_frames(path, **options) -> pd.DataFrame:
+    sink = FrameTableSink(path, "clip", NAMES, "parquet", **options)
     for frame, d in sample_rows():
         sink.write(frame, d)
     sink.close()
-    table = pd.read_parquet(path)
+    return pd.read_parquet(path)
+
+
+def test_frame_table_lists_every_frame_and_counts_per_class_seen(tmp_path):
+    table = write_frames(tmp_path / "frames.parquet", top_k=0)
     assert list(table.columns) == ["video", "frame", "time_s", "n_detections", "n_person", "n_traffic_light"]
     assert table["frame"].tolist() == [0, 2, 4, 6, 8, 10, 12]
     assert table["n_detections"].tolist() == [0, 1, 2, 0, 1, 2, 0]
     assert table["n_person"].tolist() == [0, 0, 1, 0, 0, 1, 0]
+
+
+def test_frame_table_columns_follow_the_requested_classes(tmp_path):
+    """Asked for car and person: both columns, the never-seen car too, and no traffic-light column."""
+    table = write_frames(tmp_path / "frames.parquet", classes=[1, 0], interest=[0, 1], top_k=2)
+    assert list(table.columns) == ["video", "frame", "time_s", "n_detections", "n_person", "n_car",
+                                   "p_any_person", "p_any_car", "top1_class", "top1_score", "top2_class",
+                                   "top2_score"]
+    assert table["n_car"].tolist() == [0] * 7
+    assert table["top1_class"].isna().tolist()[:2] == [True, False]
+    assert table["top1_class"].tolist()[1:3] == ["traffic light", "traffic light"]
+    assert table["top2_class"].tolist()[2] == "person" and table["top2_score"].tolist()[2] == pytest.approx(0.4)
+    assert np.isnan(table["top1_score"][0]) and table["top1_score"][1] == pytest.approx(0.9)
+
+
+def test_p_any_on_known_scores(tmp_path):
+    """Two people at 0.5 and 0.6: P(at least one) = 1 - 0.5 * 0.4 = 0.8; none in a frame: 0."""
+    image = np.zeros((4, 4, 3), np.uint8)
+    sink = FrameTableSink(tmp_path / "f.parquet", "clip", NAMES, "parquet", interest=[0, 1])
+    boxes = np.array([[0, 0, 1, 1]] * 3, float)
+    sink.write(Frame(0, 0.0, image), Detections(boxes, [0.5, 0.6, 0.99], [0, 0, 2], NAMES))
+    sink.write(Frame(1, 0.1, image), Detections(boxes[:1], [0.3], [1], NAMES))
+    sink.close()
+    table = pd.read_parquet(tmp_path / "f.parquet")
+    assert table["p_any_person"].tolist() == pytest.approx([0.8, 0.0])
+    assert table["p_any_car"].tolist() == pytest.approx([0.0, 0.3])
 
 
 def test_mot_file(tmp_path):

@@ -94,17 +94,19 @@ def run(input: str, out: str | None, pipeline: str | None, quiet: bool, **option
 @main.command()
 def models() -> None:
     """List the detector backends, whether each can load, the default model and the presets."""
-    from .detectors import available, default_model
-    from .pipeline import presets
+    from .detectors import available
+    from .pipeline import PipelineConfig, presets
 
-    click.echo("detector backends:")
+    click.echo("detector backends (--detector):")
     for name, entry in sorted(available().items()):
         try:
-            problem = entry.load().check()
+            backend = entry.load()
+            problem, model = backend.check(), backend.default_model
         except ImportError as exc:
-            problem = str(exc)
-        click.echo(f"  {name:<10} {entry.value:<40} {'ok' if problem is None else 'unavailable: ' + problem}")
-    model = default_model()
-    state = f"{os.path.getsize(model) / 1e6:.1f} MB" if os.path.exists(model) else "missing"
-    click.echo(f"default model: {model} ({state})")
-    click.echo(f"presets: {', '.join(sorted(presets()))}")
+            problem, model = str(exc), "?"
+        if os.path.isfile(model):
+            model = f"{model} ({os.path.getsize(model) / 1e6:.1f} MB)"
+        default = " [default]" if name == PipelineConfig().detector else ""
+        click.echo(f"  {name}{default}: {'ok' if problem is None else 'unavailable: ' + problem}")
+        click.echo(f"      {entry.value}; default model {model}")
+    click.echo(f"presets (--pipeline): {', '.join(sorted(presets()))}")

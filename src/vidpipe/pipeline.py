@@ -24,7 +24,7 @@ from tqdm import tqdm
 from . import __version__
 from .annotate import Annotator
 from .detections import Detections
-from .detectors import Detector, load_detector
+from .detectors import Detector, load_detector, resolve_classes
 from .errors import InputError
 from .frames import Frame, VideoInfo
 from .sinks import TABLE_FORMATS, DetectionTableSink, FrameTableSink, MotSink, PartialFile, Sink, VideoSink
@@ -72,6 +72,7 @@ class PipelineConfig:
     video_preset: str = "veryfast"
     video_crf: int = 23
     table_format: str = "parquet"
+    top_k: int = 3  # the per-frame table names the k highest-scoring objects
     mot: bool = True
 
     def __post_init__(self) -> None:
@@ -222,7 +223,7 @@ class Pipeline:
             "input": info.as_dict(),
             "detector": {
                 "name": cfg.detector,
-                "model": getattr(self.detector, "model", cfg.model),
+                "model": self.detector.model,
                 "classes": cfg.classes,
                 "conf": cfg.detection_conf(),
                 "iou": cfg.iou,
@@ -265,8 +266,12 @@ class Pipeline:
             sinks["detections"] = DetectionTableSink(
                 out_dir / f"{OUTPUT_NAMES['detections']}.{cfg.table_format}", info.name, cfg.table_format
             )
+            names = self.detector.names
+            class_ids = resolve_classes(cfg.classes, names)
+            interest = class_ids if class_ids is not None else [i for i, n in enumerate(names) if n == "person"]
             sinks["frames"] = FrameTableSink(
-                out_dir / f"{OUTPUT_NAMES['frames']}.{cfg.table_format}", info.name, cfg.table_format
+                out_dir / f"{OUTPUT_NAMES['frames']}.{cfg.table_format}", info.name, names, cfg.table_format,
+                classes=class_ids, interest=interest, top_k=cfg.top_k,
             )
             if cfg.mot:
                 sinks["mot"] = MotSink(out_dir / OUTPUT_NAMES["mot"])

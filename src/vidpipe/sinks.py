@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
@@ -311,37 +312,51 @@ class DetectionTableSink:
 
 
 class FrameTableSink:
-    """One row per processed frame: `frame, time_s, n_detections` and a count column per class seen.
+    """One row per processed frame, empty frames included, so "nothing there" is visible, not missing.
 
-    Frames with nothing in them get a row too, so "nothing there" is visible, not missing.
+    Columns: `video, frame, time_s, n_detections`; `n_<class>` counts (for the requested classes when the
+    run names them, so every video of a corpus has the same columns; else for each class seen);
+    `p_any_<class>` = 1 - prod(1 - score) over that class's detections, the chance that at least one is
+    really there, for the classes of interest; and the `top_k` highest-scoring objects.
     """
 
-    def __init__(self, path: str | Path, video: str, fmt: str = "parquet") -> None:
+    def __init__(self, path: str | Path, video: str, names: Sequence[str], fmt: str = "parquet",
+                 classes: Sequence[int] | None = None, interest: Sequence[int] = (), top_k: int = 3) -> None:
         self.path = Path(path)
         self._video = video
+        self._names = names
         self._fmt = fmt
-        self._frames: list[int] = []
-        self._times: list[float] = []
-        self._counts: list[Counter] = []
-        self._names: dict[int, str] = {}
+        self._classes = list(classes) if classes is not None else None
+        self._interest = list(interest)
+        self._top_k = top_k
+        self._rows: list[tuple[int, float, Counter, list[float], list[tuple[str, float]]]] = []
+        self._seen: set[int] = set()
 
     def write(self, frame: Frame, detections: Detections) -> None:
-        self._frames.append(frame.index)
-        self._times.append(frame.time)
-        self._counts.append(Counter(detections.class_id.tolist()))
-        for class_id in self._counts[-1]:
-            self._names.setdefault(class_id, detections.names[class_id])
+        counts = Counter(detections.class_id.tolist())
+        self._seen.update(counts)
+        p_any = [p_any_present(detections.score[detections.class_id == c]) for c in self._interest]
+        top = np.argsort(-detections.score, kind="stable")[: self._top_k]
+        best = [(self._names[detections.class_id[i]], float(detections.score[i])) for i in top]
+        self._rows.append((frame.index, frame.time, counts, p_any, best))
 
     def table(self) -> pd.DataFrame:
+        rows = self._rows
         columns: dict[str, object] = {
-            "video": pd.Series([self._video] * len(self._frames), dtype="string"),
-            "frame": np.asarray(self._frames, dtype=np.int64),
-            "time_s": np.asarray(self._times, dtype=np.float64),
-            "n_detections": np.asarray([sum(c.values()) for c in self._counts], dtype=np.int64),
+            "video": pd.Series([self._video] * len(rows), dtype="string"),
+            "frame": np.array([r[0] for r in rows], dtype=np.int64),
+            "time_s": np.array([r[1] for r in rows], dtype=np.float64),
+            "n_detections": np.array([sum(r[2].values()) for r in rows], dtype=np.int64),
         }
-        for class_id in sorted(self._names):
-            column = "n_" + self._names[class_id].replace(" ", "_")
-            columns[column] = np.asarray([c.get(class_id, 0) for c in self._counts], dtype=np.int64)
+        for class_id in sorted(self._seen if self._classes is None else self._classes):
+            columns[f"n_{column_name(self._names[class_id])}"] = np.array([r[2][class_id] for r in rows], np.int64)
+        for k, class_id in enumerate(self._interest):
+            columns[f"p_any_{column_name(self._names[class_id])}"] = np.array([r[3][k] for r in rows], np.float64)
+        for k in range(self._top_k):
+            columns[f"top{k + 1}_class"] = pd.Series([r[4][k][0] if len(r[4]) > k else None for r in rows],
+                                                     dtype="string")
+            columns[f"top{k + 1}_score"] = np.array([r[4][k][1] if len(r[4]) > k else np.nan for r in rows],
+                                                    np.float64)
         return pd.DataFrame(columns)
 
     def close(self) -> None:
@@ -349,6 +364,15 @@ class FrameTableSink:
 
     def abort(self) -> None:
         """Nothing is on disk until close()."""
+
+
+def p_any_present(scores: np.ndarray) -> float:
+    """Probability that at least one of these detections is real, taking each score as independent."""
+    return float(1.0 - np.prod(1.0 - np.asarray(scores, dtype=np.float64)))
+
+
+def column_name(class_name: str) -> str:
+    return class_name.replace(" ", "_")
 
 
 class MotSink:

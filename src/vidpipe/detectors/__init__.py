@@ -10,9 +10,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from importlib.metadata import EntryPoint, entry_points
-from importlib.resources import files
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -26,7 +25,9 @@ ENTRY_POINT_GROUP = "vidpipe.detectors"
 class Detector(Protocol):
     """What the pipeline needs from a backend."""
 
+    default_model: ClassVar[str]  # what --model means when not given
     names: Sequence[str]  # class names, indexed by class id
+    model: str  # the model actually loaded
 
     @staticmethod
     def check() -> str | None:
@@ -36,11 +37,6 @@ class Detector(Protocol):
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """Detect objects in each image (H x W x 3 uint8 BGR); boxes in that image's pixels."""
         ...
-
-
-def default_model() -> str:
-    """The bundled YOLOv8n checkpoint, so the default run needs no network."""
-    return str(files("vidpipe.models") / "yolov8n.pt")
 
 
 def available() -> dict[str, EntryPoint]:

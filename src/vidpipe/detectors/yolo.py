@@ -6,17 +6,22 @@ import importlib.util
 import os
 import re
 from collections.abc import Sequence
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 
 from ..detections import Detections
 from ..errors import InputError
-from . import check_model_path, default_model, resolve_classes
+from . import check_model_path, resolve_classes
+
+DEFAULT_MODEL = str(files("vidpipe.models") / "yolov8n.pt")  # bundled: the default run needs no network
 
 
 class YoloDetector:
     """Ultralytics YOLO detection model; results equal `YOLO(model).predict` with the same settings."""
+
+    default_model = DEFAULT_MODEL
 
     def __init__(
         self,
@@ -31,7 +36,7 @@ class YoloDetector:
         os.environ.setdefault("YOLO_VERBOSE", "false")  # keep ultralytics' banners out of vidpipe's output
         from ultralytics import YOLO
 
-        model = str(model or default_model())
+        model = str(model or DEFAULT_MODEL)
         check_model_path(model)
         try:
             self._model = YOLO(model, task="detect")
