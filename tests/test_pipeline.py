@@ -21,13 +21,17 @@ def test_default_yaml_writes_out_the_real_defaults():
     assert written["bytetrack"] == asdict(ByteTrackConfig())
 
 
-def test_presets_are_found_by_name_and_merge_over_defaults():
+def test_presets_are_found_by_name_and_merge_over_defaults(tmp_path):
     assert {"default", "traffic", "people"} <= set(presets())
     people = PipelineConfig.load("people")
-    assert people.classes == ["person"] and people.bytetrack["track_buffer"] == 60
-    assert people.bytetrack["track_high_thresh"] == ByteTrackConfig().track_high_thresh  # untouched keys keep defaults
+    assert people.classes == ["person"] and people.trails is True and people.iou == PipelineConfig().iou
     overridden = PipelineConfig.load("people", classes="person,bicycle", trails=None)
     assert overridden.classes == ["person", "bicycle"] and overridden.trails is True  # None means "not given"
+    preset = tmp_path / "slow.yaml"
+    preset.write_text("bytetrack:\n  track_buffer: 150\n")
+    slow = PipelineConfig.load(preset)
+    assert slow.bytetrack["track_buffer"] == 150
+    assert slow.bytetrack["track_high_thresh"] == ByteTrackConfig().track_high_thresh  # untouched keys keep defaults
 
 
 def test_conf_defaults_follow_the_tracker():

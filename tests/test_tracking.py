@@ -56,24 +56,37 @@ def test_crossing_objects_do_not_swap():
 
 
 def test_hidden_object_returns_with_its_id_within_the_buffer():
-    """Hidden for 20 frames (< 30 frames = 1 s), it reappears where it would have walked to."""
-    scenes = [[("a", box_at(100 + 5 * t, 100), 0.9)] if not 20 <= t < 40 else [] for t in range(60)]
+    """Hidden for 50 frames (< 60 frames = 2 s), it reappears where it would have walked to."""
+    scenes = [[("a", box_at(100 + 5 * t, 100), 0.9)] if not 20 <= t < 70 else [] for t in range(90)]
     result = ids_by_object(ByteTrack(), scenes)
-    assert result[19] == {"a": 1} and result[40] == {"a": 1} and result[59] == {"a": 1}
-    assert all(r == {} for r in result[20:40])
+    assert result[19] == {"a": 1} and result[70] == {"a": 1} and result[89] == {"a": 1}
+    assert all(r == {} for r in result[20:70])
 
 
 def test_object_hidden_longer_than_the_buffer_gets_a_new_id():
-    scenes = [[("a", box_at(100 + 5 * t, 100), 0.9)] if not 20 <= t < 60 else [] for t in range(80)]
+    scenes = [[("a", box_at(100 + 5 * t, 100), 0.9)] if not 20 <= t < 90 else [] for t in range(110)]
     result = ids_by_object(ByteTrack(), scenes)
-    assert result[19] == {"a": 1} and result[61] == {"a": 2}
+    assert result[19] == {"a": 1} and result[91] == {"a": 2}
 
 
 def test_lost_track_buffer_follows_the_frame_rate():
-    """track_buffer is 30 frames at 30 fps, i.e. 1 s: at 10 fps a 15-frame gap (1.5 s) loses the track."""
-    scenes = [[("a", box_at(100 + 5 * t, 100), 0.9)] if not 10 <= t < 25 else [] for t in range(40)]
-    assert ids_by_object(ByteTrack(fps=30), scenes, fps=30)[30] == {"a": 1}
-    assert ids_by_object(ByteTrack(fps=10), scenes, fps=10)[30] == {"a": 2}
+    """track_buffer is 60 frames at 30 fps, i.e. 2 s: at 10 fps a 30-frame gap (3 s) loses the track."""
+    scenes = [[("a", box_at(100 + 2 * t, 100), 0.9)] if not 10 <= t < 40 else [] for t in range(50)]
+    assert ids_by_object(ByteTrack(fps=30), scenes, fps=30)[45] == {"a": 1}
+    assert ids_by_object(ByteTrack(fps=10), scenes, fps=10)[45] == {"a": 2}
+
+
+def test_lost_track_keeps_moving_but_stops_changing_size():
+    """Someone walking towards the camera (box growing 2 px a frame) disappears behind a pillar."""
+    tracker = ByteTrack()
+    for t in range(20):
+        tracker.update(frame([[100 + 3 * t, 100, 140 + 3 * t, 180 + 2 * t]]), t / 30)
+    last_height = 180 + 2 * 19 - 100
+    for t in range(20, 50):
+        tracker.update(frame(np.zeros((0, 4))), t / 30)
+    (x1, y1, x2, y2), = tracker.predicted_boxes()
+    assert y2 - y1 == pytest.approx(last_height, abs=3)  # not 60 px taller
+    assert (x1 + x2) / 2 == pytest.approx(120 + 3 * 49, abs=10)  # still walking right
 
 
 def test_low_score_detections_keep_a_track_alive_but_never_start_one():

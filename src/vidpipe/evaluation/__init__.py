@@ -1,0 +1,19 @@
+"""Measuring vidpipe: tracking metrics on MOTChallenge sequences (`mot`), detection AP on labelled images (`det`).
+
+The metric libraries (TrackEval, py-motmetrics, pycocotools) are the `eval` extra and are imported only here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from ..errors import InputError
+
+EXTRA = "pip install 'vidpipe[eval]'"
+
+
+def require(*modules: str) -> None:
+    """Fail with one line naming the extra when a metric library is missing."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise InputError(f"vidpipe eval needs {', '.join(missing)}: {EXTRA}")

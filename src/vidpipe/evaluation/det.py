@@ -1,0 +1,91 @@
+"""Detection accuracy on images with YOLO-format labels: AP@0.5 and AP@0.5:0.95 by pycocotools (COCOeval).
+
+Labels are `class cx cy w h` per line, normalised, in a tree that mirrors the images
+(`images/val/x.jpg` <-> `labels/val/x.txt`); class numbers index the detector's class names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..detectors import Detector
+from ..errors import InputError
+from ..sources import IMAGE_SUFFIXES, natural_key
+
+
+def labelled_images(images: str | Path, labels: str | Path) -> list[tuple[Path, Path]]:
+    """(image, label file) pairs; an image without a label file has no objects."""
+    images, labels = Path(images), Path(labels)
+    for folder, what in ((images, "images"), (labels, "labels")):
+        if not folder.is_dir():
+            raise InputError(f"{folder} is not a folder of {what}")
+    pairs = [(p, labels / p.relative_to(images).with_suffix(".txt"))
+             for p in sorted(images.rglob("*"), key=lambda p: natural_key(str(p)))
+             if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not pairs:
+        raise InputError(f"{images} holds no images")
+    return pairs
+
+
+def read_labels(path: Path, width: int, height: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel xywh (top-left) boxes and class ids of one YOLO label file."""
+    if not path.is_file():
+        return np.zeros((0, 4)), np.zeros(0, np.int64)
+    rows = np.loadtxt(path, ndmin=2).reshape(-1, 5)
+    class_id = rows[:, 0].astype(np.int64)
+    if len(class_id) and (class_id.min() < 0 or class_id.max() >= classes):
+        raise InputError(f"{path}: class {class_id.max()} is not one of the detector's {classes} classes")
+    centre, size = rows[:, 1:3] * [width, height], rows[:, 3:5] * [width, height]
+    return np.hstack([centre - size / 2, size]), class_id
+
+
+def evaluate(detector: Detector, pairs: list[tuple[Path, Path]], progress: bool = True) -> dict:
+    """Run `detector` on every image and score it against the labels with COCOeval."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, annotations, results = [], [], []
+    for image_id, (image_path, label_path, image) in enumerate(_read(pairs, progress), start=1):
+        height, width = image.shape[:2]
+        images.append({"id": image_id, "width": width, "height": height, "file_name": str(image_path)})
+        boxes, class_ids = read_labels(label_path, width, height, len(detector.names))
+        annotations += [{"id": len(annotations) + k + 1, "image_id": image_id, "category_id": int(c) + 1,
+                         "bbox": box.tolist(), "area": float(box[2] * box[3]), "iscrowd": 0}
+                        for k, (box, c) in enumerate(zip(boxes, class_ids))]
+        (detections,) = detector.detect([image])
+        xywh = np.hstack([detections.xyxy[:, :2], detections.xyxy[:, 2:] - detections.xyxy[:, :2]])
+        results += [{"image_id": image_id, "category_id": int(c) + 1, "bbox": box.tolist(), "score": float(s)}
+                    for box, c, s in zip(xywh, detections.class_id, detections.score)]
+    truth = COCO()
+    truth.dataset = {"images": images, "annotations": annotations,
+                     "categories": [{"id": i + 1, "name": n} for i, n in enumerate(detector.names)]}
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+        truth.createIndex()
+        if results:
+            evaluation = COCOeval(truth, truth.loadRes(results), "bbox")
+            evaluation.evaluate()
+            evaluation.accumulate()
+            evaluation.summarize()
+    stats = evaluation.stats if results else np.zeros(12)
+    return {
+        "images": len(images),
+        "objects": len(annotations),
+        "detections": len(results),
+        "AP50": 100 * max(float(stats[1]), 0.0),
+        "AP50_95": 100 * max(float(stats[0]), 0.0),
+    }
+
+
+def _read(pairs: list[tuple[Path, Path]], progress: bool) -> Iterator[tuple[Path, Path, np.ndarray]]:
+    for image_path, label_path in tqdm(pairs, unit="image", disable=not progress, desc="eval det"):
+        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise InputError(f"{image_path} is not a readable image")
+        yield image_path, label_path, image

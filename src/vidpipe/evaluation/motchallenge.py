@@ -1,0 +1,89 @@
+"""MOTChallenge sequences on disk: `seqinfo.ini`, `det/det.txt`, `gt/gt.txt`, `img1/`."""
+
+from __future__ import annotations
+
+import configparser
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..detections import Detections
+from ..errors import InputError
+from ..frames import Frame
+
+PEDESTRIAN = ("person",)  # MOTChallenge detections are people: class 0 of the COCO names
+NO_IMAGE = np.zeros((0, 0, 3), np.uint8)  # frames known only by index and time (det.txt tracking)
+
+
+@dataclass(frozen=True)
+class MotSequence:
+    """One sequence folder. `length` and `fps` come from `seqinfo.ini` (here or one folder up, as for a
+    `mini/` excerpt), else from the images or the files themselves."""
+
+    name: str
+    path: Path
+    fps: float
+    length: int
+
+    @property
+    def gt_file(self) -> Path:
+        return self.path / "gt" / "gt.txt"
+
+    @property
+    def det_file(self) -> Path:
+        return self.path / "det" / "det.txt"
+
+    @property
+    def image_dir(self) -> Path:
+        return self.path / "img1"
+
+    @classmethod
+    def open(cls, path: str | Path, need_images: bool = False) -> MotSequence:
+        path = Path(path)
+        if not path.is_dir():
+            raise InputError(f"{path} is not a MOTChallenge sequence folder")
+        if not (path / "gt" / "gt.txt").is_file():
+            raise InputError(f"{path} has no gt/gt.txt to score against")
+        ini = next((p for p in (path / "seqinfo.ini", path.parent / "seqinfo.ini") if p.is_file()), None)
+        info = configparser.ConfigParser()
+        if ini:
+            info.read(ini)
+        name = path.name if ini is None or ini.parent == path else ini.parent.name
+        fps = float(info.get("Sequence", "frameRate", fallback=30))
+        images = sorted((path / "img1").glob("*.jpg")) + sorted((path / "img1").glob("*.png"))
+        if need_images and not images:
+            raise InputError(f"{path} has no img1/ images to detect on")
+        if images and (need_images or ini is None or ini.parent != path):
+            length = len(images)  # an excerpt: only the frames that are here
+        elif ini and info.has_option("Sequence", "seqLength"):
+            length = info.getint("Sequence", "seqLength")
+        else:
+            length = int(max(read_mot_file(path / "gt" / "gt.txt")[:, 0].max(initial=0), 1))
+        return cls(name, path, fps, length)
+
+    def detections(self) -> Iterator[tuple[Frame, Detections]]:
+        """Every frame (0-based index, time from the frame rate) with its det.txt boxes as `person`."""
+        if not self.det_file.is_file():
+            raise InputError(f"{self.path} has no det/det.txt (use --detect to detect on its images)")
+        rows = read_mot_file(self.det_file)
+        rows = rows[rows[:, 0] <= self.length]
+        order = np.argsort(rows[:, 0], kind="stable")
+        rows = rows[order]
+        starts = np.searchsorted(rows[:, 0], np.arange(1, self.length + 2))
+        for index in range(self.length):
+            frame_rows = rows[starts[index] : starts[index + 1]]
+            xywh = frame_rows[:, 2:6]
+            boxes = np.hstack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])
+            yield (Frame(index, index / self.fps, NO_IMAGE),
+                   Detections(boxes, frame_rows[:, 6], np.zeros(len(frame_rows), np.int64), PEDESTRIAN))
+
+
+def read_mot_file(path: str | Path) -> np.ndarray:
+    """A MOTChallenge text file as a float array, one row per line (no rows: shape (0, 10))."""
+    try:
+        rows = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+    except ValueError as exc:
+        raise InputError(f"{path} is not a MOTChallenge file ({exc})") from None
+    return rows if rows.size else np.zeros((0, 10))
