@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import av
@@ -15,6 +16,9 @@ SAMPLES = REPO / "sample_videos"
 PARKING = SAMPLES / "parking-lot-cars.mp4"  # 768x432, 12.5 fps, 377 frames, AAC audio
 SUBURBAN = SAMPLES / "suburban-traffic.mp4"  # 640x352, 24.013 fps average, variable, 905 frames, no audio
 SHARED = Path(os.environ.get("VIDPIPE_SHARED", REPO.parent / "shared"))
+# Exports of the model (OpenVINO, ONNX) go to a cache made for this test session, so every run exercises
+# the export itself; subprocesses inherit it. Set VIDPIPE_CACHE to reuse one between runs.
+os.environ.setdefault("VIDPIPE_CACHE", tempfile.mkdtemp(prefix="vidpipe-test-cache-"))
 
 
 def shared_path(*parts: str) -> Path:

@@ -95,14 +95,17 @@ def test_annotated_frames_show_the_boxes(full_run):
 
 
 def test_detections_through_the_cli_equal_ultralytics_predict(tmp_path):
-    """--tracker none writes what the model sees: the same boxes as YOLO.predict on the same frames."""
+    """--tracker none writes what the model sees: at full precision, the same boxes as YOLO.predict (the
+    default runtime, OpenVINO, with vidpipe's own letterbox and NMS)."""
     from ultralytics import YOLO
 
     result = run_cli("run", str(PARKING), "-o", str(tmp_path), "--tracker", "none", "--start", "5",
-                     "--max-frames", "6", "--no-video", "-q")
+                     "--max-frames", "6", "--no-video", "--precision", "fp32", "-q")
     assert result.returncode == 0, result.stderr
     table = pd.read_parquet(tmp_path / "detections.parquet")
     assert (table["track_id"] == -1).all() and len(table) > 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (summary["detector"]["runtime"], summary["detector"]["precision"]) == ("openvino", "fp32")
     model = YOLO(DEFAULT_MODEL)
     for frame in open_source(PARKING, Sampling(start=5, max_frames=6)):
         boxes = model.predict(frame.image, conf=0.25, verbose=False)[0].boxes

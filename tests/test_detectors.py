@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import PARKING, shared_path
+from conftest import PARKING, SUBURBAN, shared_path
 from vidpipe.detectors import available, load_detector, resolve_classes
 from vidpipe.detectors.yolo import DEFAULT_MODEL
 from vidpipe.errors import InputError
@@ -33,18 +33,32 @@ def reference():
 
 
 def assert_same(ours, theirs) -> None:
-    """Same classes in the same order, boxes within 1 px, scores within 1e-4."""
+    """Same classes in the same order, boxes within 1 px, scores within 1e-3."""
     order = np.argsort(-theirs.boxes.conf.numpy(), kind="stable")
     assert ours.class_id.tolist() == theirs.boxes.cls.numpy().astype(int)[order].tolist()
     np.testing.assert_allclose(ours.xyxy, theirs.boxes.xyxy.numpy()[order], atol=1.0)
-    np.testing.assert_allclose(ours.score, theirs.boxes.conf.numpy()[order], atol=1e-4)
+    np.testing.assert_allclose(ours.score, theirs.boxes.conf.numpy()[order], atol=1e-3)
 
 
+FULL_PRECISION = {}
+
+
+def full_precision(runtime: str):
+    """One detector per runtime for the module, at fp32: what must equal ultralytics' predict."""
+    if runtime not in FULL_PRECISION:
+        FULL_PRECISION[runtime] = load_detector("yolo", runtime=runtime, precision="fp32")
+    return FULL_PRECISION[runtime]
+
+
+@pytest.mark.parametrize("runtime", ["torch", "openvino", "onnx"])
 @pytest.mark.parametrize("images", [ultralytics_images, coco8_images], ids=["bus.jpg", "coco8"])
-def test_detections_equal_ultralytics_predict(yolo, reference, images):
+def test_detections_equal_ultralytics_predict(reference, images, runtime):
+    """Every runtime, fed vidpipe's letterbox and decoded by vidpipe's NMS, gives ultralytics' boxes."""
     paths = images()
     arrays = [cv2.imread(str(p)) for p in paths]
-    ours = yolo.detect(arrays)  # one mixed-size batch, as an image folder would give
+    detector = full_precision(runtime)
+    assert detector.runtime == runtime
+    ours = detector.detect(arrays)  # one mixed-size batch, as an image folder would give
     assert len(ours) == len(paths)
     for path, detections in zip(paths, ours):
         theirs = reference.predict(str(path), conf=0.25, iou=0.7, imgsz=640, verbose=False)[0]
@@ -53,11 +67,32 @@ def test_detections_equal_ultralytics_predict(yolo, reference, images):
 
 
 def test_bus_jpg_sanity(yolo):
-    """The reference result for YOLOv8n on bus.jpg (ultralytics 8.4, CPU): bus 0.87, people 0.87, 0.85, 0.83."""
+    """The reference result for YOLOv8n on bus.jpg (ultralytics 8.4, CPU): bus 0.87, people 0.87, 0.85, 0.83,
+    from the default runtime (OpenVINO, bf16 on this CPU)."""
     (detections,) = yolo.detect([cv2.imread(str(ultralytics_images()[0]))])
     confident = detections[detections.score >= 0.5]
-    assert confident.class_name.tolist() == ["bus", "person", "person", "person"]
-    np.testing.assert_allclose(confident.score, [0.87, 0.87, 0.85, 0.83], atol=0.01)
+    assert sorted(confident.class_name.tolist()) == ["bus", "person", "person", "person"]
+    np.testing.assert_allclose(np.sort(confident.score)[::-1], [0.87, 0.87, 0.85, 0.83], atol=0.015)
+
+
+def test_reduced_precision_keeps_the_detections(yolo):
+    """The default (bf16 where the CPU has it) against fp32 on the same letterboxed frames of both sample
+    clips: at least 98% of boxes matched both ways (same class, IoU >= 0.8), the bar for the default."""
+    from scipy.optimize import linear_sum_assignment
+
+    from vidpipe.detections import box_iou
+
+    frames = [f.image for clip in (PARKING, SUBURBAN) for f in open_source(clip, Sampling(sample_fps=2))]
+    reduced, full = yolo.detect(frames), full_precision("openvino").detect(frames)
+    matched = ours = theirs = 0
+    for a, b in zip(reduced, full):
+        iou = box_iou(a.xyxy, b.xyxy) * (a.class_id[:, None] == b.class_id[None, :])
+        if iou.size:
+            rows, cols = linear_sum_assignment(-iou)
+            matched += int((iou[rows, cols] >= 0.8).sum())
+        ours, theirs = ours + len(a), theirs + len(b)
+    assert theirs > 100
+    assert matched / ours >= 0.98 and matched / theirs >= 0.98, (yolo.precision, matched, ours, theirs)
 
 
 def test_batches_of_video_frames_equal_single_frames(yolo):

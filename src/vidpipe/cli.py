@@ -62,6 +62,12 @@ def main() -> None:
 @click.option("--device", help="cpu, cuda, cuda:0, mps... [default: best available].")
 @click.option("--classes", help="Only these classes: names or ids, comma-separated (e.g. person,car).")
 @click.option("--batch-size", type=int, help="Frames per inference batch [default: 8].")
+@click.option("--runtime", type=click.Choice(["auto", "torch", "onnx", "openvino"]),
+              help="Inference runtime for YOLO checkpoints [default: auto: OpenVINO on a CPU, torch on a GPU].")
+@click.option("--precision", type=click.Choice(["auto", "fp32"]),
+              help="auto: the runtime's default (bf16 on CPUs that have it); fp32 forces full precision.")
+@click.option("--engine", type=click.Choice(["threaded", "sequential"]),
+              help="threaded: stages run concurrently [default]; sequential: one thread.")
 @click.option("--tracker", help="bytetrack or none [default: bytetrack].")
 @click.option("--trails/--no-trails", default=None, help="Draw motion trails of tracks.")
 @click.option("--video/--no-video", default=None, help="Write the annotated video [default: yes].")
@@ -73,8 +79,10 @@ def main() -> None:
 @click.option("--end", type=float, help="Stop at this time (seconds).")
 @click.option("--max-frames", type=int, help="Stop after this many processed frames.")
 @click.option("--fps", type=float, help="Frame rate of an image sequence [default: seqinfo.ini, else 30].")
+@click.option("--video-preset", help="x264 preset of the annotated video [default: ultrafast].")
+@click.option("--profile", is_flag=True, help="Print each stage's throughput, busy fraction and queue use.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def run(input: str, out: str | None, pipeline: str | None, quiet: bool, **options) -> None:
+def run(input: str, out: str | None, pipeline: str | None, quiet: bool, profile: bool, **options) -> None:
     """Run detection and tracking on INPUT and write the outputs.
 
     INPUT is a video file (anything FFmpeg reads), a stream URL, a folder or glob of images, a single
@@ -92,9 +100,24 @@ def run(input: str, out: str | None, pipeline: str | None, quiet: bool, **option
     width = max(len(k) for k in result.outputs)
     for key, path in result.outputs.items():
         click.echo(f"  {key:<{width}}  {path}")
+    if profile:
+        click.echo(_profile_table(s))
     if result.interrupted:
         click.echo("vidpipe: interrupted: the outputs cover the frames processed so far", err=True)
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _profile_table(summary: dict) -> str:
+    lines = [f"{'stage':<8} {'frames/busy s':>13} {'busy':>6} {'queue':>11}"]
+    for stage in summary["stages"]:
+        rate = f"{stage['frames_per_busy_s']:.1f}" if stage["frames_per_busy_s"] else "-"
+        busy = f"{100 * stage['busy_fraction']:.0f}%" if stage["busy_fraction"] is not None else "-"
+        queue = f"{stage['mean_queue']:.1f}/{stage['queue_capacity']}" if stage["queue_capacity"] else "-"
+        lines.append(f"{stage['stage']:<8} {rate:>13} {busy:>6} {queue:>11}")
+    det = summary["detector"]
+    lines.append(f"engine {summary['engine']}, runtime {det['runtime']} ({det['precision']}), "
+                 f"batch {det['batch_size']}, {summary['fps']} fps overall")
+    return "\n".join(lines)
 
 
 @main.command()

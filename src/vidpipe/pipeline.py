@@ -25,6 +25,7 @@ from . import __version__
 from .annotate import Annotator
 from .detections import Detections
 from .detectors import Detector, load_detector, resolve_classes
+from .engine import Stages, StageProfile
 from .errors import InputError
 from .frames import Frame, VideoInfo
 from .sinks import TABLE_FORMATS, DetectionTableSink, FrameTableSink, MotSink, PartialFile, Sink, VideoSink
@@ -34,6 +35,8 @@ from .tracking import NO_TRACKER, TRACKERS, ByteTrackConfig, Tracker, create_tra
 log = logging.getLogger("vidpipe")
 
 DEFAULT_CONF = 0.25
+ENGINES = ("threaded", "sequential")
+QUEUE_BATCHES = 2  # batches waiting between two stages: enough to keep each busy, little memory
 OUTPUT_NAMES = {
     "video": "annotated.mp4",
     "detections": "detections",
@@ -56,6 +59,9 @@ class PipelineConfig:
     device: str | None = None
     classes: list[str | int] | None = None
     batch_size: int = 8
+    runtime: str = "auto"  # auto | torch | onnx | openvino (YOLO): auto exports to OpenVINO on a CPU
+    precision: str = "auto"  # auto (the runtime's default, bf16 on CPUs that have it) | fp32
+    engine: str = "threaded"  # threaded (stages overlap) | sequential (one frame at a time, one thread)
     # tracking
     tracker: str = "bytetrack"
     bytetrack: dict = field(default_factory=lambda: asdict(ByteTrackConfig()))
@@ -69,7 +75,7 @@ class PipelineConfig:
     # drawing and outputs
     trails: bool = False
     video: bool = True
-    video_preset: str = "veryfast"
+    video_preset: str = "ultrafast"  # x264: chosen for speed; slower presets make smaller files
     video_crf: int = 23
     table_format: str = "parquet"
     top_k: int = 3  # the per-frame table names the k highest-scoring objects
@@ -80,6 +86,8 @@ class PipelineConfig:
             raise InputError(f"table_format must be one of {', '.join(TABLE_FORMATS)}, got {self.table_format!r}")
         if self.tracker != NO_TRACKER and self.tracker not in TRACKERS:
             raise InputError(f"unknown tracker {self.tracker!r} (available: {', '.join([*TRACKERS, NO_TRACKER])})")
+        if self.engine not in ENGINES:
+            raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.conf is not None and not 0.0 <= self.conf <= 1.0:
@@ -169,6 +177,8 @@ class Pipeline:
             imgsz=self.config.imgsz,
             device=self.config.device,
             classes=self.config.classes,
+            runtime=self.config.runtime,
+            precision=self.config.precision,
         )
 
     def run(self, input: str | Path, out_dir: str | Path | None = None, progress: bool = True) -> RunResult:
@@ -193,15 +203,21 @@ class Pipeline:
         status = "complete"
         bar = tqdm(total=cfg.sampling().estimate(info), unit="frame", desc=info.name, disable=not progress,
                    dynamic_ncols=True, mininterval=0.5)
+        stream, stages = self._stream(source, tracker)
+        write = StageProfile("write")
         try:
             try:
-                for frame, detections in self.frames(source, tracker):
+                for frame, detections in stream:
+                    start = time.perf_counter()
                     for sink in sinks.values():
                         sink.write(frame, detections)
+                    write.busy_s += time.perf_counter() - start
                     stats.add(frame, detections)
                     bar.update()
             except KeyboardInterrupt:
                 status = "interrupted"  # finish what was processed into valid files
+            finally:
+                stream.close()  # stops the engine's threads
             if stats.frames == 0:
                 raise InputError(_no_frames_message(info, cfg.sampling()))
             for sink in sinks.values():
@@ -213,6 +229,7 @@ class Pipeline:
         finally:
             bar.close()
         wall = time.perf_counter() - clock
+        profiles = [*(stages.profiles if stages else []), write]
         if source.lost_frames:
             log.warning("%s: %d frame(s) could not be decoded (truncated or corrupt input); processed %d",
                         info.uri, source.lost_frames, stats.frames)
@@ -230,6 +247,8 @@ class Pipeline:
                 "imgsz": cfg.imgsz,
                 "device": cfg.device,
                 "batch_size": cfg.batch_size,
+                "runtime": getattr(self.detector, "runtime", None),
+                "precision": getattr(self.detector, "precision", None),
             },
             "tracker": {"name": tracker.name, "params": tracker.params()} if tracker else None,
             "sampling": asdict(cfg.sampling()),
@@ -238,6 +257,8 @@ class Pipeline:
             "wall_time_s": round(wall, 3),
             "fps": round(stats.frames / wall, 2) if wall > 0 else None,
             "started_at": started.isoformat(timespec="seconds"),
+            "engine": cfg.engine,
+            "stages": [p.as_dict(wall, stats.frames) for p in profiles],
             "outputs": {key: path.name for key, path in outputs.items()},
         }
         if "video" in sinks:
@@ -248,10 +269,27 @@ class Pipeline:
         return RunResult(out_dir, outputs, summary)
 
     def frames(self, source: Iterable[Frame], tracker: Tracker | None = None) -> Iterator[tuple[Frame, Detections]]:
-        """Each frame with its (tracked) detections, detecting in batches of `batch_size`."""
+        """Each frame with its (tracked) detections, detecting in batches of `batch_size`; one thread."""
         for batch in _batched(source, self.config.batch_size):
-            for frame, detections in zip(batch, self.detector.detect([f.image for f in batch])):
-                yield frame, tracker.update(detections, frame.time) if tracker else detections
+            yield from self._track(tracker, self._detect(batch))
+
+    def _stream(self, source: Iterable[Frame], tracker: Tracker | None):
+        """The frames with their detections, from the threaded engine or the sequential loop."""
+        if self.config.engine == "sequential":
+            return self.frames(source, tracker), None
+        stages = Stages(_batched(source, self.config.batch_size),
+                        [("detect", self._detect), ("track", lambda batch: self._track(tracker, batch))],
+                        queue_size=QUEUE_BATCHES)
+        return (pair for batch in stages for pair in batch), stages
+
+    def _detect(self, batch: list[Frame]) -> list[tuple[Frame, Detections]]:
+        return list(zip(batch, self.detector.detect([f.image for f in batch])))
+
+    @staticmethod
+    def _track(tracker: Tracker | None, batch: list[tuple[Frame, Detections]]) -> list[tuple[Frame, Detections]]:
+        if tracker is None:
+            return batch
+        return [(frame, tracker.update(detections, frame.time)) for frame, detections in batch]
 
     def _open_sinks(self, info: VideoInfo, out_dir: Path) -> dict[str, Sink]:
         cfg = self.config

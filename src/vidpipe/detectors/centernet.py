@@ -41,7 +41,14 @@ class CenterNetDetector:
         imgsz: int | None = None,  # the model resizes internally
         device: str | None = None,
         classes: Sequence[str | int] | str | None = None,
+        runtime: str = "auto",
+        precision: str = "auto",
     ) -> None:
+        if runtime not in ("auto", "tensorflow"):
+            raise InputError(f"the centernet detector runs on TensorFlow; --runtime {runtime} does not apply")
+        if precision not in ("auto", "fp32"):
+            raise InputError(f"unknown precision {precision!r} (use auto or fp32)")
+        self.runtime, self.precision = "tensorflow", "fp32"
         problem = self.check()
         if problem:
             raise InputError(problem)

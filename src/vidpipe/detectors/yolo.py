@@ -1,10 +1,12 @@
-"""YOLO through ultralytics: any model file ultralytics loads (.pt, exported formats, hub names)."""
+"""YOLO through ultralytics: any model file ultralytics loads; PyTorch checkpoints run on a faster CPU runtime.
+
+With `runtime="torch"` frames go through `YOLO.predict`. On a CPU the default (`auto`) exports the checkpoint
+once to OpenVINO (or ONNX Runtime) and runs it with vidpipe's own letterbox and NMS, which reproduce
+ultralytics' arithmetic: the same boxes, within the runtime's numerical precision.
+"""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import re
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
@@ -14,6 +16,8 @@ import numpy as np
 from ..detections import Detections
 from ..errors import InputError
 from . import check_model_path, resolve_classes
+from .runtimes import PRECISIONS, SESSIONS, class_names, exported, load_ultralytics, resolve_runtime
+from .yolo_ops import Letterbox, postprocess
 
 DEFAULT_MODEL = str(files("vidpipe.models") / "yolov8n.pt")  # bundled: the default run needs no network
 
@@ -31,36 +35,32 @@ class YoloDetector:
         imgsz: int = 640,
         device: str | None = None,
         classes: Sequence[str | int] | str | None = None,
-        half: bool = False,
+        runtime: str = "auto",
+        precision: str = "auto",
     ) -> None:
-        os.environ.setdefault("YOLO_VERBOSE", "false")  # keep ultralytics' banners out of vidpipe's output
-        from ultralytics import YOLO
-
         model = str(model or DEFAULT_MODEL)
         check_model_path(model)
-        try:
-            self._model = YOLO(model, task="detect")
-        except Exception as exc:  # ultralytics raises many types for a bad file; all mean "unusable model"
-            raise InputError(f"cannot load model {model}: {_first_line(exc)}") from None
-        if getattr(self._model, "task", "detect") != "detect":
-            raise InputError(f"model {model} is a {self._model.task} model; vidpipe needs a detection model")
-        names = self._model.names
-        self.names = tuple(names[i] for i in range(len(names)))
+        if precision not in PRECISIONS:
+            raise InputError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
         self.model = model
-        self._settings = dict(
-            conf=conf,
-            iou=iou,
-            imgsz=imgsz,
-            device=device,
-            classes=resolve_classes(classes, self.names),
-            half=half,
-            verbose=False,
-        )
+        self.runtime = resolve_runtime(runtime, device, model)
+        if self.runtime == "torch":
+            self._yolo = load_ultralytics(model)
+            names = self._yolo.names
+            self.names = tuple(names[i] for i in range(len(names)))
+            self.precision = "fp32"
+        else:
+            self.names = class_names(model)
+            self.precision = precision  # the session reports what the CPU really uses
+        self.conf, self.iou, self.imgsz, self.device = conf, iou, imgsz, device
+        self._precision_request = precision
+        self.classes = resolve_classes(classes, self.names)
+        self._sessions: dict[tuple[int, int], object] = {}
 
     @staticmethod
     def check() -> str | None:
         """Why this backend cannot run here, or None when it can."""
-        return None if importlib.util.find_spec("ultralytics") else "ultralytics is not installed"
+        return None if _importable("ultralytics") else "ultralytics is not installed"
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """Images of one shape go to the model together: ultralytics letterboxes a mixed-shape batch to a
@@ -70,18 +70,31 @@ class YoloDetector:
         for i, image in enumerate(images):
             by_shape.setdefault(image.shape, []).append(i)
         for indices in by_shape.values():
-            results = self._model.predict([images[i] for i in indices], **self._settings)
-            for i, r in zip(indices, results):
-                out[i] = Detections(
-                    xyxy=r.boxes.xyxy.cpu().numpy(),
-                    score=r.boxes.conf.cpu().numpy(),
-                    class_id=r.boxes.cls.cpu().numpy(),
-                    names=self.names,
-                )
+            group = [images[i] for i in indices]
+            for i, (xyxy, score, class_id) in zip(indices, self._infer(group)):
+                out[i] = Detections(xyxy, score, class_id, self.names)
         return out
 
+    def _infer(self, images: list[np.ndarray]):
+        if self.runtime == "torch":
+            results = self._yolo.predict(images, conf=self.conf, iou=self.iou, imgsz=self.imgsz, device=self.device,
+                                         classes=self.classes, verbose=False)
+            return [(r.boxes.xyxy.cpu().numpy(), r.boxes.conf.cpu().numpy(), r.boxes.cls.cpu().numpy())
+                    for r in results]
+        letterbox = Letterbox.fit(images[0].shape[:2], self.imgsz)
+        session = self._session(letterbox.shape)
+        return postprocess(session(letterbox.tensor(images)), letterbox, self.conf, self.iou, self.classes)
 
-def _first_line(exc: Exception) -> str:
-    """Ultralytics' message, first line, without its `ERROR ❌` decoration."""
-    text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-    return re.sub(r"^(ERROR)?[^\w/.'\"]*", "", text)
+    def _session(self, shape: tuple[int, int]):
+        if shape not in self._sessions:
+            path = exported(self.model, self.runtime, shape)
+            session = SESSIONS[self.runtime](path, self._precision_request)
+            self._sessions[shape] = session
+            self.precision = session.precision
+        return self._sessions[shape]
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None

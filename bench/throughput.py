@@ -1,0 +1,215 @@
+"""Throughput benchmark: vidpipe against `yolo track` and a supervision recipe, measured in one run.
+
+On the same 1280x720 clip (built from the sample videos), with the same YOLOv8n weights and image size:
+  (a) `yolo track model=... source=... save=True`: the ultralytics command a user runs today;
+  (b) `vidpipe run` with its defaults: tracking, annotated video, tables;
+  (c) vidpipe's detector alone (its chosen runtime, pre- and post-processing) on frames already in memory;
+  (d) the supervision recipe in bench/supervision_recipe.py (ultralytics OpenVINO export, Roboflow ByteTrack,
+      supervision annotators and VideoSink).
+It prints frames per second (whole command, start-up included, for a, b and d), the ratios b/a, b/d and b/c,
+and peak memory (RSS of the process tree). `--agreement` adds, for every runtime and precision, how many
+boxes match an fp32 runtime fed the same letterboxed input; `--long` compares vidpipe's peak RSS on a
+1-minute and a 10-minute input.
+
+    pip install -e '.[bench]'
+    python bench/throughput.py [--frames 600] [--agreement] [--long]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = [REPO / "sample_videos" / "parking-lot-cars.mp4", REPO / "sample_videos" / "suburban-traffic.mp4"]
+MODEL = REPO / "models" / "yolov8n.pt"
+
+
+def build_clip(path: Path, frames: int, size=(1280, 720), fps: int = 30) -> Path:
+    """`frames` real frames of the sample videos, scaled to `size`, as H.264 at `fps`."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        stream.options = {"crf": "18", "preset": "veryfast"}
+        written = 0
+        while written < frames:
+            for sample in SAMPLES:
+                with av.open(str(sample)) as container:
+                    for frame in container.decode(video=0):
+                        image = cv2.resize(frame.to_ndarray(format="bgr24"), size, interpolation=cv2.INTER_LINEAR)
+                        video_frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+                        video_frame.pts = written
+                        for packet in stream.encode(video_frame):
+                            out.mux(packet)
+                        written += 1
+                        if written == frames:
+                            break
+                if written == frames:
+                    break
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def loop_clip(clip: Path, path: Path, times: int) -> Path:
+    """The clip `times` over, end to end, by copying its packets with shifted timestamps (no re-encoding)."""
+    with av.open(str(clip)) as source, av.open(str(path), "w") as out:
+        video = source.streams.video[0]
+        stream = out.add_stream_from_template(video)
+        packets = [p for p in source.demux(video) if p.dts is not None]
+        span = max(p.pts + (p.duration or 0) for p in packets) - min(p.pts for p in packets)
+        for i in range(times):
+            for packet in packets:
+                copy = av.Packet(bytes(packet))
+                copy.pts, copy.dts = packet.pts + i * span, packet.dts + i * span
+                copy.duration, copy.is_keyframe, copy.time_base = packet.duration, packet.is_keyframe, packet.time_base
+                copy.stream = stream
+                out.mux(copy)
+    return path
+
+
+def measure(command: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of a command and its children, sampled every 50 ms."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    root = psutil.Process(process.pid)
+    while process.poll() is None:
+        try:
+            rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+            peak = max(peak, rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    wall = time.perf_counter() - start
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{process.stderr.read()[-3000:]}")
+    return wall, peak / 1e6
+
+
+def detector_only(clip: Path, frames: int) -> tuple[float, str, str]:
+    """(c): the detector vidpipe chooses by default, on frames decoded beforehand (tracking's conf)."""
+    from vidpipe.detectors.yolo import YoloDetector
+    from vidpipe.pipeline import PipelineConfig
+    from vidpipe.sources import Sampling, open_source
+
+    config = PipelineConfig()
+    images = [f.image for f in open_source(clip, Sampling(max_frames=frames))]
+    detector = YoloDetector(MODEL, conf=config.detection_conf(), imgsz=config.imgsz)
+    batch = config.batch_size
+    detector.detect(images[:batch])  # warm-up (and export, if not cached)
+    start = time.perf_counter()
+    for i in range(0, len(images), batch):
+        detector.detect(images[i : i + batch])
+    return len(images) / (time.perf_counter() - start), detector.runtime, detector.precision
+
+
+def supervision_model(workdir: Path) -> Path:
+    """The OpenVINO export a supervision user makes: ultralytics' defaults (640x640, fp32 weights)."""
+    import os
+
+    os.environ.setdefault("YOLO_VERBOSE", "false")
+    from ultralytics import YOLO
+
+    shutil.copy(MODEL, workdir / MODEL.name)
+    return Path(YOLO(str(workdir / MODEL.name)).export(format="openvino", verbose=False))
+
+
+def agreement(frames_per_clip: int) -> list[dict]:
+    """Per runtime and precision: share of boxes matched (same class, IoU >= 0.8) with an fp32 runtime
+    fed the same letterboxed input, both ways, on the sample clips at the default confidence."""
+    from scipy.optimize import linear_sum_assignment
+
+    from vidpipe.detections import box_iou
+    from vidpipe.detectors.yolo import YoloDetector
+    from vidpipe.sources import Sampling, open_source
+
+    images = [f.image for clip in SAMPLES for f in open_source(clip, Sampling(max_frames=frames_per_clip))]
+    outputs = []
+    for runtime, precision in (("onnx", "fp32"), ("torch", "fp32"), ("openvino", "fp32"), ("openvino", "auto")):
+        detector = YoloDetector(MODEL, runtime=runtime, precision=precision)
+        detections = [d for i in range(0, len(images), 8) for d in detector.detect(images[i : i + 8])]
+        outputs.append((runtime, detector.precision, detections))
+    reference = outputs[0][2]
+    rows = []
+    for runtime, actual, detections in outputs:
+        matched = total_ref = total_cand = 0
+        for ref, cand in zip(reference, detections):
+            iou = box_iou(ref.xyxy, cand.xyxy) * (ref.class_id[:, None] == cand.class_id[None, :])
+            if iou.size:
+                r, c = linear_sum_assignment(-iou)
+                matched += int((iou[r, c] >= 0.8).sum())
+            total_ref, total_cand = total_ref + len(ref), total_cand + len(cand)
+        rows.append({"runtime": runtime, "precision": actual, "boxes": total_cand,
+                     "reference_matched_%": round(100 * matched / max(total_ref, 1), 2),
+                     "candidate_matched_%": round(100 * matched / max(total_cand, 1), 2)})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=600, help="clip length (1280x720, 30 fps)")
+    parser.add_argument("--agreement", action="store_true", help="also compare runtimes' detections")
+    parser.add_argument("--long", action="store_true", help="also compare peak RSS on 1- and 10-minute inputs")
+    parser.add_argument("--keep", type=Path, help="keep the clip and outputs in this folder")
+    args = parser.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="vidpipe-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    clip = build_clip(work / "clip.mp4", args.frames)
+    vidpipe = [sys.executable, "-m", "vidpipe"]
+    subprocess.run([*vidpipe, "run", str(clip), "-o", str(work / "warm"), "--max-frames", "8", "-q"], check=True,
+                   capture_output=True)  # the one-time export is cached before anything is timed
+    results = {}
+    wall, rss = measure(["yolo", "track", f"model={MODEL}", f"source={clip}", "save=True", f"project={work}",
+                         "name=a", "exist_ok=True", "verbose=False"], work)
+    results["a"] = {"what": "yolo track save=True", "fps": args.frames / wall, "peak_rss_mb": rss}
+    wall, rss = measure([*vidpipe, "run", str(clip), "-o", str(work / "b"), "-q"], work)
+    summary = json.loads((work / "b" / "summary.json").read_text())
+    results["b"] = {"what": "vidpipe run (defaults)", "fps": args.frames / wall, "peak_rss_mb": rss,
+                    "fps_after_startup": summary["fps"]}
+    fps, runtime, precision = detector_only(clip, min(args.frames, 300))
+    results["c"] = {"what": f"vidpipe detector only ({runtime}, {precision})", "fps": fps}
+    ov_model = supervision_model(work)
+    wall, rss = measure([sys.executable, str(REPO / "bench" / "supervision_recipe.py"), str(ov_model), str(clip),
+                         str(work / "d.mp4")], work)
+    results["d"] = {"what": "supervision + OpenVINO + Roboflow ByteTrack", "fps": args.frames / wall,
+                    "peak_rss_mb": rss}
+
+    print(f"clip: {args.frames} frames, 1280x720, 30 fps; {psutil.cpu_count()} CPU cores")
+    for key, row in results.items():
+        rss = f"{row['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in row else "-"
+        print(f"({key}) {row['what']:<48} {row['fps']:6.1f} fps   peak RSS {rss}")
+    print(f"vidpipe after start-up: {results['b']['fps_after_startup']:.1f} fps")
+    b = results["b"]["fps"]
+    print(f"b/a = {b / results['a']['fps']:.2f} (target >= 3.0)   b/d = {b / results['d']['fps']:.2f} (>= 1.2)   "
+          f"b/c = {results['b']['fps_after_startup'] / results['c']['fps']:.2f} (>= 0.85, after start-up)")
+    print(f"peak RSS b/a = {results['b']['peak_rss_mb'] / results['a']['peak_rss_mb']:.2f} (<= 1.0)")
+    if args.long:
+        minute, ten = loop_clip(clip, work / "1min.mp4", max(1, 1800 // args.frames)), \
+            loop_clip(clip, work / "10min.mp4", max(1, 18000 // args.frames))
+        peaks = {name: measure([*vidpipe, "run", str(path), "-o", str(work / name), "-q"], work)[1]
+                 for name, path in (("1min", minute), ("10min", ten))}
+        print(f"peak RSS: 1-minute input {peaks['1min']:.0f} MB, 10-minute input {peaks['10min']:.0f} MB "
+              f"(ratio {peaks['10min'] / peaks['1min']:.3f}, target <= 1.10)")
+    if args.agreement:
+        print("\nagreement with ONNX Runtime fp32 on the same letterboxed input (same class, IoU >= 0.8):")
+        for row in agreement(frames_per_clip=200):
+            print(f"  {row['runtime']:<9} {row['precision']:<5} boxes {row['boxes']:>5}  "
+                  f"reference matched {row['reference_matched_%']:6.2f}%  own boxes matched {row['candidate_matched_%']:6.2f}%")
+    if not args.keep:
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""CPU inference runtimes for YOLO checkpoints: a cached export, and a session that runs it.
+
+On a CPU, `auto` picks OpenVINO (about 6x torch on the development machine, bf16 where the CPU has it),
+else ONNX Runtime (about 3x), else torch. A `.pt` checkpoint is exported once per (checkpoint hash, input
+shape, batch, runtime version) by ultralytics' exporter into the cache directory (`$VIDPIPE_CACHE`, else
+`~/.cache/vidpipe`) and reused; its class names are cached beside it, so later runs never import torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+log = logging.getLogger("vidpipe")
+RUNTIMES = ("auto", "torch", "onnx", "openvino")
+PRECISIONS = ("auto", "fp32")
+# What each exported runtime needs installed (checked first: ultralytics would otherwise pip-install them).
+NEEDS = {"openvino": ("openvino",), "onnx": ("onnxruntime", "onnx", "onnxslim")}
+EXTRA = {"openvino": "pip install openvino", "onnx": "pip install 'vidpipe[onnx]'"}
+
+
+def resolve_runtime(requested: str, device: str | None, model: str) -> str:
+    """The runtime to use: `auto` prefers OpenVINO, then ONNX Runtime, on CPU; torch on GPUs and for
+    models that are not PyTorch checkpoints (ultralytics runs its other formats itself)."""
+    if requested not in RUNTIMES:
+        raise InputError(f"unknown runtime {requested!r} (use {', '.join(RUNTIMES)})")
+    on_cpu = device is None or str(device).lower() == "cpu"
+    if requested == "auto":
+        if not (on_cpu and model.endswith(".pt") and (device is not None or not _cuda_available())):
+            return "torch"
+        return next((r for r in ("openvino", "onnx") if not missing(r)), "torch")
+    if requested != "torch":
+        if not model.endswith(".pt"):
+            raise InputError(f"--runtime {requested} exports PyTorch checkpoints; {model} is not a .pt file")
+        if not on_cpu:
+            raise InputError(f"--runtime {requested} runs on the CPU; use --runtime torch for --device {device}")
+        if missing(requested):
+            raise InputError(f"--runtime {requested} needs {', '.join(missing(requested))}: {EXTRA[requested]}")
+    return requested
+
+
+def missing(runtime: str) -> list[str]:
+    return [m for m in NEEDS.get(runtime, ()) if importlib.util.find_spec(m) is None]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("VIDPIPE_CACHE") or Path.home() / ".cache" / "vidpipe")
+
+
+def file_hash(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def class_names(model: str) -> tuple[str, ...]:
+    """The checkpoint's class names, from the cache when a previous run wrote them (no torch import)."""
+    cached = cache_dir() / "names" / f"{file_hash(model)}.json"
+    if cached.is_file():
+        return tuple(json.loads(cached.read_text()))
+    names = load_ultralytics(model).names
+    names = tuple(names[i] for i in range(len(names)))
+    _write_atomic(cached, json.dumps(list(names)))
+    return names
+
+
+def exported(model: str, runtime: str, shape: tuple[int, int], batch: int = 1) -> Path:
+    """The model exported for `runtime` at input `shape` (h, w): from the cache, or exported now."""
+    version = _runtime_version(runtime)
+    key = f"{Path(model).stem}-{file_hash(model)}-{runtime}{version}-{shape[0]}x{shape[1]}-b{batch}"
+    target = cache_dir() / "exports" / key
+    if (target / "model.json").is_file():
+        return target
+    log.info("exporting %s for %s at %dx%d (once; cached in %s)", Path(model).name, runtime, *shape, target.parent)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
+        checkpoint = Path(tmp) / Path(model).name
+        shutil.copyfile(model, checkpoint)
+        yolo = load_ultralytics(str(checkpoint))
+        options = {"simplify": True} if runtime == "onnx" else {}
+        with warnings.catch_warnings():  # torch.jit's deprecation notices are ultralytics' business
+            warnings.simplefilter("ignore")
+            out = Path(yolo.export(format=runtime, imgsz=shape, batch=batch, half=False, dynamic=False,
+                                   verbose=False, **options))
+        staged = Path(tmp) / "export"
+        staged.mkdir()
+        for item in (out.iterdir() if out.is_dir() else [out]):
+            shutil.move(str(item), staged / ("model.onnx" if item.suffix == ".onnx" else item.name))
+        (staged / "model.json").write_text(json.dumps({"source": str(model), "runtime": runtime,
+                                                       "version": version, "shape": shape, "batch": batch}))
+        try:
+            os.replace(staged, target)  # atomic: a concurrent export of the same key leaves one whole copy
+        except OSError:
+            if not (target / "model.json").is_file():
+                raise
+    return target
+
+
+class OpenVinoSession:
+    """An OpenVINO model on the CPU, throughput mode: the frames of a batch run as parallel requests."""
+
+    def __init__(self, path: Path, precision: str = "auto") -> None:
+        import openvino as ov
+
+        config = {"PERFORMANCE_HINT": "THROUGHPUT"}
+        if precision == "fp32":
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        xml = next(path.glob("*.xml"))
+        self._compiled = ov.Core().compile_model(str(xml), "CPU", config)
+        self._queue = ov.AsyncInferQueue(self._compiled, self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self._results: dict[int, np.ndarray] = {}
+        self._queue.set_callback(self._collect)
+        self.precision = _precision_name(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
+
+    def _collect(self, request, index: int) -> None:
+        self._results[index] = request.get_output_tensor(0).data.copy()
+
+    def __call__(self, tensors: np.ndarray) -> np.ndarray:
+        """(n, 3, h, w) float32 -> the model's raw output for each, stacked."""
+        self._results = {}
+        for i in range(len(tensors)):
+            self._queue.start_async({0: tensors[i : i + 1]}, i)
+        self._queue.wait_all()
+        return np.concatenate([self._results[i] for i in range(len(tensors))])
+
+
+class OnnxSession:
+    """An ONNX model in ONNX Runtime on the CPU (fp32)."""
+
+    precision = "fp32"
+
+    def __init__(self, path: Path, precision: str = "auto") -> None:
+        import onnxruntime as ort
+
+        self._session = ort.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+
+    def __call__(self, tensors: np.ndarray) -> np.ndarray:
+        return np.concatenate([self._session.run(None, {self._input: tensors[i : i + 1]})[0]
+                               for i in range(len(tensors))])
+
+
+SESSIONS = {"openvino": OpenVinoSession, "onnx": OnnxSession}
+
+
+def _runtime_version(runtime: str) -> str:
+    module = {"openvino": "openvino", "onnx": "onnxruntime"}[runtime]
+    from importlib.metadata import version
+
+    return version(module)
+
+
+def _precision_name(value) -> str:
+    name = str(value).lower()
+    return {"bfloat16": "bf16", "f32": "fp32", "float32": "fp32", "f16": "fp16"}.get(
+        name.split("'")[1] if "'" in name else name, name)
+
+
+def load_ultralytics(model: str):
+    """An ultralytics YOLO detection model, or one clear error."""
+    os.environ.setdefault("YOLO_VERBOSE", "false")  # keep ultralytics' banners out of vidpipe's output
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")  # never pip-install behind the user's back
+    from ultralytics import YOLO
+
+    try:
+        yolo = YOLO(model, task="detect")
+    except Exception as exc:  # ultralytics raises many types for a bad file; all mean "unusable model"
+        raise InputError(f"cannot load model {model}: {_first_line(exc)}") from None
+    if getattr(yolo, "task", "detect") != "detect":
+        raise InputError(f"model {model} is a {yolo.task} model; vidpipe needs a detection model")
+    return yolo
+
+
+def _first_line(exc: Exception) -> str:
+    """Ultralytics' message, first line, without its `ERROR ❌` decoration."""
+    import re
+
+    text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    return re.sub(r"^(ERROR)?[^\w/.'\"]*", "", text)
+
+
+def _cuda_available() -> bool:
+    """Whether torch would pick a GPU, without importing torch when no CUDA driver is installed."""
+    if not any(Path(p).exists() for p in ("/dev/nvidia0", "/dev/nvidiactl", "/proc/driver/nvidia")):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
