@@ -86,34 +86,30 @@ class Stages:
                 thread.join(timeout=30)
 
     def _read(self) -> None:
-        profile, out = self.profiles[0], self._queues[0]
-        try:
-            iterator = iter(self._source)
-            while not self._stop.is_set():
-                start = time.perf_counter()
-                item = next(iterator, _END)
-                profile.busy_s += time.perf_counter() - start
-                if item is _END:
-                    break
-                profile.items += 1
-                self._put(out, item)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            self._fail(exc)
-        finally:
-            self._put(out, _END, force=True)
+        """The first stage: its work is pulling the next item out of the source (decoding a frame)."""
+        iterator = iter(self._source)
+        self._stage(self.profiles[0], lambda: _END if self._stop.is_set() else None,
+                    lambda _: next(iterator, _END), self._queues[0])
 
     def _work(self, index: int) -> None:
-        profile, source, out = self.profiles[index + 1], self._queues[index], self._queues[index + 1]
-        function = self._functions[index]
+        profile, source = self.profiles[index + 1], self._queues[index]
+
+        def pull():
+            profile.sample_queue(source.qsize())
+            return self._get(source)
+
+        self._stage(profile, pull, self._functions[index], self._queues[index + 1])
+
+    def _stage(self, profile: StageProfile, pull: Callable[[], Any], function: Callable[[Any], Any],
+               out: queue.Queue) -> None:
+        """Pull, work (timed), pass on; until the input or the work says it is the end, or a failure."""
         try:
-            while True:
-                profile.sample_queue(source.qsize())
-                item = self._get(source)
-                if item is _END:
-                    break
+            while (item := pull()) is not _END:
                 start = time.perf_counter()
                 result = function(item)
                 profile.busy_s += time.perf_counter() - start
+                if result is _END:
+                    break
                 profile.items += 1
                 self._put(out, result)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
