@@ -7,7 +7,7 @@ kill never leaves a file that looks finished; `abort()` removes the partial file
 from __future__ import annotations
 
 import os
-from collections import Counter
+from array import array
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -24,6 +24,7 @@ from .errors import VidpipeError
 from .frames import Frame, VideoInfo
 
 TABLE_FORMATS = ("parquet", "csv")
+FLUSH_FRAMES = 1000  # buffered frames with detections before the detection table writes a row group
 DETECTION_SCHEMA = pa.schema(
     [
         ("video", pa.string()),
@@ -266,7 +267,7 @@ class DetectionTableSink:
         if len(detections):
             self._chunks.append((frame.index, frame.time, detections))
             self._buffered += len(detections)
-            if self._buffered >= self._flush_rows:
+            if self._buffered >= self._flush_rows or len(self._chunks) >= FLUSH_FRAMES:
                 self._flush()
 
     def _flush(self) -> None:
@@ -330,34 +331,49 @@ class FrameTableSink:
         self._classes = list(classes) if classes is not None else None
         self._interest = list(interest)
         self._top_k = top_k
-        self._rows: list[tuple[int, float, Counter, list[float], list[tuple[str, float]]]] = []
-        self._seen: set[int] = set()
+        # Columns as compact typed arrays (about 50 bytes a frame), so a 10-hour video stays small.
+        self._frame, self._time, self._total = array("q"), array("d"), array("l")
+        self._counts: dict[int, array] = {c: array("l") for c in self._classes or ()}
+        self._p_any = [array("d") for _ in self._interest]
+        self._top_class = [array("l") for _ in range(top_k)]  # -1: fewer than k objects
+        self._top_score = [array("d") for _ in range(top_k)]
 
     def write(self, frame: Frame, detections: Detections) -> None:
-        counts = Counter(detections.class_id.tolist())
-        self._seen.update(counts)
-        p_any = [p_any_present(detections.score[detections.class_id == c]) for c in self._interest]
-        top = np.argsort(-detections.score, kind="stable")[: self._top_k]
-        best = [(self._names[detections.class_id[i]], float(detections.score[i])) for i in top]
-        self._rows.append((frame.index, frame.time, counts, p_any, best))
+        rows = len(self._frame)
+        self._frame.append(frame.index)
+        self._time.append(frame.time)
+        self._total.append(len(detections))
+        ids, counts = np.unique(detections.class_id, return_counts=True)
+        for class_id in ids.tolist():
+            if class_id not in self._counts and self._classes is None:
+                self._counts[class_id] = array("l", bytes(array("l").itemsize * rows))  # zeros so far
+        for column_id, column in self._counts.items():
+            column.append(int(counts[ids == column_id].sum()))
+        for column, class_id in zip(self._p_any, self._interest):
+            column.append(p_any_present(detections.score[detections.class_id == class_id]))
+        order = np.argsort(-detections.score, kind="stable")[: self._top_k]
+        for k in range(self._top_k):
+            present = k < len(order)
+            self._top_class[k].append(int(detections.class_id[order[k]]) if present else -1)
+            self._top_score[k].append(float(detections.score[order[k]]) if present else np.nan)
 
     def table(self) -> pd.DataFrame:
-        rows = self._rows
+        names = np.asarray(self._names, dtype=object)
         columns: dict[str, object] = {
-            "video": pd.Series([self._video] * len(rows), dtype="string"),
-            "frame": np.array([r[0] for r in rows], dtype=np.int64),
-            "time_s": np.array([r[1] for r in rows], dtype=np.float64),
-            "n_detections": np.array([sum(r[2].values()) for r in rows], dtype=np.int64),
+            "video": pd.Series([self._video] * len(self._frame), dtype="string"),
+            "frame": np.asarray(self._frame, dtype=np.int64),
+            "time_s": np.asarray(self._time, dtype=np.float64),
+            "n_detections": np.asarray(self._total, dtype=np.int64),
         }
-        for class_id in sorted(self._seen if self._classes is None else self._classes):
-            columns[f"n_{column_name(self._names[class_id])}"] = np.array([r[2][class_id] for r in rows], np.int64)
-        for k, class_id in enumerate(self._interest):
-            columns[f"p_any_{column_name(self._names[class_id])}"] = np.array([r[3][k] for r in rows], np.float64)
+        for class_id in sorted(self._counts):
+            columns[f"n_{column_name(self._names[class_id])}"] = np.asarray(self._counts[class_id], np.int64)
+        for class_id, column in zip(self._interest, self._p_any):
+            columns[f"p_any_{column_name(self._names[class_id])}"] = np.asarray(column, np.float64)
         for k in range(self._top_k):
-            columns[f"top{k + 1}_class"] = pd.Series([r[4][k][0] if len(r[4]) > k else None for r in rows],
+            top = np.asarray(self._top_class[k], np.int64)
+            columns[f"top{k + 1}_class"] = pd.Series(np.where(top >= 0, names[np.maximum(top, 0)], None),
                                                      dtype="string")
-            columns[f"top{k + 1}_score"] = np.array([r[4][k][1] if len(r[4]) > k else np.nan for r in rows],
-                                                    np.float64)
+            columns[f"top{k + 1}_score"] = np.asarray(self._top_score[k], np.float64)
         return pd.DataFrame(columns)
 
     def close(self) -> None:
