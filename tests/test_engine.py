@@ -63,9 +63,8 @@ def test_a_consumer_that_stops_early_stops_the_stages():
 
 
 def test_threaded_and_sequential_runs_write_the_same_outputs(tmp_path):
-    for engine in ("threaded", "sequential"):
-        result = run_cli("run", str(SUBURBAN), "-o", str(tmp_path / engine), "--engine", engine,
-                         "--max-frames", "90", "-q")
+    for engine, flags in (("threaded", []), ("sequential", ["--sequential"])):
+        result = run_cli("run", str(SUBURBAN), "-o", str(tmp_path / engine), *flags, "--max-frames", "90", "-q")
         assert result.returncode == 0, result.stderr
     for name in ("detections.parquet", "frames.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "threaded" / name),

@@ -50,36 +50,50 @@ def main() -> None:
         log.propagate = False
 
 
+# The pipeline's settings, shared by `run` and `batch`; each maps to a PipelineConfig key (None: not given).
+PIPELINE_OPTIONS = [
+    click.option("-p", "--pipeline", help="Preset pipeline: a YAML file or a shipped name (default, traffic, "
+                                          "people, yt8m)."),
+    click.option("--detector", help="Detector backend [default: yolo]."),
+    click.option("-m", "--model", help="Model file or name [default: the bundled models/yolov8n.pt]."),
+    click.option("--conf", type=float, help="Detection score threshold [default: 0.25; 0.1 when tracking]."),
+    click.option("--iou", type=float, help="NMS IoU threshold [default: 0.7]."),
+    click.option("--imgsz", type=int, help="Inference image size [default: 640]."),
+    click.option("--device", help="cpu, cuda, cuda:0, mps... [default: best available]."),
+    click.option("--classes", help="Only these classes: names or ids, comma-separated (e.g. person,car)."),
+    click.option("--batch-size", type=int, help="Frames per inference batch [default: 8]."),
+    click.option("--runtime", type=click.Choice(["auto", "torch", "onnx", "openvino"]),
+                 help="Inference runtime for YOLO checkpoints [default: auto: OpenVINO on a CPU, torch on a GPU]."),
+    click.option("--precision", type=click.Choice(["auto", "fp32"]),
+                 help="auto: the runtime's default (bf16 on CPUs that have it); fp32 forces full precision."),
+    click.option("--sequential", "engine", flag_value="sequential", default=None,
+                 help="Run the stages one after another on one thread (same outputs; the default overlaps them)."),
+    click.option("--threads", type=int, help="Cap on the decoder's, runtime's and encoder's threads."),
+    click.option("--tracker", help="bytetrack or none [default: bytetrack]."),
+    click.option("--trails/--no-trails", default=None, help="Draw motion trails of tracks."),
+    click.option("--video/--no-video", default=None, help="Write the annotated video [default: yes]."),
+    click.option("--table-format", type=click.Choice(["parquet", "csv"]), help="Table format [default: parquet]."),
+    click.option("--mot/--no-mot", default=None, help="Write tracks as MOTChallenge txt [default: yes]."),
+    click.option("--stride", type=int, help="Process every Nth frame."),
+    click.option("--sample-fps", type=float, help="Process frames at this rate, picked by timestamp (e.g. 1)."),
+    click.option("--start", type=float, help="Start at this time (seconds)."),
+    click.option("--end", type=float, help="Stop at this time (seconds)."),
+    click.option("--max-frames", type=int, help="Stop after this many processed frames."),
+    click.option("--fps", type=float, help="Frame rate of an image sequence [default: seqinfo.ini, else 30]."),
+    click.option("--video-preset", help="x264 preset of the annotated video [default: ultrafast]."),
+]
+
+
+def pipeline_options(command):
+    for option in reversed(PIPELINE_OPTIONS):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("input", metavar="INPUT")
 @click.option("-o", "--out", type=click.Path(file_okay=False), help="Output folder [default: runs/<input name>].")
-@click.option("-p", "--pipeline", help="Preset pipeline: a YAML file or a shipped name (default, traffic, people).")
-@click.option("--detector", help="Detector backend [default: yolo].")
-@click.option("-m", "--model", help="Model file or name [default: the bundled models/yolov8n.pt].")
-@click.option("--conf", type=float, help="Detection score threshold [default: 0.25; 0.1 when tracking].")
-@click.option("--iou", type=float, help="NMS IoU threshold [default: 0.7].")
-@click.option("--imgsz", type=int, help="Inference image size [default: 640].")
-@click.option("--device", help="cpu, cuda, cuda:0, mps... [default: best available].")
-@click.option("--classes", help="Only these classes: names or ids, comma-separated (e.g. person,car).")
-@click.option("--batch-size", type=int, help="Frames per inference batch [default: 8].")
-@click.option("--runtime", type=click.Choice(["auto", "torch", "onnx", "openvino"]),
-              help="Inference runtime for YOLO checkpoints [default: auto: OpenVINO on a CPU, torch on a GPU].")
-@click.option("--precision", type=click.Choice(["auto", "fp32"]),
-              help="auto: the runtime's default (bf16 on CPUs that have it); fp32 forces full precision.")
-@click.option("--engine", type=click.Choice(["threaded", "sequential"]),
-              help="threaded: stages run concurrently [default]; sequential: one thread.")
-@click.option("--tracker", help="bytetrack or none [default: bytetrack].")
-@click.option("--trails/--no-trails", default=None, help="Draw motion trails of tracks.")
-@click.option("--video/--no-video", default=None, help="Write the annotated video [default: yes].")
-@click.option("--table-format", type=click.Choice(["parquet", "csv"]), help="Table format [default: parquet].")
-@click.option("--mot/--no-mot", default=None, help="Write tracks as MOTChallenge txt [default: yes].")
-@click.option("--stride", type=int, help="Process every Nth frame.")
-@click.option("--sample-fps", type=float, help="Process frames at this rate, picked by timestamp (e.g. 1).")
-@click.option("--start", type=float, help="Start at this time (seconds).")
-@click.option("--end", type=float, help="Stop at this time (seconds).")
-@click.option("--max-frames", type=int, help="Stop after this many processed frames.")
-@click.option("--fps", type=float, help="Frame rate of an image sequence [default: seqinfo.ini, else 30].")
-@click.option("--video-preset", help="x264 preset of the annotated video [default: ultrafast].")
+@pipeline_options
 @click.option("--profile", is_flag=True, help="Print each stage's throughput, busy fraction and queue use.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def run(input: str, out: str | None, pipeline: str | None, quiet: bool, profile: bool, **options) -> None:
@@ -118,6 +132,46 @@ def _profile_table(summary: dict) -> str:
     lines.append(f"engine {summary['engine']}, runtime {det['runtime']} ({det['precision']}), "
                  f"batch {det['batch_size']}, {summary['fps']} fps overall")
     return "\n".join(lines)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUTS...")
+@click.option("-o", "--out", type=click.Path(file_okay=False), required=True, help="Corpus output folder.")
+@pipeline_options
+@click.option("--workers", type=int, default=1, show_default=True, help="Videos processed at once.")
+@click.option("--engine", "batch_engine", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="Worker processes on this machine, or Ray workers on a cluster.")
+@click.option("--address", help="With --engine ray: auto, or ray://HOST:PORT [default: start a local Ray].")
+@click.option("--num-cpus", type=float, default=1, show_default=True, help="With Ray: CPUs per worker.")
+@click.option("--num-gpus", type=float, default=0, show_default=True, help="With Ray: GPUs per worker.")
+@click.option("--segment-seconds", type=float, default=5.0, show_default=True,
+              help="Length of the per-segment summaries (YouTube-8M: 5).")
+@click.option("--force", is_flag=True, help="Redo videos already done.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def batch(inputs: tuple[str, ...], out: str, pipeline: str | None, workers: int, batch_engine: str,
+          address: str | None, num_cpus: float, num_gpus: float, segment_seconds: float, force: bool, quiet: bool,
+          **options) -> None:
+    """Process a corpus: INPUTS are video folders, globs, manifests (CSV/TXT) or paths and URLs.
+
+    Each video gets OUT/<video_id>/ (as `vidpipe run`) and is marked done last; a re-run skips done videos.
+    OUT/detections/ and OUT/segments/ are Parquet datasets partitioned by video_id; OUT/videos.parquet has a
+    row per video. Exits 1 when any video failed.
+    """
+    from .corpus import run_batch
+    from .pipeline import PipelineConfig
+
+    config = PipelineConfig.load(pipeline, **options)
+    table = run_batch(inputs, out, config, workers=workers, engine=batch_engine, force=force,
+                      segment_seconds=segment_seconds, progress=not quiet, ray_address=address,
+                      num_cpus=num_cpus, num_gpus=num_gpus)
+    counts = table["status"].value_counts()
+    click.echo(f"{len(table)} videos: {counts.get('done', 0)} done, {counts.get('error', 0)} failed, "
+               f"{counts.get('pending', 0)} pending; {out}/videos.parquet")
+    failed = table.loc[table["status"] == "error", "video_id"].tolist()
+    if failed:
+        more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+        click.echo(f"vidpipe: failed: {', '.join(failed[:10])}{more} (errors in videos.parquet)", err=True)
+        sys.exit(EXIT_RUNTIME)
 
 
 @main.command()

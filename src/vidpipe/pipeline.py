@@ -13,11 +13,12 @@ import json
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib.resources import files
 from pathlib import Path
 
+import cv2
 import yaml
 from tqdm import tqdm
 
@@ -62,6 +63,7 @@ class PipelineConfig:
     runtime: str = "auto"  # auto | torch | onnx | openvino (YOLO): auto exports to OpenVINO on a CPU
     precision: str = "auto"  # auto (the runtime's default, bf16 on CPUs that have it) | fp32
     engine: str = "threaded"  # threaded (stages overlap) | sequential (one frame at a time, one thread)
+    threads: int | None = None  # cap on each library's threads (decoder, inference, encoder); None: all cores
     # tracking
     tracker: str = "bytetrack"
     bytetrack: dict = field(default_factory=lambda: asdict(ByteTrackConfig()))
@@ -179,18 +181,28 @@ class Pipeline:
             classes=self.config.classes,
             runtime=self.config.runtime,
             precision=self.config.precision,
+            threads=self.config.threads,
         )
+        if self.config.threads:
+            cv2.setNumThreads(self.config.threads)
 
-    def run(self, input: str | Path, out_dir: str | Path | None = None, progress: bool = True) -> RunResult:
-        """Process one input; outputs go to `out_dir` (default `runs/<input name>/`)."""
+    def run(self, input: str | Path, out_dir: str | Path | None = None, progress: bool | Callable[[int], None] = True,
+            name: str | None = None) -> RunResult:
+        """Process one input; outputs go to `out_dir` (default `runs/<input name>/`).
+
+        `progress`: a progress bar (True), nothing (False), or a function told how many frames were just done.
+        `name` replaces the input's name (the file stem) in tables, e.g. a corpus's video id.
+        """
         cfg = self.config
-        source = open_source(input, cfg.sampling(), cfg.fps)
+        source = open_source(input, cfg.sampling(), cfg.fps, threads=cfg.threads)
+        if name:
+            source.info = replace(source.info, name=name)
         try:
             return self._run(source, Path(out_dir) if out_dir else Path("runs") / source.info.name, progress)
         finally:
             source.close()
 
-    def _run(self, source: Source, out_dir: Path, progress: bool) -> RunResult:
+    def _run(self, source: Source, out_dir: Path, progress: bool | Callable[[int], None]) -> RunResult:
         cfg = self.config
         info = source.info
         tracker = create_tracker(cfg.tracker, info.fps, cfg.tracker_params())
@@ -201,8 +213,9 @@ class Pipeline:
         started = dt.datetime.now(dt.timezone.utc)
         clock = time.perf_counter()
         status = "complete"
-        bar = tqdm(total=cfg.sampling().estimate(info), unit="frame", desc=info.name, disable=not progress,
+        bar = tqdm(total=cfg.sampling().estimate(info), unit="frame", desc=info.name, disable=progress is not True,
                    dynamic_ncols=True, mininterval=0.5)
+        report = progress if callable(progress) else bar.update
         stream, stages = self._stream(source, tracker)
         write = StageProfile("write")
         try:
@@ -213,7 +226,7 @@ class Pipeline:
                         sink.write(frame, detections)
                     write.busy_s += time.perf_counter() - start
                     stats.add(frame, detections)
-                    bar.update()
+                    report(1)
             except KeyboardInterrupt:
                 status = "interrupted"  # finish what was processed into valid files
             finally:
@@ -298,7 +311,7 @@ class Pipeline:
             if cfg.video:
                 sinks["video"] = VideoSink(
                     out_dir / OUTPUT_NAMES["video"], info, Annotator(trails=cfg.trails),
-                    preset=cfg.video_preset, crf=cfg.video_crf,
+                    preset=cfg.video_preset, crf=cfg.video_crf, threads=cfg.threads,
                     audio_to_end=cfg.end is None and cfg.max_frames is None,
                 )
             sinks["detections"] = DetectionTableSink(

@@ -110,6 +110,7 @@ class VideoSink:
         crf: int = 23,
         copy_audio: bool = True,
         audio_to_end: bool = True,
+        threads: int | None = None,
     ) -> None:
         import av
 
@@ -128,7 +129,7 @@ class VideoSink:
             stream.time_base = self._time_base
             stream.codec_context.time_base = self._time_base  # else PyAV rounds timestamps to 1/rate
             if self.codec == "libx264":
-                stream.options = {"preset": preset, "crf": str(crf)}
+                stream.options = {"preset": preset, "crf": str(crf), "threads": str(threads or 0)}
             self._stream = stream
             self._audio = _AudioCopier(info.uri, self._container) if copy_audio and info.has_audio else None
         except BaseException:

@@ -126,7 +126,8 @@ class Source(Protocol):
 class VideoSource:
     """A video file or stream read with PyAV (FFmpeg), decoded with codec threading on."""
 
-    def __init__(self, uri: str, sampling: Sampling = Sampling(), name: str | None = None) -> None:
+    def __init__(self, uri: str, sampling: Sampling = Sampling(), name: str | None = None,
+                 threads: int | None = None) -> None:
         import av
 
         self.sampling = sampling
@@ -140,6 +141,7 @@ class VideoSource:
             raise InputError(f"{uri} has no video stream")
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.thread_count = threads or 0  # 0: FFmpeg picks, one per core
         self._stream = stream
         fps = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0) or DEFAULT_SEQUENCE_FPS
         duration = None
@@ -260,11 +262,12 @@ class ImageSource:
         self._first = None
 
 
-def open_source(uri: str | Path, sampling: Sampling = Sampling(), fps: float | None = None) -> Source:
+def open_source(uri: str | Path, sampling: Sampling = Sampling(), fps: float | None = None,
+                threads: int | None = None) -> Source:
     """Open anything vidpipe reads: a video file or stream URL, an image folder, a glob, an image or image URL.
 
     `fps` sets the frame rate of image sequences (default: `seqinfo.ini` beside a MOTChallenge `img1/`
-    folder, else 30); videos keep their own timestamps.
+    folder, else 30); videos keep their own timestamps. `threads` caps the video decoder's threads.
     """
     uri = str(uri)
     if fps is not None and fps <= 0:
@@ -273,7 +276,7 @@ def open_source(uri: str | Path, sampling: Sampling = Sampling(), fps: float | N
         if Path(urllib.parse.urlparse(uri).path).suffix.lower() in IMAGE_SUFFIXES:
             return ImageSource([uri], _read_image_url, uri=uri, name=_stem(uri), fps=fps or 1.0, kind="image",
                                sampling=sampling)
-        return VideoSource(uri, sampling)
+        return VideoSource(uri, sampling, threads=threads)
     if glob.has_magic(uri):
         items = sorted((p for p in glob.glob(uri) if Path(p).suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
         if not items:
@@ -293,7 +296,7 @@ def open_source(uri: str | Path, sampling: Sampling = Sampling(), fps: float | N
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource([uri], _read_image_file, uri=uri, name=path.stem, fps=fps or 1.0, kind="image",
                            sampling=sampling)
-    return VideoSource(uri, sampling)
+    return VideoSource(uri, sampling, threads=threads)
 
 
 def natural_key(text: str) -> list:

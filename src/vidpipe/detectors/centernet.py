@@ -43,6 +43,7 @@ class CenterNetDetector:
         classes: Sequence[str | int] | str | None = None,
         runtime: str = "auto",
         precision: str = "auto",
+        threads: int | None = None,
     ) -> None:
         if runtime not in ("auto", "tensorflow"):
             raise InputError(f"the centernet detector runs on TensorFlow; --runtime {runtime} does not apply")
@@ -60,6 +61,8 @@ class CenterNetDetector:
         try:
             with _native_logs_silenced():
                 self._tf, hub = _import_tensorflow()
+                if threads:
+                    _limit_threads(self._tf, threads)
                 with self._tf.device(self._device):
                     loaded = hub.load(handle)
         except Exception as exc:  # tensorflow raises many types for the same "cannot use this model"
@@ -139,6 +142,15 @@ def _native_logs_silenced() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def _limit_threads(tf, threads: int) -> None:
+    """Cap TensorFlow's thread pools (possible only before its first operation in this process)."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # TensorFlow already started in this process with its own pools
 
 
 def _tf_device(device: str | None) -> str | None:

@@ -112,10 +112,12 @@ def exported(model: str, runtime: str, shape: tuple[int, int], batch: int = 1) -
 class OpenVinoSession:
     """An OpenVINO model on the CPU, throughput mode: the frames of a batch run as parallel requests."""
 
-    def __init__(self, path: Path, precision: str = "auto") -> None:
+    def __init__(self, path: Path, precision: str = "auto", threads: int | None = None) -> None:
         import openvino as ov
 
         config = {"PERFORMANCE_HINT": "THROUGHPUT"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
         if precision == "fp32":
             config["INFERENCE_PRECISION_HINT"] = "f32"
         xml = next(path.glob("*.xml"))
@@ -142,10 +144,12 @@ class OnnxSession:
 
     precision = "fp32"
 
-    def __init__(self, path: Path, precision: str = "auto") -> None:
+    def __init__(self, path: Path, precision: str = "auto", threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        self._session = ort.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or 0
+        self._session = ort.InferenceSession(str(path / "model.onnx"), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
 
     def __call__(self, tensors: np.ndarray) -> np.ndarray:

@@ -37,6 +37,7 @@ class YoloDetector:
         classes: Sequence[str | int] | str | None = None,
         runtime: str = "auto",
         precision: str = "auto",
+        threads: int | None = None,
     ) -> None:
         model = str(model or DEFAULT_MODEL)
         check_model_path(model)
@@ -44,8 +45,13 @@ class YoloDetector:
             raise InputError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
         self.model = model
         self.runtime = resolve_runtime(runtime, device, model)
+        self.threads = threads
         if self.runtime == "torch":
             self._yolo = load_ultralytics(model)
+            if threads:
+                import torch
+
+                torch.set_num_threads(threads)
             names = self._yolo.names
             self.names = tuple(names[i] for i in range(len(names)))
             self.precision = "fp32"
@@ -88,7 +94,7 @@ class YoloDetector:
     def _session(self, shape: tuple[int, int]):
         if shape not in self._sessions:
             path = exported(self.model, self.runtime, shape)
-            session = SESSIONS[self.runtime](path, self._precision_request)
+            session = SESSIONS[self.runtime](path, self._precision_request, self.threads)
             self._sessions[shape] = session
             self.precision = session.precision
         return self._sessions[shape]

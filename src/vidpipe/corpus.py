@@ -1,0 +1,385 @@
+"""Corpus mode: many videos, each processed once, resumably, on local worker processes or on Ray.
+
+`OUT/<video_id>/` gets what `vidpipe run` writes, plus `segments.parquet`, and `_SUCCESS` last (atomically):
+a video is done only when that marker exists. At corpus level, `OUT/detections/` and `OUT/segments/` are
+Parquet datasets partitioned by `video_id` (one `pandas.read_parquet` reads each), and `OUT/videos.parquet`
+has one row per video: status, facts, counts, error. A re-run skips done videos and redoes the rest, so a
+killed job resumed ends with every video done exactly once; a video that fails is recorded and the others
+go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import logging
+import multiprocessing
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from .errors import InputError, VidpipeError
+from .pipeline import Pipeline, PipelineConfig
+from .segments import YT8M_SEGMENT_SECONDS, segment_table
+from .sinks import PartialFile, column_name, write_table
+from .sources import natural_key, open_source
+
+log = logging.getLogger("vidpipe")
+VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv",
+                            ".wmv", ".3gp"})
+MARKER = "_SUCCESS"
+ERROR = "error.json"
+DATASETS = ("detections", "segments")
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class CorpusItem:
+    video_id: str
+    uri: str
+
+
+def collect(inputs: Sequence[str]) -> list[CorpusItem]:
+    """Videos named by folders, globs, manifests (.csv/.txt) or paths/URLs, with unique, safe video ids.
+
+    A path that does not exist is kept: it is recorded as a failed video rather than stopping the corpus.
+    """
+    entries: list[tuple[str | None, str]] = []
+    for text in inputs:
+        path = Path(text)
+        if path.is_file() and path.suffix.lower() in (".csv", ".txt"):
+            entries += read_manifest(path)
+        elif path.is_dir():
+            entries += [(None, str(p)) for p in sorted(path.rglob("*"), key=lambda p: natural_key(str(p)))
+                        if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()]
+        elif glob.has_magic(text):
+            entries += [(None, p) for p in sorted(glob.glob(text, recursive=True), key=natural_key)
+                        if Path(p).suffix.lower() in VIDEO_SUFFIXES]
+        else:
+            entries.append((None, text))
+    if not entries:
+        raise InputError(f"no videos found in {', '.join(inputs)}")
+    items, taken = [], set()
+    for video_id, uri in entries:
+        base = sanitize_id(video_id or _stem(uri))
+        unique, n = base, 1
+        while unique in taken:  # two inputs, one id: the later one gets a suffix, never the same folder
+            n += 1
+            unique = f"{base}-{n}"
+        taken.add(unique)
+        items.append(CorpusItem(unique, uri))
+    return items
+
+
+def read_manifest(path: Path) -> list[tuple[str | None, str]]:
+    """(video_id or None, path or URL) per line. CSV: a `path`/`url`/`uri` column (else the first one) and
+    an optional `video_id` column; TXT: one path or URL per line, `#` comments. Relative paths are relative
+    to the manifest."""
+    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if path.suffix.lower() == ".txt":
+        rows = [(None, line.strip()) for line in lines]
+    else:
+        reader = list(csv.reader(lines))
+        header = [h.strip().lower() for h in reader[0]] if reader else []
+        location = next((header.index(h) for h in ("path", "url", "uri") if h in header), None)
+        ident = header.index("video_id") if "video_id" in header else None
+        body = reader[1:] if location is not None or ident is not None else reader
+        location = 0 if location is None else location
+        rows = [(row[ident].strip() if ident is not None and row[ident].strip() else None, row[location].strip())
+                for row in body if row]
+    return [(video_id, uri if "://" in uri or Path(uri).is_absolute() else str(path.parent / uri))
+            for video_id, uri in rows]
+
+
+def sanitize_id(raw: str) -> str:
+    """A video id usable as one folder name: letters, digits, `_`, `-`, `.`; no separators, no `..`, no
+    leading dot, at most 128 characters (YouTube ids, 11 of [A-Za-z0-9_-], pass unchanged)."""
+    text = re.sub(r"[^A-Za-z0-9_.-]", "_", raw.strip())
+    text = re.sub(r"\.{2,}", "_", text).strip(".")
+    return text[:128] or "video"
+
+
+def _stem(uri: str) -> str:
+    return Path(uri.split("?")[0].rstrip("/")).stem
+
+
+class VideoProcessor:
+    """Processes corpus videos with one loaded model: what each local worker or Ray actor holds."""
+
+    def __init__(self, config: PipelineConfig, out_dir: str | Path,
+                 segment_seconds: float = YT8M_SEGMENT_SECONDS) -> None:
+        self.pipeline = Pipeline(config)
+        self.out_dir = Path(out_dir)
+        self.segment_seconds = segment_seconds
+
+    def __call__(self, item: CorpusItem, progress: Callable[[int], None] | None = None) -> dict:
+        folder = _video_folder(self.out_dir, item.video_id)
+        for stale in (folder / MARKER, folder / ERROR, *(_partition(self.out_dir, d, item.video_id) for d in DATASETS)):
+            stale.unlink(missing_ok=True)  # from here until the marker, this video is not done
+        start = time.perf_counter()
+        try:
+            result = self.pipeline.run(item.uri, folder, progress=progress or False, name=item.video_id)
+            if result.interrupted:
+                raise KeyboardInterrupt
+            detections = _read(result.outputs["detections"])
+            segments = segment_table(item.video_id, detections, _read(result.outputs["frames"]), self.segment_seconds)
+            write_table(segments, folder / "segments.parquet", "parquet")
+            write_table(detections, _partition(self.out_dir, "detections", item.video_id), "parquet")
+            # the partition folder name carries video_id: a column of the same name would clash with it
+            write_table(segments.drop(columns="video_id"), _partition(self.out_dir, "segments", item.video_id),
+                        "parquet")
+            record = _record(item, "done", time.perf_counter() - start, result.summary)
+            _write_json(folder / MARKER, record)  # last: the video is done
+        except Exception as exc:  # noqa: BLE001 - one bad video must not stop the corpus
+            message = str(exc) if isinstance(exc, VidpipeError) else f"{type(exc).__name__}: {exc}"
+            record = _record(item, "error", time.perf_counter() - start, error=message)
+            _write_json(folder / ERROR, record)
+        return record
+
+
+def run_batch(inputs: Sequence[str], out_dir: str | Path, config: PipelineConfig | None = None, *,
+              workers: int = 1, engine: str = "local", force: bool = False,
+              segment_seconds: float = YT8M_SEGMENT_SECONDS, progress: bool = True,
+              ray_address: str | None = None, num_cpus: float = 1, num_gpus: float = 0) -> pd.DataFrame:
+    """Process every video not done yet; return (and write as OUT/videos.parquet) one row per video."""
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r} (use {' or '.join(ENGINES)})")
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    if segment_seconds <= 0:
+        raise InputError(f"--segment-seconds must be positive, got {segment_seconds}")
+    config = config or PipelineConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    items = collect(inputs)
+    todo = [item for item in items if force or not (_video_folder(out, item.video_id) / MARKER).is_file()]
+    if len(todo) < len(items):
+        log.info("%d of %d videos already done (--force redoes them)", len(items) - len(todo), len(items))
+    with _CorpusProgress(todo, config, progress) as bar:
+        if engine == "ray":
+            records = _run_ray(todo, config, out, segment_seconds, workers, ray_address, num_cpus, num_gpus)
+        else:
+            records = _run_local(todo, config, out, segment_seconds, workers, bar.queue)
+        for record in records:
+            bar.video_done(record)
+    table = videos_table(items, out)
+    write_table(table, out / "videos.parquet", "parquet")
+    return table
+
+
+def videos_table(items: Sequence[CorpusItem], out: Path) -> pd.DataFrame:
+    """One row per video from what is on disk: done (marker), error (error record) or pending."""
+    rows = []
+    for item in items:
+        folder = _video_folder(out, item.video_id)
+        for name in (MARKER, ERROR):
+            if (folder / name).is_file():
+                rows.append(json.loads((folder / name).read_text()))
+                break
+        else:
+            rows.append(_record(item, "pending", 0.0))
+    table = pd.json_normalize(rows, sep="_")
+    counts = sorted(c for c in table.columns if c.startswith("n_"))
+    table[counts] = table[counts].fillna(0).astype("int64")
+    for column in ("video_id", "uri", "status", "error"):
+        table[column] = table[column].astype("string")
+    return table[[c for c in table.columns if c not in counts] + counts]
+
+
+def _record(item: CorpusItem, status: str, seconds: float, summary: dict | None = None,
+            error: str | None = None) -> dict:
+    summary = summary or {}
+    source = summary.get("input", {})
+    frames = summary.get("frames_processed", 0)
+    return {
+        **asdict(item),
+        "status": status,
+        "frames": frames,
+        "duration_s": source.get("duration_s"),
+        "fps": source.get("fps"),
+        "width": source.get("width"),
+        "height": source.get("height"),
+        "frames_lost": summary.get("frames_lost", 0),
+        "detections": summary.get("detections", 0),
+        "tracks": summary.get("tracks", 0),
+        "processing_s": round(seconds, 3),
+        "error": error,
+        **{f"n_{column_name(name)}": count for name, count in summary.get("detections_per_class", {}).items()},
+    }
+
+
+def _video_folder(out: Path, video_id: str) -> Path:
+    folder = out / video_id
+    if folder.resolve().parent != out.resolve():  # sanitize_id makes this impossible; keep it so
+        raise InputError(f"video id {video_id!r} would write outside {out}")
+    return folder
+
+
+def _partition(out: Path, dataset: str, video_id: str) -> Path:
+    return out / dataset / f"video_id={video_id}" / "part-0.parquet"
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    out = PartialFile(path)
+    out.partial.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    out.commit()
+
+
+# --- local worker processes ---------------------------------------------------------------------------
+
+_WORKER: VideoProcessor | None = None
+_PROGRESS = None
+
+
+def _run_local(items: list[CorpusItem], config: PipelineConfig, out: Path, segment_seconds: float, workers: int,
+               progress_queue) -> Iterator[dict]:
+    if not items:
+        return
+    if workers == 1:
+        processor = VideoProcessor(config, out, segment_seconds)
+        for item in items:
+            yield processor(item, progress=lambda n: progress_queue.put(n))
+        return
+    threads = config.threads or max(1, (os.cpu_count() or 1) // workers)  # N workers never oversubscribe
+    worker_config = PipelineConfig.from_dict({**asdict(config), "threads": threads})
+    context = multiprocessing.get_context("spawn")  # safe with the threads of decoders and runtimes
+    with context.Pool(workers, initializer=_init_worker,
+                      initargs=(worker_config, str(out), segment_seconds, progress_queue)) as pool:
+        yield from pool.imap_unordered(_process_in_worker, items)
+
+
+def _init_worker(config: PipelineConfig, out: str, segment_seconds: float, progress_queue) -> None:
+    global _WORKER, _PROGRESS
+    _WORKER = VideoProcessor(config, out, segment_seconds)  # the model loads once per worker
+    _PROGRESS = progress_queue
+
+
+def _process_in_worker(item: CorpusItem) -> dict:
+    pending = [0, time.monotonic()]
+
+    def report(frames: int) -> None:  # batched: one message per half second, not per frame
+        pending[0] += frames
+        if time.monotonic() - pending[1] > 0.5:
+            _PROGRESS.put(pending[0])
+            pending[:] = [0, time.monotonic()]
+
+    record = _WORKER(item, progress=report)
+    _PROGRESS.put(pending[0])
+    return record
+
+
+# --- Ray ----------------------------------------------------------------------------------------------
+
+def _run_ray(items: list[CorpusItem], config: PipelineConfig, out: Path, segment_seconds: float, workers: int,
+             address: str | None, num_cpus: float, num_gpus: float) -> Iterator[dict]:
+    try:
+        import ray
+        from ray.util import ActorPool
+    except ImportError:
+        raise InputError("--engine ray needs Ray: pip install 'vidpipe[ray]'") from None
+    if not items:
+        return
+    if not ray.is_initialized():
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    threads = config.threads or max(1, int(num_cpus))
+    actor_config = PipelineConfig.from_dict({**asdict(config), "threads": threads})
+    actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_RayVideoProcessor)
+    actors = [actor.remote(actor_config, str(out), segment_seconds) for _ in range(min(workers, len(items)))]
+    yield from ActorPool(actors).map_unordered(lambda a, item: a.process.remote(item), items)
+
+
+class _RayVideoProcessor:
+    """A Ray actor around VideoProcessor: the model loads once per actor; outputs go to the shared `out`."""
+
+    def __init__(self, config: PipelineConfig, out: str, segment_seconds: float) -> None:
+        self._processor = VideoProcessor(config, out, segment_seconds)
+
+    def process(self, item: CorpusItem) -> dict:
+        return self._processor(item)
+
+
+# --- progress -----------------------------------------------------------------------------------------
+
+class _CorpusProgress:
+    """One bar for the whole corpus: frames (with rate and ETA), and videos done / failed / total."""
+
+    def __init__(self, items: list[CorpusItem], config: PipelineConfig, enabled: bool) -> None:
+        self._enabled = enabled
+        self._total_videos = len(items)
+        self._done = self._failed = 0
+        total = sum(_estimate(item, config) for item in items) if enabled else None
+        self._bar = tqdm(total=total or None, unit="frame", desc="corpus", disable=not enabled,
+                         dynamic_ncols=True, mininterval=0.5)
+        self.queue = multiprocessing.get_context("spawn").Queue() if enabled else _NullQueue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+
+    def __enter__(self) -> _CorpusProgress:
+        self._update_postfix()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._bar.close()
+        self.queue.close()
+
+    def video_done(self, record: dict) -> None:
+        if record["status"] == "done":
+            self._done += 1
+        else:
+            self._failed += 1
+            log.warning("%s failed: %s", record["video_id"], record["error"])
+        self._update_postfix()
+
+    def _update_postfix(self) -> None:
+        self._bar.set_postfix_str(f"videos {self._done + self._failed}/{self._total_videos}"
+                                  + (f", {self._failed} failed" if self._failed else ""))
+
+    def _drain(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._bar.update(self.queue.get(timeout=0.2))
+            except Exception:  # noqa: BLE001 - queue.Empty (or TimeoutError from the null queue)
+                continue
+
+
+class _NullQueue:
+    def put(self, _item) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def get(self, timeout: float | None = None):
+        time.sleep(timeout or 0)
+        raise TimeoutError
+
+
+def _estimate(item: CorpusItem, config: PipelineConfig) -> int:
+    """Frames a video will give, from its header (0 for what cannot be opened: it will fail anyway; and
+    for streams, not worth a connection)."""
+    if "://" in item.uri:
+        return 0
+    try:
+        source = open_source(item.uri, config.sampling(), config.fps)
+    except VidpipeError:
+        return 0
+    try:
+        return config.sampling().estimate(source.info) or 0
+    finally:
+        source.close()
+

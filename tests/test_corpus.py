@@ -1,0 +1,187 @@
+"""`vidpipe batch`: many videos, resumable after a kill, bad files isolated, same tables on any engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import PARKING, REPO, SUBURBAN, run_cli
+from vidpipe.corpus import MARKER, collect, run_batch, sanitize_id
+from vidpipe.errors import InputError
+from vidpipe.pipeline import PipelineConfig
+from vidpipe.segments import segment_table
+
+YT8M = ["--pipeline", "yt8m"]  # 1 fps, tables only: quick
+
+
+@pytest.fixture()
+def corpus(tmp_path) -> Path:
+    """Two real clips (one under a YouTube-style id), a corrupt file, and a manifest naming a missing path."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(PARKING, folder / "parking-lot-cars.mp4")
+    shutil.copy(SUBURBAN, folder / "dQw4w9WgXcQ.mp4")
+    (folder / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(5000))
+    return folder
+
+
+def test_video_ids_are_safe_folder_names():
+    assert sanitize_id("dQw4w9WgXcQ") == "dQw4w9WgXcQ"  # YouTube ids pass unchanged
+    for raw in ("../../etc/passwd", "/etc/passwd", "a/b\\c", "..", ".hidden", "x/../../y"):
+        clean = sanitize_id(raw)
+        assert "/" not in clean and "\\" not in clean and ".." not in clean and not clean.startswith(".")
+        assert clean
+    assert sanitize_id("clip 01 (final)") == "clip_01__final_"
+
+
+def test_inputs_from_folders_globs_and_manifests(corpus, tmp_path):
+    manifest = tmp_path / "list.csv"
+    manifest.write_text("video_id,path\n../escape,videos/parking-lot-cars.mp4\n,videos/dQw4w9WgXcQ.mp4\n")
+    text = tmp_path / "list.txt"
+    text.write_text("# one per line\nvideos/dQw4w9WgXcQ.mp4\nhttps://example.com/clips/abc123.mp4?x=1\n")
+    items = collect([str(corpus), str(tmp_path / "videos" / "park*.mp4"), str(manifest), str(text)])
+    ids = [i.video_id for i in items]
+    assert ids[:3] == ["corrupt", "dQw4w9WgXcQ", "parking-lot-cars"]  # folder, natural order
+    assert ids[3] == "parking-lot-cars-2"  # the glob names it again: a second, distinct id
+    assert ids[4] == "__escape" and items[4].uri == str(tmp_path / "videos" / "parking-lot-cars.mp4")
+    assert ids[5:] == ["dQw4w9WgXcQ-2", "dQw4w9WgXcQ-3", "abc123"]
+    assert items[-1].uri == "https://example.com/clips/abc123.mp4?x=1"
+    with pytest.raises(InputError, match="no videos found"):
+        collect([str(tmp_path / "empty*.mp4")])
+
+
+def test_batch_isolates_bad_videos_and_writes_corpus_tables(corpus, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("batch", str(corpus), str(tmp_path / "missing.mp4"), "-o", str(out), *YT8M, "-q")
+    assert result.returncode == 1  # some videos failed
+    assert "failed: corrupt, missing" in result.stderr and "Traceback" not in result.stderr
+    videos = pd.read_parquet(out / "videos.parquet").set_index("video_id")
+    assert videos["status"].to_dict() == {"corrupt": "error", "dQw4w9WgXcQ": "done", "parking-lot-cars": "done",
+                                          "missing": "error"}
+    assert "does not exist" in videos.loc["missing", "error"]
+    assert videos.loc["dQw4w9WgXcQ", "frames"] == 38  # 1 fps over 37.7 s
+    assert videos.loc["dQw4w9WgXcQ", "fps"] == pytest.approx(24.013, abs=1e-3)
+    assert videos.loc["dQw4w9WgXcQ", "n_car"] > 0 and "processing_s" in videos
+    detections = pd.read_parquet(out / "detections")  # one call reads the partitioned dataset
+    per_video = pd.read_parquet(out / "dQw4w9WgXcQ" / "detections.parquet")
+    assert (detections["video_id"] == "dQw4w9WgXcQ").sum() == len(per_video) == videos.loc["dQw4w9WgXcQ", "detections"]
+    assert set(per_video["video"]) == {"dQw4w9WgXcQ"}  # tables carry the video id
+    segments = pd.read_parquet(out / "segments")
+    assert set(segments.columns) >= {"video_id", "segment", "start_s", "end_s", "class_name", "max_score",
+                                     "mean_count", "frames_present"}
+    assert (segments["start_s"] % 5 == 0).all()
+    assert (out / "parking-lot-cars" / MARKER).is_file() and not (out / "corrupt" / MARKER).exists()
+    assert json.loads((out / "corrupt" / "error.json").read_text())["status"] == "error"
+
+
+def test_manifest_ids_cannot_escape_the_output_folder(tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"video_id,path\n../../outside,{PARKING}\n/abs/olute,{PARKING}\n")
+    out = tmp_path / "deep" / "out"
+    table = run_batch([str(manifest)], out, PipelineConfig(sample_fps=1, max_frames=3, video=False, mot=False),
+                      progress=False)
+    assert sorted(table["video_id"]) == ["____outside", "_abs_olute"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep", "m.csv"]
+    assert all((out / vid / MARKER).is_file() for vid in table["video_id"])
+
+
+def test_killed_batch_resumes_with_every_video_done_once(tmp_path):
+    """SIGKILL in the middle of the corpus, then the same command: each video ends done exactly once."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i in range(4):
+        shutil.copy(SUBURBAN if i % 2 else PARKING, folder / f"clip{i}.mp4")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "vidpipe", "batch", str(folder), "-o", str(out), "--max-frames", "40", "-q"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (out / "clip1" / MARKER).exists() and time.time() < deadline:  # two done, the third under way
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = {p.parent.name: p.stat().st_mtime_ns for p in out.glob(f"*/{MARKER}")}
+    assert 2 <= len(done_before) < 4
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    markers = {p.parent.name: p.stat().st_mtime_ns for p in out.glob(f"*/{MARKER}")}
+    assert sorted(markers) == ["clip0", "clip1", "clip2", "clip3"]
+    assert all(markers[v] == t for v, t in done_before.items())  # done before the kill: not done again
+    assert not list(out.rglob("*.partial"))
+    assert sorted(p.parent.name for p in (out / "detections").rglob("*.parquet")) == [
+        f"video_id=clip{i}" for i in range(4)]  # one partition file per video
+    detections = pd.read_parquet(out / "detections")
+    for i in range(4):
+        own = pd.read_parquet(out / f"clip{i}" / "detections.parquet")
+        assert (detections["video_id"] == f"clip{i}").sum() == len(own)
+        assert len(pd.read_parquet(out / f"clip{i}" / "frames.parquet")) == 40
+    assert set(pd.read_parquet(out / "videos.parquet")["status"]) == {"done"}
+
+
+def test_two_workers_and_ray_give_the_same_tables_as_one(tmp_path):
+    inputs = [str(PARKING), str(SUBURBAN)]
+    config = PipelineConfig(start=3.0, max_frames=40, video=False)
+    tables = {}
+    for name, options in (("one", {"workers": 1}), ("two", {"workers": 2})):
+        run_batch(inputs, tmp_path / name, config, progress=False, **options)
+        tables[name] = _sorted(pd.read_parquet(tmp_path / name / "detections"))
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        run_batch(inputs, tmp_path / "ray", config, engine="ray", workers=2, progress=False)
+    finally:
+        ray.shutdown()
+    tables["ray"] = _sorted(pd.read_parquet(tmp_path / "ray" / "detections"))
+    assert len(tables["one"]) > 50
+    pd.testing.assert_frame_equal(tables["one"], tables["two"])
+    pd.testing.assert_frame_equal(tables["one"], tables["ray"])
+    for name in ("two", "ray"):
+        for vid in ("parking-lot-cars", "suburban-traffic"):
+            assert (tmp_path / name / vid / "tracks.txt").read_text() == (tmp_path / "one" / vid / "tracks.txt").read_text()
+
+
+def _sorted(table: pd.DataFrame) -> pd.DataFrame:
+    table = table.assign(video_id=table["video_id"].astype(str))
+    return table.sort_values(["video_id", "frame", "track_id", "x1"]).reset_index(drop=True)
+
+
+def test_force_redoes_done_videos(tmp_path):
+    out = tmp_path / "out"
+    config = PipelineConfig(sample_fps=1, max_frames=2, video=False, mot=False)
+    run_batch([str(PARKING)], out, config, progress=False)
+    first = (out / "parking-lot-cars" / MARKER).stat().st_mtime_ns
+    run_batch([str(PARKING)], out, config, progress=False)
+    assert (out / "parking-lot-cars" / MARKER).stat().st_mtime_ns == first
+    run_batch([str(PARKING)], out, config, force=True, progress=False)
+    assert (out / "parking-lot-cars" / MARKER).stat().st_mtime_ns != first
+
+
+def test_segment_table_on_a_known_detection_sequence():
+    """1 fps for 12 s: a car in frames at 0, 1, 2 s (scores .5, .9, .7; two cars at 1 s), a person at 6 s."""
+    frames = pd.DataFrame({"frame": np.arange(12) * 30, "time_s": np.arange(12, dtype=float)})
+    detections = pd.DataFrame({
+        "frame": [0, 30, 30, 60, 180],
+        "time_s": [0.0, 1.0, 1.0, 2.0, 6.0],
+        "class_name": ["car", "car", "car", "car", "person"],
+        "score": [0.5, 0.9, 0.6, 0.7, 0.8],
+    })
+    table = segment_table("vid", detections, frames, seconds=5)
+    assert table.to_dict("records") == [
+        {"video_id": "vid", "segment": 0, "start_s": 0.0, "end_s": 5.0, "class_name": "car",
+         "max_score": pytest.approx(0.9), "mean_count": pytest.approx(4 / 5), "frames_present": 3},
+        {"video_id": "vid", "segment": 1, "start_s": 5.0, "end_s": 10.0, "class_name": "person",
+         "max_score": pytest.approx(0.8), "mean_count": pytest.approx(1 / 5), "frames_present": 1},
+    ]
+    empty = segment_table("vid", detections.iloc[:0], frames)
+    assert list(empty.columns) == list(table.columns) and empty.dtypes.equals(table.dtypes)
