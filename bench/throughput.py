@@ -28,7 +28,6 @@ from pathlib import Path
 
 import av
 import cv2
-import numpy as np
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,7 +205,8 @@ def main() -> None:
         print("\nagreement with ONNX Runtime fp32 on the same letterboxed input (same class, IoU >= 0.8):")
         for row in agreement(frames_per_clip=200):
             print(f"  {row['runtime']:<9} {row['precision']:<5} boxes {row['boxes']:>5}  "
-                  f"reference matched {row['reference_matched_%']:6.2f}%  own boxes matched {row['candidate_matched_%']:6.2f}%")
+                  f"reference matched {row['reference_matched_%']:6.2f}%  "
+                  f"own boxes matched {row['candidate_matched_%']:6.2f}%")
     if not args.keep:
         shutil.rmtree(work)
 

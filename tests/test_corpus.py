@@ -148,7 +148,8 @@ def test_two_workers_and_ray_give_the_same_tables_as_one(tmp_path):
     pd.testing.assert_frame_equal(tables["one"], tables["ray"])
     for name in ("two", "ray"):
         for vid in ("parking-lot-cars", "suburban-traffic"):
-            assert (tmp_path / name / vid / "tracks.txt").read_text() == (tmp_path / "one" / vid / "tracks.txt").read_text()
+            tracks = (tmp_path / name / vid / "tracks.txt").read_text()
+            assert tracks == (tmp_path / "one" / vid / "tracks.txt").read_text()
 
 
 def _sorted(table: pd.DataFrame) -> pd.DataFrame:

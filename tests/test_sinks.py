@@ -45,7 +45,7 @@ def test_audio_is_copied_and_trimmed_with_the_video(tmp_path):
     out = tmp_path / "clip.mp4"
     write_video(PARKING, out, Sampling(start=4.0, max_frames=50), preset="ultrafast", audio_to_end=False)
     with av.open(str(out)) as written:
-        video, audio = written.streams.video[0], written.streams.audio[0]
+        audio = written.streams.audio[0]
         assert audio.codec_context.name == "aac" and audio.sample_rate == 48000
         assert len(list(written.decode(audio))) > 150  # ~4 s of 1024-sample AAC frames at 48 kHz
         assert float(audio.duration * audio.time_base) == pytest.approx(50 / 12.5, abs=0.05)

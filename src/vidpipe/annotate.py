@@ -9,6 +9,7 @@ is ever downloaded.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -37,9 +38,11 @@ def color_for(track_id: int, class_id: int) -> tuple[int, int, int]:
 class Annotator:
     """Draws one frame's detections; keeps the recent centres of each track when trails are on."""
 
-    def __init__(self, trails: bool = False, trail_length: int = 30) -> None:
+    def __init__(self, trails: bool = False, trail_length: int = 30,
+                 overlay: Callable[[], Sequence[str]] | None = None) -> None:
         self.trails = trails
         self.trail_length = trail_length
+        self.overlay = overlay  # lines of status text (fps, latency...) for the top-left corner
         self._history: dict[int, deque] = {}
         self._frames_since_seen: dict[int, int] = {}
 
@@ -58,8 +61,11 @@ class Annotator:
             track = int(detections.track_id[i])
             color = color_for(track, int(detections.class_id[i]))
             cv2.rectangle(canvas, (x1, y1), (x2, y2), color, line, cv2.LINE_AA)
-            label = f"{names[i]} #{track} {detections.score[i]:.2f}" if track > 0 else f"{names[i]} {detections.score[i]:.2f}"
+            tag = f" #{track}" if track > 0 else ""
+            label = f"{names[i]}{tag} {detections.score[i]:.2f}"
             _draw_label(canvas, label, (x1, y1), color, font_scale, text_thickness)
+        if self.overlay:
+            draw_overlay(canvas, self.overlay(), font_scale, text_thickness)
         return canvas
 
     def _draw_trails(self, canvas: np.ndarray, detections: Detections, line: int) -> None:
@@ -78,6 +84,22 @@ class Annotator:
             self._frames_since_seen[track] = 0 if track in seen else self._frames_since_seen.get(track, 0) + 1
             if self._frames_since_seen[track] > self.trail_length:
                 del self._history[track], self._frames_since_seen[track]
+
+
+def draw_overlay(canvas: np.ndarray, lines: Sequence[str], scale: float, thickness: int) -> None:
+    """Status lines, white on a dark translucent panel in the top-left corner."""
+    if not lines:
+        return
+    sizes = [cv2.getTextSize(line, FONT, scale, thickness) for line in lines]
+    pad = max(4, sizes[0][0][1] // 2)
+    line_height = max(h + b for (_, h), b in sizes) + pad
+    width = max(w for (w, _), _ in sizes) + 2 * pad
+    height = line_height * len(lines) + pad
+    panel = canvas[:height, :width]
+    panel[:] = (panel * 0.35).astype(canvas.dtype)
+    for i, line in enumerate(lines):
+        y = pad + line_height * i + sizes[i][0][1]
+        cv2.putText(canvas, line, (pad, y), FONT, scale, (255, 255, 255), thickness, cv2.LINE_AA)
 
 
 def _draw_label(canvas, text, corner, color, scale, thickness) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 
 import click
 
@@ -32,6 +34,11 @@ class _Group(click.Group):
             _fail(f"unexpected {type(exc).__name__}: {exc} (set VIDPIPE_DEBUG=1 for the traceback)", EXIT_RUNTIME)
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM stops a run the way Ctrl-C does: the outputs are finished, not left half-written."""
+    raise KeyboardInterrupt
+
+
 def _fail(message: str, code: int) -> None:
     click.echo(f"vidpipe: error: {message}", err=True)
     sys.exit(code)
@@ -41,6 +48,8 @@ def _fail(message: str, code: int) -> None:
 @click.version_option(__version__, "--version", "-V", prog_name="vidpipe")
 def main() -> None:
     """Detect, track and label objects in videos; write annotated videos and detection tables."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     log = logging.getLogger("vidpipe")  # vidpipe's own messages only: libraries log at INFO to the root logger
     if not log.handlers:
         handler = logging.StreamHandler()
@@ -71,6 +80,7 @@ PIPELINE_OPTIONS = [
     click.option("--threads", type=int, help="Cap on the decoder's, runtime's and encoder's threads."),
     click.option("--tracker", help="bytetrack or none [default: bytetrack]."),
     click.option("--trails/--no-trails", default=None, help="Draw motion trails of tracks."),
+    click.option("--overlay/--no-overlay", default=None, help="Draw fps, latency and dropped frames on the video."),
     click.option("--video/--no-video", default=None, help="Write the annotated video [default: yes]."),
     click.option("--table-format", type=click.Choice(["parquet", "csv"]), help="Table format [default: parquet]."),
     click.option("--mot/--no-mot", default=None, help="Write tracks as MOTChallenge txt [default: yes]."),
@@ -132,6 +142,68 @@ def _profile_table(summary: dict) -> str:
     lines.append(f"engine {summary['engine']}, runtime {det['runtime']} ({det['precision']}), "
                  f"batch {det['batch_size']}, {summary['fps']} fps overall")
     return "\n".join(lines)
+
+
+@main.command()
+@click.argument("source", metavar="SOURCE")
+@click.option("-o", "--out", type=click.Path(file_okay=False), help="Output folder [default: runs/live-<name>].")
+@pipeline_options
+@click.option("--width", type=int, help="Camera: capture width.")
+@click.option("--height", type=int, help="Camera: capture height.")
+@click.option("--save", is_flag=True, help="Also write the annotated video (tables are always written).")
+@click.option("--show", is_flag=True, help="Show the annotated frames in a window (needs a display).")
+@click.option("--serve", metavar="[HOST:]PORT", help="Serve a preview page with the stream and live stats.")
+@click.option("--duration", type=float, help="Stop after this many seconds.")
+@click.option("--open-timeout", type=float, default=10, show_default=True, help="Seconds to connect to a stream.")
+@click.option("--read-timeout", type=float, default=10, show_default=True,
+              help="Seconds without data before a stream counts as lost.")
+@click.option("--reconnect-delay", type=float, default=0.5, show_default=True,
+              help="First wait before reconnecting; doubles each failed attempt.")
+@click.option("--max-reconnect-delay", type=float, default=10, show_default=True, help="Longest wait between attempts.")
+@click.option("--max-reconnects", type=int, help="Give up after this many failed attempts [default: never].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+def live(source: str, out: str | None, pipeline: str | None, width: int | None, height: int | None, save: bool,
+         show: bool, serve: str | None, duration: float | None, open_timeout: float, read_timeout: float,
+         reconnect_delay: float, max_reconnect_delay: float, max_reconnects: int | None, quiet: bool,
+         **options) -> None:
+    """Detect and track on a live SOURCE until Ctrl-C: a camera index (0), or a stream URL (rtsp://,
+    rtmp://, http(s):// MPEG-TS, MJPEG or HLS .m3u8).
+
+    The newest frame is always the next one processed (frames that arrive while inference is busy are
+    dropped and counted), so latency stays bounded. A stream that drops is reopened with back-off. Tables
+    (with wall-clock times) are always written; the annotated video with --save.
+    """
+    from pathlib import Path
+
+    from .live import LiveMonitor, LiveOptions, default_out_dir, open_live
+    from .pipeline import Pipeline, PipelineConfig
+    from .preview import PreviewServer, PreviewWindow
+
+    options["video"] = save or None
+    config = PipelineConfig.load(pipeline, **options)
+    if not save:
+        config = PipelineConfig.from_dict({**config.__dict__, "video": False})
+    viewers = [PreviewWindow()] if show else []  # fails fast without a display
+    runner = Pipeline(config)
+    stream = open_live(source, LiveOptions(width=width, height=height, fps=config.fps, open_timeout=open_timeout,
+                                           read_timeout=read_timeout, reconnect_delay=reconnect_delay,
+                                           max_reconnect_delay=max_reconnect_delay, max_reconnects=max_reconnects))
+    monitor = LiveMonitor()
+    try:
+        if serve:
+            viewers.append(PreviewServer(serve, monitor.snapshot))
+        result = runner.process(stream, Path(out) if out else default_out_dir(stream.info), progress=not quiet,
+                                viewers=viewers, duration=duration, monitor=monitor)
+    finally:
+        stream.close()
+    s = result.summary
+    latency = s["live"]["latency_ms"] or {}
+    click.echo(f"{s['frames_processed']} frames processed, {s['live']['frames_dropped']} dropped; latency p50 "
+               f"{latency.get('p50', 0):.0f} ms, p95 {latency.get('p95', 0):.0f} ms; "
+               f"{s['live']['reconnects']} reconnect(s)")
+    width_ = max(len(k) for k in result.outputs)
+    for key, path in result.outputs.items():
+        click.echo(f"  {key:<{width_}}  {path}")
 
 
 @main.command()

@@ -14,12 +14,14 @@ class Frame:
 
     `index` is the 0-based position in the source (before any sampling), so rows written for it join
     back with the video; `time` is seconds since the stream started, from the frame's own timestamp,
-    so it stays right for fractional and variable frame rates.
+    so it stays right for fractional and variable frame rates (live sources: from the capture clock).
+    `captured` is when a live frame was captured (`time.monotonic()`), for measuring latency.
     """
 
     index: int
     time: float
     image: np.ndarray  # H x W x 3, uint8, BGR
+    captured: float | None = None
 
 
 @dataclass(frozen=True)

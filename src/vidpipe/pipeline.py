@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib.resources import files
 from pathlib import Path
@@ -26,9 +26,10 @@ from . import __version__
 from .annotate import Annotator
 from .detections import Detections
 from .detectors import Detector, load_detector, resolve_classes
-from .engine import Stages, StageProfile
+from .engine import StageProfile, Stages
 from .errors import InputError
 from .frames import Frame, VideoInfo
+from .live import LatestFrames, LiveMonitor
 from .sinks import TABLE_FORMATS, DetectionTableSink, FrameTableSink, MotSink, PartialFile, Sink, VideoSink
 from .sources import Sampling, Source, open_source
 from .tracking import NO_TRACKER, TRACKERS, ByteTrackConfig, Tracker, create_tracker
@@ -76,6 +77,7 @@ class PipelineConfig:
     fps: float | None = None  # frame rate of image sequences
     # drawing and outputs
     trails: bool = False
+    overlay: bool = False  # fps, latency and dropped frames in the corner of the annotated video
     video: bool = True
     video_preset: str = "ultrafast"  # x264: chosen for speed; slower presets make smaller files
     video_crf: int = 23
@@ -198,45 +200,66 @@ class Pipeline:
         if name:
             source.info = replace(source.info, name=name)
         try:
-            return self._run(source, Path(out_dir) if out_dir else Path("runs") / source.info.name, progress)
+            return self.process(source, Path(out_dir) if out_dir else Path("runs") / source.info.name, progress)
         finally:
             source.close()
 
-    def _run(self, source: Source, out_dir: Path, progress: bool | Callable[[int], None]) -> RunResult:
+    def process(self, source: Source, out_dir: Path, progress: bool | Callable[[int], None] = True,
+                viewers: Sequence[Sink] = (), duration: float | None = None,
+                monitor: LiveMonitor | None = None) -> RunResult:
+        """Run an opened source to its end (or `duration` seconds, or Ctrl-C / SIGTERM) into `out_dir`.
+
+        A live source (`source.live`) is read into a newest-frame mailbox and processed one frame at a time,
+        with latency measured per frame; `viewers` (preview window, web page) get every annotated frame, and
+        `monitor` gathers the live figures they show.
+        """
         cfg = self.config
         info = source.info
+        live = getattr(source, "live", False)
         tracker = create_tracker(cfg.tracker, info.fps, cfg.tracker_params())
         summary_file = out_dir / OUTPUT_NAMES["summary"]
         summary_file.unlink(missing_ok=True)  # a stale summary must not vouch for new, partial outputs
-        sinks = self._open_sinks(info, out_dir)
-        stats = RunStats()
         started = dt.datetime.now(dt.timezone.utc)
+        sinks = self._open_sinks(info, out_dir, clock_origin=started if live else None)
+        monitor = monitor or LiveMonitor()
+        annotator = Annotator(trails=cfg.trails, overlay=monitor.overlay_lines if cfg.overlay else None)
+        drawn = [sink for key, sink in sinks.items() if key == "video"] + list(viewers)
+        stats = RunStats()
         clock = time.perf_counter()
         status = "complete"
-        bar = tqdm(total=cfg.sampling().estimate(info), unit="frame", desc=info.name, disable=progress is not True,
-                   dynamic_ncols=True, mininterval=0.5)
+        bar = tqdm(total=None if live else cfg.sampling().estimate(info), unit="frame", desc=info.name,
+                   disable=progress is not True, dynamic_ncols=True, mininterval=0.5)
         report = progress if callable(progress) else bar.update
-        stream, stages = self._stream(source, tracker)
+        stream, stages = self._live_stream(source, tracker, monitor) if live else self._stream(source, tracker)
         write = StageProfile("write")
         try:
             try:
                 for frame, detections in stream:
                     start = time.perf_counter()
-                    for sink in sinks.values():
-                        sink.write(frame, detections)
+                    shown = replace(frame, image=annotator.annotate(frame.image, detections)) if drawn else frame
+                    for sink in drawn:
+                        sink.write(shown, detections)
+                    for key, sink in sinks.items():
+                        if key != "video":
+                            sink.write(frame, detections)
                     write.busy_s += time.perf_counter() - start
+                    monitor.frame_done(frame, detections)
                     stats.add(frame, detections)
                     report(1)
+                    if duration is not None and time.perf_counter() - clock >= duration:
+                        break
+                    if live and cfg.max_frames is not None and stats.frames >= cfg.max_frames:
+                        break
             except KeyboardInterrupt:
-                status = "interrupted"  # finish what was processed into valid files
+                status = "stopped" if live else "interrupted"  # finish what was processed into valid files
             finally:
-                stream.close()  # stops the engine's threads
+                stream.close()  # stops the engine's (or the capture's) threads
             if stats.frames == 0:
                 raise InputError(_no_frames_message(info, cfg.sampling()))
-            for sink in sinks.values():
+            for sink in [*sinks.values(), *viewers]:
                 sink.close()
         except BaseException:
-            for sink in sinks.values():
+            for sink in [*sinks.values(), *viewers]:
                 sink.abort()
             raise
         finally:
@@ -277,6 +300,8 @@ class Pipeline:
         if "video" in sinks:
             summary["video_output"] = {"codec": sinks["video"].codec, "width": sinks["video"].width,
                                        "height": sinks["video"].height}
+        if live:
+            summary["live"] = monitor.summary(source)
         _write_json(summary, summary_file)
         outputs["summary"] = summary_file
         return RunResult(out_dir, outputs, summary)
@@ -295,6 +320,20 @@ class Pipeline:
                         queue_size=QUEUE_BATCHES)
         return (pair for batch in stages for pair in batch), stages
 
+    def _live_stream(self, source: Source, tracker: Tracker | None, monitor: LiveMonitor):
+        """Newest frame first, one at a time: batching would only add latency."""
+        capture = LatestFrames(source)
+        monitor.capture = capture
+
+        def frames() -> Iterator[tuple[Frame, Detections]]:
+            for frame in capture:
+                start = time.perf_counter()
+                (detections,) = self.detector.detect([frame.image])
+                monitor.inference_ms.append(1000 * (time.perf_counter() - start))
+                yield frame, tracker.update(detections, frame.time) if tracker else detections
+
+        return frames(), None
+
     def _detect(self, batch: list[Frame]) -> list[tuple[Frame, Detections]]:
         return list(zip(batch, self.detector.detect([f.image for f in batch])))
 
@@ -304,25 +343,27 @@ class Pipeline:
             return batch
         return [(frame, tracker.update(detections, frame.time)) for frame, detections in batch]
 
-    def _open_sinks(self, info: VideoInfo, out_dir: Path) -> dict[str, Sink]:
+    def _open_sinks(self, info: VideoInfo, out_dir: Path, clock_origin: dt.datetime | None = None) -> dict[str, Sink]:
+        """The run's output files; `clock_origin` (live runs) adds wall-clock times to the tables."""
         cfg = self.config
         sinks: dict[str, Sink] = {}
         try:
             if cfg.video:
                 sinks["video"] = VideoSink(
-                    out_dir / OUTPUT_NAMES["video"], info, Annotator(trails=cfg.trails),
-                    preset=cfg.video_preset, crf=cfg.video_crf, threads=cfg.threads,
+                    out_dir / OUTPUT_NAMES["video"], info, preset=cfg.video_preset, crf=cfg.video_crf,
+                    threads=cfg.threads, copy_audio=clock_origin is None,
                     audio_to_end=cfg.end is None and cfg.max_frames is None,
                 )
             sinks["detections"] = DetectionTableSink(
-                out_dir / f"{OUTPUT_NAMES['detections']}.{cfg.table_format}", info.name, cfg.table_format
+                out_dir / f"{OUTPUT_NAMES['detections']}.{cfg.table_format}", info.name, cfg.table_format,
+                clock_origin=clock_origin,
             )
             names = self.detector.names
             class_ids = resolve_classes(cfg.classes, names)
             interest = class_ids if class_ids is not None else [i for i, n in enumerate(names) if n == "person"]
             sinks["frames"] = FrameTableSink(
                 out_dir / f"{OUTPUT_NAMES['frames']}.{cfg.table_format}", info.name, names, cfg.table_format,
-                classes=class_ids, interest=interest, top_k=cfg.top_k,
+                classes=class_ids, interest=interest, top_k=cfg.top_k, clock_origin=clock_origin,
             )
             if cfg.mot:
                 sinks["mot"] = MotSink(out_dir / OUTPUT_NAMES["mot"])

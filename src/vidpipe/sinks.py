@@ -6,6 +6,7 @@ kill never leaves a file that looks finished; `abort()` removes the partial file
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from array import array
 from collections.abc import Sequence
@@ -18,12 +19,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .annotate import Annotator
 from .detections import Detections
 from .errors import VidpipeError
 from .frames import Frame, VideoInfo
 
 TABLE_FORMATS = ("parquet", "csv")
+WALL_TIME = pa.timestamp("us", tz="UTC")
 FLUSH_FRAMES = 1000  # buffered frames with detections before the detection table writes a row group
 DETECTION_SCHEMA = pa.schema(
     [
@@ -93,7 +94,8 @@ def write_table(frame: pd.DataFrame, path: str | Path, fmt: str) -> None:
 
 
 class VideoSink:
-    """Annotated video through PyAV: H.264 (yuv420p) in MP4 with the source's timestamps and audio.
+    """Video through PyAV (the pipeline hands it annotated frames): H.264 (yuv420p) in MP4 with the source's
+    timestamps and audio.
 
     Each frame keeps its source timestamp in the source's time base, so fractional and variable frame
     rates don't drift. Audio packets are copied (not re-encoded) from the source and interleaved as the
@@ -104,7 +106,6 @@ class VideoSink:
         self,
         path: str | Path,
         info: VideoInfo,
-        annotator: Annotator | None = None,
         *,
         preset: str = "veryfast",
         crf: int = 23,
@@ -116,7 +117,6 @@ class VideoSink:
 
         self.path = Path(path)
         self._file = PartialFile(path)
-        self._annotator = annotator or Annotator()
         self._time_base = info.time_base or Fraction(1, 90_000)
         self._frame_duration = 1.0 / info.fps
         self._audio_to_end = audio_to_end
@@ -144,7 +144,7 @@ class VideoSink:
     def write(self, frame: Frame, detections: Detections) -> None:
         import av
 
-        image = self._annotator.annotate(frame.image, detections)
+        image = frame.image
         if image.shape[1] != self.width or image.shape[0] != self.height:
             image = _fit(image, self.width, self.height)
         if self._offset is None:
@@ -246,9 +246,14 @@ def _fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 class DetectionTableSink:
-    """One row per detection, streamed to Parquet (row groups) or CSV so memory stays flat."""
+    """One row per detection, streamed to Parquet (row groups) or CSV so memory stays flat.
 
-    def __init__(self, path: str | Path, video: str, fmt: str = "parquet", flush_rows: int = 50_000) -> None:
+    With `clock_origin` (live sources: when the run started, UTC), a `wall_time` column gives each row's
+    wall-clock time.
+    """
+
+    def __init__(self, path: str | Path, video: str, fmt: str = "parquet", flush_rows: int = 50_000,
+                 clock_origin: dt.datetime | None = None) -> None:
         import pyarrow.csv
         import pyarrow.parquet
 
@@ -258,8 +263,10 @@ class DetectionTableSink:
         self._file = PartialFile(path)
         self._video = video
         self._flush_rows = flush_rows
+        self._origin = clock_origin
+        self._schema = DETECTION_SCHEMA.append(pa.field("wall_time", WALL_TIME)) if clock_origin else DETECTION_SCHEMA
         writer = pyarrow.parquet.ParquetWriter if fmt == "parquet" else pyarrow.csv.CSVWriter
-        self._writer = writer(str(self._file.partial), DETECTION_SCHEMA)
+        self._writer = writer(str(self._file.partial), self._schema)
         self._chunks: list[tuple[int, float, Detections]] = []  # frame index, time: never the image
         self._buffered = 0
         self.rows = 0
@@ -277,11 +284,11 @@ class DetectionTableSink:
         counts = [len(d) for _, _, d in self._chunks]
         dets = [d for _, _, d in self._chunks]
         xyxy = np.concatenate([d.xyxy for d in dets])
-        table = pa.table(
-            {
+        times = np.repeat([time for _, time, _ in self._chunks], counts).astype(np.float64)
+        columns = {
                 "video": pa.array([self._video] * sum(counts), pa.string()),
                 "frame": np.repeat([index for index, _, _ in self._chunks], counts).astype(np.int64),
-                "time_s": np.repeat([time for _, time, _ in self._chunks], counts).astype(np.float64),
+                "time_s": times,
                 "track_id": np.concatenate([d.track_id for d in dets]),
                 "class_id": np.concatenate([d.class_id for d in dets]),
                 "class_name": pa.array(np.concatenate([d.class_name for d in dets]).tolist(), pa.string()),
@@ -290,9 +297,10 @@ class DetectionTableSink:
                 "y1": xyxy[:, 1],
                 "x2": xyxy[:, 2],
                 "y2": xyxy[:, 3],
-            },
-            schema=DETECTION_SCHEMA,
-        )
+            }
+        if self._origin:
+            columns["wall_time"] = wall_times(self._origin, times)
+        table = pa.table(columns, schema=self._schema)
         self._writer.write_table(table)
         self.rows += table.num_rows
         self._chunks, self._buffered = [], 0
@@ -324,7 +332,8 @@ class FrameTableSink:
     """
 
     def __init__(self, path: str | Path, video: str, names: Sequence[str], fmt: str = "parquet",
-                 classes: Sequence[int] | None = None, interest: Sequence[int] = (), top_k: int = 3) -> None:
+                 classes: Sequence[int] | None = None, interest: Sequence[int] = (), top_k: int = 3,
+                 clock_origin: dt.datetime | None = None) -> None:
         self.path = Path(path)
         self._video = video
         self._names = names
@@ -332,6 +341,7 @@ class FrameTableSink:
         self._classes = list(classes) if classes is not None else None
         self._interest = list(interest)
         self._top_k = top_k
+        self._origin = clock_origin
         # Columns as compact typed arrays (about 50 bytes a frame), so a 10-hour video stays small.
         self._frame, self._time, self._total = array("q"), array("d"), array("l")
         self._counts: dict[int, array] = {c: array("l") for c in self._classes or ()}
@@ -364,8 +374,10 @@ class FrameTableSink:
             "video": pd.Series([self._video] * len(self._frame), dtype="string"),
             "frame": np.asarray(self._frame, dtype=np.int64),
             "time_s": np.asarray(self._time, dtype=np.float64),
-            "n_detections": np.asarray(self._total, dtype=np.int64),
         }
+        if self._origin:
+            columns["wall_time"] = pd.Series(wall_times(self._origin, np.asarray(self._time)))
+        columns["n_detections"] = np.asarray(self._total, dtype=np.int64)
         for class_id in sorted(self._counts):
             columns[f"n_{column_name(self._names[class_id])}"] = np.asarray(self._counts[class_id], np.int64)
         for class_id, column in zip(self._interest, self._p_any):
@@ -382,6 +394,13 @@ class FrameTableSink:
 
     def abort(self) -> None:
         """Nothing is on disk until close()."""
+
+
+def wall_times(origin: dt.datetime, seconds: np.ndarray) -> pa.Array:
+    """UTC timestamps `seconds` after `origin`."""
+    micros = np.round(np.asarray(seconds, dtype=np.float64) * 1e6).astype(np.int64)
+    start = int(origin.timestamp() * 1_000_000)
+    return pa.array(start + micros, type=WALL_TIME)
 
 
 def p_any_present(scores: np.ndarray) -> float:

@@ -127,13 +127,16 @@ class VideoSource:
     """A video file or stream read with PyAV (FFmpeg), decoded with codec threading on."""
 
     def __init__(self, uri: str, sampling: Sampling = Sampling(), name: str | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, timeout: tuple[float, float] | None = None) -> None:
         import av
 
         self.sampling = sampling
         self.lost_frames = 0
+        self.stop_reason: str | None = None  # why reading stopped early (a broken file, a lost stream)
+        if timeout is None and _is_url(uri):
+            timeout = (URL_TIMEOUT_S, URL_TIMEOUT_S)  # (open, read): a dead server must not hang vidpipe
         try:
-            self._container = av.open(uri, metadata_errors="ignore")
+            self._container = av.open(uri, metadata_errors="ignore", timeout=timeout)
         except av.error.FFmpegError as exc:
             raise InputError(f"{uri} is not a readable video ({_ffmpeg_reason(exc)})") from None
         if not self._container.streams.video:
@@ -186,8 +189,8 @@ class VideoSource:
                     if decision is Decision.KEEP:
                         yield Frame(index, time, frame.to_ndarray(format="bgr24"))
                     index += 1
-        except av.error.FFmpegError:
-            pass  # the container breaks off (truncated file): keep what was decoded
+        except av.error.FFmpegError as exc:
+            self.stop_reason = _ffmpeg_reason(exc)  # the container breaks off: keep what was decoded
         finally:
             if not stopped and self.info.frame_count:
                 self.lost_frames = max(0, self.info.frame_count - index)

@@ -122,7 +122,8 @@ class OpenVinoSession:
             config["INFERENCE_PRECISION_HINT"] = "f32"
         xml = next(path.glob("*.xml"))
         self._compiled = ov.Core().compile_model(str(xml), "CPU", config)
-        self._queue = ov.AsyncInferQueue(self._compiled, self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        requests = self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+        self._queue = ov.AsyncInferQueue(self._compiled, requests)
         self._results: dict[int, np.ndarray] = {}
         self._queue.set_callback(self._collect)
         self.precision = _precision_name(self._compiled.get_property("INFERENCE_PRECISION_HINT"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
     """Corner boxes to centre-size boxes."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)

@@ -1,0 +1,300 @@
+"""Live sources: cameras and network streams that never wait for vidpipe.
+
+A live source is read on its own thread into a one-frame mailbox: when inference is slower than the source
+the older frame is replaced by the newer one (and counted as dropped), so latency never builds up. Frames
+are stamped with the capture clock, so the tracker's motion model sees the real time between the frames it
+gets. A network stream that drops is reopened with back-off, without resetting the tracker or the outputs;
+each gap is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from array import array
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .detections import Detections
+from .errors import InputError
+from .frames import Frame, VideoInfo
+from .sources import VideoSource, open_source
+
+log = logging.getLogger("vidpipe")
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """How to open and keep a live source."""
+
+    width: int | None = None  # camera capture size and rate requests
+    height: int | None = None
+    fps: float | None = None
+    open_timeout: float = 10.0  # seconds to connect to a stream
+    read_timeout: float = 10.0  # seconds without data before a stream counts as lost
+    reconnect_delay: float = 0.5  # first wait before reconnecting; doubles up to max_reconnect_delay
+    max_reconnect_delay: float = 10.0
+    max_reconnects: int | None = None  # None: keep trying
+
+
+def open_live(spec: str, options: LiveOptions = LiveOptions()):
+    """A camera index (`0`), a stream URL (rtsp://, rtmp://, http(s)://, .m3u8) or a file, as a live source."""
+    if spec.isdigit():
+        return CameraSource(int(spec), options)
+    if "://" in spec:
+        return ReconnectingStream(spec, options)
+    source = open_source(spec)  # a file: read as fast as it decodes, which tests the drop policy
+    source.live = True
+    return source
+
+
+class CameraSource:
+    """A local camera through OpenCV's VideoCapture, timed by the capture clock."""
+
+    live = True
+
+    def __init__(self, index: int, options: LiveOptions = LiveOptions()) -> None:
+        previous = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # each backend tried warns otherwise
+        try:
+            self._capture = cv2.VideoCapture(index)
+        finally:
+            cv2.utils.logging.setLogLevel(previous)
+        if not self._capture.isOpened():
+            raise InputError(f"camera {index} cannot be opened (no such device, or it is busy)")
+        for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, options.width), (cv2.CAP_PROP_FRAME_HEIGHT, options.height),
+                            (cv2.CAP_PROP_FPS, options.fps)):
+            if value:
+                self._capture.set(prop, value)
+        ok, self._first = self._capture.read()
+        if not ok:
+            self._capture.release()
+            raise InputError(f"camera {index} gives no frames")
+        height, width = self._first.shape[:2]
+        fps = self._capture.get(cv2.CAP_PROP_FPS) or options.fps or 30.0
+        self.info = VideoInfo(name=f"camera{index}", uri=str(index), kind="camera", width=width, height=height,
+                              fps=float(fps))
+        self.lost_frames = 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        start = time.monotonic()
+        image, index = self._first, 0
+        while image is not None:
+            now = time.monotonic()
+            yield Frame(index, now - start, image, captured=now)
+            index += 1
+            ok, image = self._capture.read()
+            if not ok:
+                log.warning("camera %s stopped giving frames", self.info.uri)
+                return
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+@dataclass
+class Gap:
+    """A stretch of a live stream with no frames: lost at `start_s`, back at `end_s` (run time)."""
+
+    start_s: float
+    end_s: float | None
+    after_frame: int
+    reason: str
+    attempts: int = 0
+
+    def as_dict(self) -> dict:
+        seconds = None if self.end_s is None else round(self.end_s - self.start_s, 3)
+        return {"start_s": round(self.start_s, 3), "end_s": None if self.end_s is None else round(self.end_s, 3),
+                "seconds": seconds, "after_frame": self.after_frame, "reason": self.reason,
+                "reconnect_attempts": self.attempts}
+
+
+class ReconnectingStream:
+    """A network stream read with PyAV, reopened with exponential back-off whenever it ends or fails."""
+
+    live = True
+
+    def __init__(self, url: str, options: LiveOptions = LiveOptions()) -> None:
+        self.url, self.options = url, options
+        self._current = self._open()  # the first connection must work: a wrong URL is the user's to fix
+        self.info = replace(self._current.info, kind="stream")
+        self.lost_frames = 0
+        self.gaps: list[Gap] = []
+        self._closed = threading.Event()
+
+    def _open(self) -> VideoSource:
+        return VideoSource(self.url, timeout=(self.options.open_timeout, self.options.read_timeout))
+
+    def __iter__(self) -> Iterator[Frame]:
+        start = time.monotonic()
+        index = 0
+        while not self._closed.is_set():
+            reason = None
+            try:
+                for frame in self._current:
+                    now = time.monotonic()
+                    yield Frame(index, now - start, frame.image, captured=now)
+                    index += 1
+            except Exception as exc:  # noqa: BLE001 - whatever broke the connection, reconnect
+                reason = str(exc) or type(exc).__name__
+            reason = reason or self._current.stop_reason or "the stream ended"
+            self._current.close()
+            gap = Gap(time.monotonic() - start, None, index - 1, reason)
+            self.gaps.append(gap)
+            log.warning("%s: %s; reconnecting", self.url, reason)
+            if not self._reconnect(gap):
+                return
+            gap.end_s = time.monotonic() - start
+            log.info("%s: back after %.1f s", self.url, gap.end_s - gap.start_s)
+
+    def _reconnect(self, gap: Gap) -> bool:
+        delay = self.options.reconnect_delay
+        while not self._closed.is_set():
+            if self.options.max_reconnects is not None and gap.attempts >= self.options.max_reconnects:
+                log.warning("%s: giving up after %d attempts", self.url, gap.attempts)
+                return False
+            self._closed.wait(delay)
+            gap.attempts += 1
+            try:
+                self._current = self._open()
+                return True
+            except InputError as exc:
+                log.info("%s: reconnect attempt %d failed (%s); next in %.1f s", self.url, gap.attempts, exc,
+                         min(delay * 2, self.options.max_reconnect_delay))
+                delay = min(delay * 2, self.options.max_reconnect_delay)
+        return False
+
+    def stop(self) -> None:
+        """Stop reconnecting and reading (safe from another thread; the container closes in close())."""
+        self._closed.set()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._current.close()
+
+
+class LatestFrames:
+    """Reads a live source on a thread, keeping only the newest frame: the consumer never gets a stale one."""
+
+    def __init__(self, source) -> None:
+        self._source = source
+        self._condition = threading.Condition()
+        self._frame: Frame | None = None
+        self._ended = False
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self.captured = 0
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._read, name="vidpipe-capture", daemon=True)
+
+    def _read(self) -> None:
+        try:
+            for frame in self._source:
+                if frame.captured is None:
+                    frame = replace(frame, captured=time.monotonic())
+                with self._condition:
+                    self.captured += 1
+                    if self._frame is not None:
+                        self.dropped += 1  # the consumer was busy: this one is out of date
+                    self._frame = frame
+                    self._condition.notify()
+                if self._stop.is_set():
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            self._error = exc
+        finally:
+            with self._condition:
+                self._ended = True
+                self._condition.notify()
+
+    def __iter__(self) -> Iterator[Frame]:
+        self._thread.start()
+        try:
+            while True:
+                with self._condition:
+                    while self._frame is None and not self._ended:
+                        self._condition.wait(0.1)
+                    frame, self._frame = self._frame, None
+                    if frame is None:
+                        break
+                yield frame
+            if self._error is not None:
+                raise self._error
+        finally:
+            self._stop.set()
+            if isinstance(self._source, ReconnectingStream):
+                self._source.stop()  # wakes a reconnect wait
+            # The reader must be out of the decoder before anyone closes the source: closing a container
+            # under a running decode crashes FFmpeg. A live source gives its next frame soon.
+            self._thread.join(timeout=self._join_timeout())
+
+    def _join_timeout(self) -> float:
+        options = getattr(self._source, "options", None)
+        return 5.0 + (options.read_timeout if options else 0.0)
+
+
+@dataclass
+class LiveMonitor:
+    """Live figures for the overlay, the preview page and the summary: fps, latency, drops, counts."""
+
+    capture: LatestFrames | None = None
+    latencies_ms: array = field(default_factory=lambda: array("d"))
+    inference_ms: array = field(default_factory=lambda: array("d"))
+    counts: dict = field(default_factory=dict)
+    _times: list = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def frame_done(self, frame: Frame, detections: Detections) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if frame.captured is not None:
+                self.latencies_ms.append(1000 * (now - frame.captured))
+            self._times = [t for t in self._times if now - t < 2.0] + [now]
+            self.counts = dict(Counter(detections.class_name.tolist()))
+
+    @property
+    def fps(self) -> float:
+        times = self._times
+        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            latency = self.latencies_ms[-1] if self.latencies_ms else None
+            return {"fps": round(self.fps, 2), "latency_ms": None if latency is None else round(latency, 1),
+                    "dropped": self.capture.dropped if self.capture else 0,
+                    "captured": self.capture.captured if self.capture else 0, "counts": dict(self.counts)}
+
+    def overlay_lines(self) -> list[str]:
+        s = self.snapshot()
+        latency = "-" if s["latency_ms"] is None else f"{s['latency_ms']:.0f} ms"
+        return [f"{s['fps']:.1f} fps  latency {latency}  dropped {s['dropped']}"]
+
+    def summary(self, source) -> dict:
+        latencies = np.asarray(self.latencies_ms)
+        inference = np.asarray(self.inference_ms)
+        gaps = [g.as_dict() for g in getattr(source, "gaps", [])]
+        return {
+            "frames_captured": self.capture.captured if self.capture else None,
+            "frames_dropped": self.capture.dropped if self.capture else 0,
+            "latency_ms": _percentiles(latencies),
+            "inference_ms": _percentiles(inference),
+            "reconnects": sum(1 for g in gaps if g["end_s"] is not None),
+            "gaps": gaps,
+        }
+
+
+def _percentiles(values: np.ndarray) -> dict | None:
+    if not len(values):
+        return None
+    return {"p50": round(float(np.percentile(values, 50)), 2), "p95": round(float(np.percentile(values, 95)), 2),
+            "mean": round(float(values.mean()), 2), "max": round(float(values.max()), 2)}
+
+
+def default_out_dir(info: VideoInfo) -> Path:
+    return Path("runs") / f"live-{info.name}"

@@ -1,0 +1,178 @@
+"""Watching a run as it happens: an OpenCV window, or a small web page with the annotated stream and stats.
+
+Both are sinks: the pipeline hands them each annotated frame. The web preview serves `/` (a page), `/stream.mjpg`
+(the annotated frames as MJPEG, which every browser shows in an <img>) and `/stats` (JSON: fps, latency,
+drops, counts per class), on 127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cv2
+
+from .detections import Detections
+from .errors import InputError
+from .frames import Frame
+
+log = logging.getLogger("vidpipe")
+JPEG_QUALITY = 80
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>vidpipe preview</title>
+<style>
+ body { margin: 0; background: #111; color: #eee; font: 14px system-ui, sans-serif; display: flex; }
+ img { max-width: 80vw; max-height: 100vh; }
+ aside { padding: 16px; min-width: 220px; }
+ dt { color: #999; margin-top: 10px; } dd { margin: 0; font-size: 22px; }
+ table { margin-top: 10px; border-collapse: collapse; } td { padding: 2px 10px 2px 0; }
+</style></head>
+<body>
+<img id="stream" src="/stream.mjpg" alt="annotated stream">
+<aside>
+ <dl>
+  <dt>fps</dt><dd id="fps">-</dd>
+  <dt>latency</dt><dd id="latency">-</dd>
+  <dt>dropped frames</dt><dd id="dropped">-</dd>
+ </dl>
+ <table id="counts"></table>
+</aside>
+<script>
+async function refresh() {
+  try {
+    const stats = await (await fetch("/stats", {cache: "no-store"})).json();
+    document.getElementById("fps").textContent = stats.fps.toFixed(1);
+    document.getElementById("latency").textContent =
+      stats.latency_ms === null ? "-" : stats.latency_ms.toFixed(0) + " ms";
+    document.getElementById("dropped").textContent = stats.dropped;
+    document.getElementById("counts").innerHTML = Object.entries(stats.counts)
+      .map(([name, n]) => `<tr><td>${name}</td><td>${n}</td></tr>`).join("");
+  } catch (error) { /* the run may be over */ }
+}
+setInterval(refresh, 500);
+refresh();
+</script>
+</body></html>
+"""
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """`8000` or `0.0.0.0:8000` -> (host, port); the host defaults to 127.0.0.1 (this machine only)."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) < 65536:
+        raise InputError(f"--serve takes [HOST:]PORT, got {text!r}")
+    return host or "127.0.0.1", int(port)
+
+
+class PreviewServer:
+    """The annotated stream and live stats over HTTP; a sink."""
+
+    path = None
+
+    def __init__(self, address: str, stats: Callable[[], dict]) -> None:
+        host, port = parse_address(address)
+        self._stats = stats
+        self._jpeg: bytes | None = None
+        self._frame_id = 0
+        self._changed = threading.Condition()
+        self._closed = False
+        try:
+            self._server = ThreadingHTTPServer((host, port), self._handler())
+        except OSError as exc:
+            raise InputError(f"cannot serve on {host}:{port} ({exc.strerror or exc})") from None
+        self._server.daemon_threads = True
+        self.url = f"http://{host}:{self._server.server_address[1]}/"
+        threading.Thread(target=self._server.serve_forever, name="vidpipe-preview", daemon=True).start()
+        log.info("preview at %s", self.url)
+
+    def write(self, frame: Frame, detections: Detections) -> None:
+        ok, jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if ok:
+            with self._changed:
+                self._jpeg, self._frame_id = jpeg.tobytes(), self._frame_id + 1
+                self._changed.notify_all()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        self._server.shutdown()
+        self._server.server_close()
+
+    abort = close
+
+    def _next_jpeg(self, last_id: int) -> tuple[bytes | None, int]:
+        with self._changed:
+            self._changed.wait_for(lambda: self._closed or self._frame_id != last_id, timeout=1.0)
+            return (None if self._closed else self._jpeg), self._frame_id
+
+    def _handler(self):
+        preview = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                if self.path == "/":
+                    self._send(200, "text/html; charset=utf-8", PAGE.encode())
+                elif self.path.startswith("/stats"):
+                    self._send(200, "application/json", json.dumps(preview._stats()).encode())
+                elif self.path.startswith("/stream.mjpg"):
+                    self._stream()
+                else:
+                    self._send(404, "text/plain", b"not found")
+
+            def _send(self, code: int, kind: str, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _stream(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                last = -1
+                try:
+                    while True:
+                        jpeg, last = preview._next_jpeg(last)
+                        if preview._closed:
+                            return
+                        if jpeg is None:
+                            continue
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                         + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the viewer left
+
+            def log_message(self, *args) -> None:
+                pass  # no access log on the user's terminal
+
+        return Handler
+
+
+class PreviewWindow:
+    """An OpenCV window with the annotated frames; a sink. Needs a display."""
+
+    path = None
+    title = "vidpipe (q to stop)"
+
+    def __init__(self) -> None:
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise InputError("--show needs a display (DISPLAY is not set); use --serve PORT to watch in a browser")
+
+    def write(self, frame: Frame, detections: Detections) -> None:
+        cv2.imshow(self.title, frame.image)
+        if cv2.waitKey(1) & 0xFF == ord("q"):
+            raise KeyboardInterrupt  # stops the run cleanly, like Ctrl-C
+
+    def close(self) -> None:
+        cv2.destroyAllWindows()
+
+    abort = close

@@ -1,0 +1,252 @@
+"""Live sources: a real HTTP stream that drops and comes back, bounded latency, the browser preview, stopping."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import PARKING, REPO, SUBURBAN, frame_times, run_cli
+from streaming import LiveStreamServer, transport_stream
+from vidpipe.annotate import Annotator
+from vidpipe.detections import Detections
+from vidpipe.live import open_live
+from vidpipe.preview import PreviewServer, parse_address
+from vidpipe.sources import Sampling, open_source
+
+
+@pytest.fixture(scope="module")
+def traffic_stream():
+    """suburban-traffic (cars in every frame) as a live MPEG-TS stream over HTTP, in real time."""
+    server = LiveStreamServer(transport_stream(SUBURBAN))
+    yield server
+    server.stop()
+
+
+def vidpipe(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "vidpipe", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path: Path, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.1)
+
+
+def test_stream_drop_and_reconnect_keeps_the_run_going(traffic_stream, tmp_path):
+    out = tmp_path / "out"
+    process = vidpipe("live", traffic_stream.url, "-o", str(out), "--duration", "14", "--reconnect-delay", "0.3",
+                      "--max-reconnect-delay", "1", "-q")
+    wait_for(out / "detections.parquet.partial")
+    time.sleep(4)  # a few seconds of traffic...
+    traffic_stream.stop()  # ...then the camera goes away
+    time.sleep(2.5)
+    traffic_stream.start()  # and comes back on the same address
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert "reconnecting" in stderr and "back after" in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    live = summary["live"]
+    assert live["reconnects"] == 1 and len(live["gaps"]) == 1
+    gap = live["gaps"][0]
+    assert 2.0 <= gap["seconds"] <= 8.0 and gap["reconnect_attempts"] >= 1
+    frames = pd.read_parquet(out / "frames.parquet")  # one table across the gap: the outputs never restarted
+    before, after = frames[frames["time_s"] < gap["start_s"]], frames[frames["time_s"] > gap["end_s"]]
+    assert len(before) > 10 and len(after) > 10
+    assert frames["frame"].is_monotonic_increasing and frames["time_s"].is_monotonic_increasing
+    assert frames["wall_time"].notna().all() and "wall_time" in pd.read_parquet(out / "detections.parquet")
+    tracks = pd.read_parquet(out / "detections.parquet")
+    ids_before = set(tracks.loc[tracks["time_s"] < gap["start_s"], "track_id"])
+    ids_after = set(tracks.loc[tracks["time_s"] > gap["end_s"], "track_id"])
+    assert ids_before and ids_after
+    assert all(i in ids_before or i > max(ids_before) for i in ids_after)  # the tracker was not reset
+    assert summary["status"] == "complete" and not (out / "annotated.mp4").exists()  # no --save: tables only
+
+
+def test_latency_stays_bounded_when_the_source_is_faster_than_inference(traffic_stream, tmp_path):
+    """A 24 fps stream into torch inference (slower than 1/24 s a frame): old frames are dropped, not queued."""
+    out = tmp_path / "out"
+    result = run_cli("live", traffic_stream.url, "-o", str(out), "--runtime", "torch", "--duration", "12", "-q")
+    assert result.returncode == 0, result.stderr
+    live = json.loads((out / "summary.json").read_text())["live"]
+    inference, latency = live["inference_ms"], live["latency_ms"]
+    assert inference["mean"] > 1000 / 24  # the source is faster than inference...
+    assert live["frames_dropped"] > 20  # ...so frames were dropped, and counted
+    assert latency["p95"] <= 2 * inference["mean"] + 1000 / 24, (latency, inference)
+    assert live["frames_captured"] >= live["frames_dropped"] + json.loads((out / "summary.json").read_text())[
+        "frames_processed"]
+
+
+@pytest.fixture()
+def browser():
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.skip("needs Debian's chromium and chromium-driver (.ci/run installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-quic", "--window-size=1280,800"):
+        options.add_argument(flag)
+    session = webdriver.Chrome(service=Service(driver), options=options)
+    yield session
+    session.quit()
+
+
+def test_preview_page_in_a_real_browser(traffic_stream, tmp_path, browser):
+    out = tmp_path / "out"
+    port = _free_port()
+    process = vidpipe("live", traffic_stream.url, "-o", str(out), "--serve", f"127.0.0.1:{port}", "--overlay",
+                      "--duration", "60", "-q")
+    try:
+        wait_for(out / "detections.parquet.partial")
+        time.sleep(2)
+        browser.get(f"http://127.0.0.1:{port}/")
+        time.sleep(2)
+        first = _stream_pixels(browser)
+        time.sleep(1.5)
+        second = _stream_pixels(browser)
+        assert first.shape == second.shape and first.std() > 5  # a real picture...
+        assert np.abs(first.astype(int) - second.astype(int)).mean() > 1  # ...that moves
+        fps = float(browser.find_element("id", "fps").text)
+        assert fps > 0
+        assert browser.find_element("id", "latency").text.endswith("ms")
+        assert "car" in browser.find_element("id", "counts").text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr  # SIGTERM ends a live run cleanly
+    assert json.loads((out / "summary.json").read_text())["status"] == "stopped"
+
+
+def _stream_pixels(browser) -> np.ndarray:
+    """The <img> showing the stream, as the browser rendered it (a screenshot of the element)."""
+    import cv2
+
+    png = browser.find_element("id", "stream").screenshot_as_png
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("command, stop", [("run", signal.SIGINT), ("run", signal.SIGTERM), ("live", signal.SIGTERM)],
+                         ids=["run-ctrl-c", "run-sigterm", "live-sigterm"])
+def test_stopping_mid_run_leaves_valid_outputs(tmp_path, command, stop):
+    """Ctrl-C or SIGTERM mid-run: the frames processed so far end up in complete, readable files."""
+    out = tmp_path / "out"
+    extra = ["--save"] if command == "live" else []
+    process = vidpipe(command, str(SUBURBAN), "-o", str(out), *extra, "-q")
+    partial = out / "annotated.mp4.partial"
+    deadline = time.time() + 120
+    while not (partial.exists() and partial.stat().st_size > 20_000) and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == (130 if command == "run" else 0), stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == ("interrupted" if command == "run" else "stopped")
+    processed = summary["frames_processed"]
+    assert 0 < processed and len(frame_times(out / "annotated.mp4")) == processed
+    assert len(pd.read_parquet(out / "frames.parquet")) == processed
+    pd.read_parquet(out / "detections.parquet")
+    assert not list(out.glob("*.partial"))
+
+
+def test_mjpeg_and_hls_streams_are_read(tmp_path):
+    """MJPEG over HTTP (here: vidpipe's own preview) as a live source; HLS as a finite stream for `run`."""
+    preview = PreviewServer("127.0.0.1:0", lambda: {})
+    stop = threading.Event()
+
+    def feed():
+        for frame in open_source(PARKING):
+            if stop.is_set():
+                return
+            preview.write(frame, Detections.empty(("x",)))
+            time.sleep(0.04)
+
+    threading.Thread(target=feed, daemon=True).start()
+    source = open_live(preview.url + "stream.mjpg")
+    try:
+        frames = []
+        for frame in source:
+            frames.append(frame)
+            if len(frames) == 10:
+                break
+        assert source.info.codec == "mjpeg" and frames[-1].image.shape == (432, 768, 3)
+        assert frames[-1].captured is not None and frames[-1].time > frames[0].time
+    finally:
+        stop.set()
+        source.close()
+        preview.close()
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    with av.open(str(PARKING)) as clip, av.open(str(hls / "index.m3u8"), "w", format="hls",
+                                                 options={"hls_time": "2", "hls_playlist_type": "vod"}) as out:
+        video = clip.streams.video[0]
+        stream = out.add_stream("libx264", rate=video.average_rate)
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
+        for frame in clip.decode(video):
+            for packet in stream.encode(frame.reformat(format="yuv420p")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(hls))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run_cli("run", f"http://127.0.0.1:{server.server_port}/index.m3u8", "-o", str(tmp_path / "out"),
+                         "--sample-fps", "2", "--no-video", "-q")
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stderr
+    assert len(pd.read_parquet(tmp_path / "out" / "frames.parquet")) == 61  # 30.16 s at 2 fps
+
+
+def test_live_errors_are_one_line(tmp_path, monkeypatch):
+    for args, message in (
+        (["live", "7"], "camera 7 cannot be opened"),
+        (["live", "http://127.0.0.1:9/none.ts", "--open-timeout", "2"], "is not a readable video"),
+        (["live", str(PARKING), "--show"], "--show needs a display"),
+        (["live", str(PARKING), "--serve", "localhost:http"], "--serve takes [HOST:]PORT"),
+    ):
+        result = subprocess.run([sys.executable, "-m", "vidpipe", *args, "-o", str(tmp_path), "-q"], cwd=REPO,
+                                capture_output=True, text=True, timeout=120,
+                                env={k: v for k, v in __import__("os").environ.items() if k != "DISPLAY"})
+        assert result.returncode == 2, (args, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (args, result.stderr)
+
+
+def test_parse_address():
+    assert parse_address("8000") == ("127.0.0.1", 8000)
+    assert parse_address("0.0.0.0:9000") == ("0.0.0.0", 9000)
+
+
+def test_overlay_draws_status_text():
+    image = np.full((360, 640, 3), 200, np.uint8)
+    out = Annotator(overlay=lambda: ["12.0 fps  latency 80 ms  dropped 3"]).annotate(image, Detections.empty(("x",)))
+    assert (out[:40, :300] != 200).any(axis=2).mean() > 0.3 and (out[100:] == 200).all()
+    assert open_source(PARKING, Sampling(max_frames=1)).info.fps == 12.5
