@@ -89,7 +89,8 @@ PIPELINE_OPTIONS = [
     click.option("--start", type=float, help="Start at this time (seconds)."),
     click.option("--end", type=float, help="Stop at this time (seconds)."),
     click.option("--max-frames", type=int, help="Stop after this many processed frames."),
-    click.option("--fps", type=float, help="Frame rate of an image sequence [default: seqinfo.ini, else 30]."),
+    click.option("--fps", type=float, help="Frame rate of an image sequence [default: seqinfo.ini, else 30]; "
+                                         "for `live` cameras, the rate to request."),
     click.option("--video-preset", help="x264 preset of the annotated video [default: ultrafast]."),
 ]
 
