@@ -99,13 +99,13 @@ def measure(command: list[str], cwd: Path) -> tuple[float, float]:
 
 def detector_only(clip: Path, frames: int) -> tuple[float, str, str]:
     """(c): the detector vidpipe chooses by default, on frames decoded beforehand (tracking's conf)."""
-    from vidpipe.detectors.yolo import YoloDetector
+    from vidpipe.detectors import load_detector
     from vidpipe.pipeline import PipelineConfig
     from vidpipe.sources import Sampling, open_source
 
     config = PipelineConfig()
     images = [f.image for f in open_source(clip, Sampling(max_frames=frames))]
-    detector = YoloDetector(MODEL, conf=config.detection_conf(), imgsz=config.imgsz)
+    detector = load_detector("yolo", model=str(MODEL), conf=config.detection_conf(), imgsz=config.imgsz)
     batch = config.batch_size
     detector.detect(images[:batch])  # warm-up (and export, if not cached)
     start = time.perf_counter()
@@ -128,28 +128,20 @@ def supervision_model(workdir: Path) -> Path:
 def agreement(frames_per_clip: int) -> list[dict]:
     """Per runtime and precision: share of boxes matched (same class, IoU >= 0.8) with an fp32 runtime
     fed the same letterboxed input, both ways, on the sample clips at the default confidence."""
-    from scipy.optimize import linear_sum_assignment
-
-    from vidpipe.detections import box_iou
-    from vidpipe.detectors.yolo import YoloDetector
+    from vidpipe.detectors import load_detector
+    from vidpipe.evaluation.det import agreement as count_matches
     from vidpipe.sources import Sampling, open_source
 
     images = [f.image for clip in SAMPLES for f in open_source(clip, Sampling(max_frames=frames_per_clip))]
     outputs = []
     for runtime, precision in (("onnx", "fp32"), ("torch", "fp32"), ("openvino", "fp32"), ("openvino", "auto")):
-        detector = YoloDetector(MODEL, runtime=runtime, precision=precision)
+        detector = load_detector("yolo", model=str(MODEL), runtime=runtime, precision=precision)
         detections = [d for i in range(0, len(images), 8) for d in detector.detect(images[i : i + 8])]
         outputs.append((runtime, detector.precision, detections))
     reference = outputs[0][2]
     rows = []
     for runtime, actual, detections in outputs:
-        matched = total_ref = total_cand = 0
-        for ref, cand in zip(reference, detections):
-            iou = box_iou(ref.xyxy, cand.xyxy) * (ref.class_id[:, None] == cand.class_id[None, :])
-            if iou.size:
-                r, c = linear_sum_assignment(-iou)
-                matched += int((iou[r, c] >= 0.8).sum())
-            total_ref, total_cand = total_ref + len(ref), total_cand + len(cand)
+        matched, total_ref, total_cand = count_matches(reference, detections, iou=0.8)
         rows.append({"runtime": runtime, "precision": actual, "boxes": total_cand,
                      "reference_matched_%": round(100 * matched / max(total_ref, 1), 2),
                      "candidate_matched_%": round(100 * matched / max(total_cand, 1), 2)})

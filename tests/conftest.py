@@ -47,6 +47,6 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def yolo():
     """The bundled YOLOv8n behind vidpipe's backend, loaded once for the session (conf 0.25, as predict)."""
-    from vidpipe.detectors.yolo import YoloDetector
+    from vidpipe.detectors import load_detector
 
-    return YoloDetector()
+    return load_detector("yolo")

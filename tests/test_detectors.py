@@ -78,19 +78,10 @@ def test_bus_jpg_sanity(yolo):
 def test_reduced_precision_keeps_the_detections(yolo):
     """The default (bf16 where the CPU has it) against fp32 on the same letterboxed frames of both sample
     clips: at least 98% of boxes matched both ways (same class, IoU >= 0.8), the bar for the default."""
-    from scipy.optimize import linear_sum_assignment
-
-    from vidpipe.detections import box_iou
+    from vidpipe.evaluation.det import agreement
 
     frames = [f.image for clip in (PARKING, SUBURBAN) for f in open_source(clip, Sampling(sample_fps=2))]
-    reduced, full = yolo.detect(frames), full_precision("openvino").detect(frames)
-    matched = ours = theirs = 0
-    for a, b in zip(reduced, full):
-        iou = box_iou(a.xyxy, b.xyxy) * (a.class_id[:, None] == b.class_id[None, :])
-        if iou.size:
-            rows, cols = linear_sum_assignment(-iou)
-            matched += int((iou[rows, cols] >= 0.8).sum())
-        ours, theirs = ours + len(a), theirs + len(b)
+    matched, theirs, ours = agreement(full_precision("openvino").detect(frames), yolo.detect(frames), iou=0.8)
     assert theirs > 100
     assert matched / ours >= 0.98 and matched / theirs >= 0.98, (yolo.precision, matched, ours, theirs)
 

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from conftest import PARKING, REPO
-from vidpipe.detectors import runtimes
-from vidpipe.detectors.yolo import DEFAULT_MODEL, YoloDetector
+from vidpipe.detectors import load_detector, runtimes
+from vidpipe.detectors.yolo import DEFAULT_MODEL
 from vidpipe.errors import InputError
 from vidpipe.sources import Sampling, open_source
 
@@ -43,14 +43,14 @@ def test_missing_runtime_names_what_to_install(monkeypatch):
 def test_export_is_cached_by_model_shape_and_runtime(tmp_path, monkeypatch):
     monkeypatch.setenv("VIDPIPE_CACHE", str(tmp_path))
     frames = [f.image for f in open_source(PARKING, Sampling(max_frames=2))]
-    detector = YoloDetector(runtime="onnx")
+    detector = load_detector("yolo", runtime="onnx")
     detector.detect(frames)
     (export,) = (tmp_path / "exports").iterdir()
     meta = json.loads((export / "model.json").read_text())
     assert meta["runtime"] == "onnx" and meta["shape"] == [384, 640] and (export / "model.onnx").is_file()
     assert export.name.startswith(f"yolov8n-{runtimes.file_hash(DEFAULT_MODEL)}-onnx")
     stamp = (export / "model.onnx").stat().st_mtime_ns
-    YoloDetector(runtime="onnx").detect(frames)
+    load_detector("yolo", runtime="onnx").detect(frames)
     assert [p.name for p in (tmp_path / "exports").iterdir()] == [export.name]
     assert (export / "model.onnx").stat().st_mtime_ns == stamp  # reused, not exported again
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from . import __version__
 from .annotate import Annotator
 from .detections import Detections
-from .detectors import Detector, load_detector, resolve_classes
+from .detectors import Detector, DetectorSettings, load_detector, resolve_classes
 from .engine import StageProfile, Stages
 from .errors import InputError
 from .frames import Frame, VideoInfo
@@ -173,18 +173,11 @@ class Pipeline:
 
     def __init__(self, config: PipelineConfig | None = None, detector: Detector | None = None) -> None:
         self.config = config or PipelineConfig()
-        self.detector = detector or load_detector(
-            self.config.detector,
-            model=self.config.model,
-            conf=self.config.detection_conf(),
-            iou=self.config.iou,
-            imgsz=self.config.imgsz,
-            device=self.config.device,
-            classes=self.config.classes,
-            runtime=self.config.runtime,
-            precision=self.config.precision,
-            threads=self.config.threads,
-        )
+        cfg = self.config
+        self.detector = detector or load_detector(cfg.detector, DetectorSettings(
+            model=cfg.model, conf=cfg.detection_conf(), iou=cfg.iou, imgsz=cfg.imgsz, device=cfg.device,
+            classes=cfg.classes, runtime=cfg.runtime, precision=cfg.precision, threads=cfg.threads,
+        ))
         if self.config.threads:
             cv2.setNumThreads(self.config.threads)
 

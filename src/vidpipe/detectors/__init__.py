@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
@@ -23,7 +24,7 @@ ENTRY_POINT_GROUP = "vidpipe.detectors"
 
 @runtime_checkable
 class Detector(Protocol):
-    """What the pipeline needs from a backend."""
+    """What the pipeline needs from a backend, a class built as `Backend(settings: DetectorSettings)`."""
 
     default_model: ClassVar[str]  # what --model means when not given
     names: Sequence[str]  # class names, indexed by class id
@@ -39,13 +40,36 @@ class Detector(Protocol):
         ...
 
 
+PRECISIONS = ("auto", "fp32")
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """What every backend is built from. A setting that means nothing to a backend (`iou` for a model that
+    suppresses overlaps itself) is ignored; a value it cannot honour is an InputError."""
+
+    model: str | None = None  # None: the backend's default_model
+    conf: float = 0.25
+    iou: float = 0.7
+    imgsz: int = 640
+    device: str | None = None  # None: the backend picks
+    classes: Sequence[str | int] | str | None = None  # names or ids; None: all
+    runtime: str = "auto"
+    precision: str = "auto"  # auto: the runtime's default | fp32
+    threads: int | None = None  # cap on the backend's threads
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise InputError(f"unknown precision {self.precision!r} (use {', '.join(PRECISIONS)})")
+
+
 def available() -> dict[str, EntryPoint]:
     """Installed backends by name."""
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def load_detector(name: str, **settings) -> Detector:
-    """Instantiate backend `name` with its settings (model, conf, iou, imgsz, device, classes...)."""
+def load_detector(name: str, settings: DetectorSettings | None = None, **overrides) -> Detector:
+    """Backend `name` built from `settings` (default: DetectorSettings()) with `overrides` applied."""
     backends = available()
     if name not in backends:
         known = ", ".join(sorted(backends)) or "none installed"
@@ -54,7 +78,7 @@ def load_detector(name: str, **settings) -> Detector:
         backend = backends[name].load()
     except ImportError as exc:
         raise InputError(f"detector {name!r} cannot be imported: {exc}") from None
-    return backend(**settings)
+    return backend(replace(settings or DetectorSettings(), **overrides))
 
 
 def resolve_classes(classes: Sequence[str | int] | str | None, names: Sequence[str]) -> list[int] | None:

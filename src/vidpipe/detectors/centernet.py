@@ -21,7 +21,7 @@ import numpy as np
 
 from ..detections import Detections
 from ..errors import InputError
-from . import resolve_classes
+from . import DetectorSettings, resolve_classes
 from .coco import CATEGORY_TO_CLASS, COCO_NAMES
 
 DEFAULT_HANDLE = "https://tfhub.dev/tensorflow/centernet/hourglass_512x512/1"
@@ -33,36 +33,24 @@ class CenterNetDetector:
 
     default_model = DEFAULT_HANDLE
 
-    def __init__(
-        self,
-        model: str | Path | None = None,
-        conf: float = 0.25,
-        iou: float | None = None,  # the model's own post-processing decides overlaps
-        imgsz: int | None = None,  # the model resizes internally
-        device: str | None = None,
-        classes: Sequence[str | int] | str | None = None,
-        runtime: str = "auto",
-        precision: str = "auto",
-        threads: int | None = None,
-    ) -> None:
-        if runtime not in ("auto", "tensorflow"):
-            raise InputError(f"the centernet detector runs on TensorFlow; --runtime {runtime} does not apply")
-        if precision not in ("auto", "fp32"):
-            raise InputError(f"unknown precision {precision!r} (use auto or fp32)")
+    def __init__(self, settings: DetectorSettings = DetectorSettings()) -> None:
+        """`iou` and `imgsz` do not apply: the model resizes its input and suppresses overlaps itself."""
+        if settings.runtime not in ("auto", "tensorflow"):
+            raise InputError(f"the centernet detector runs on TensorFlow; --runtime {settings.runtime} does not apply")
         self.runtime, self.precision = "tensorflow", "fp32"
         problem = self.check()
         if problem:
             raise InputError(problem)
-        self._device = _tf_device(device)
-        self.model = handle = str(model or DEFAULT_HANDLE)
+        self._device = _tf_device(settings.device)
+        self.model = handle = str(settings.model or DEFAULT_HANDLE)
         is_url = "://" in handle
         if not is_url and not Path(handle).is_dir():
             raise InputError(f"SavedModel directory {handle} does not exist")
         try:
             with _native_logs_silenced():
                 self._tf, hub = _import_tensorflow()
-                if threads:
-                    _limit_threads(self._tf, threads)
+                if settings.threads:
+                    _limit_threads(self._tf, settings.threads)
                 with self._tf.device(self._device):
                     loaded = hub.load(handle)
         except Exception as exc:  # tensorflow raises many types for the same "cannot use this model"
@@ -73,8 +61,8 @@ class CenterNetDetector:
             raise InputError(f"{handle} is not a loadable SavedModel ({reason})") from None
         self._call = _callable(loaded, handle)
         self.names = COCO_NAMES
-        self.conf = conf
-        self._classes = resolve_classes(classes, self.names)
+        self.conf = settings.conf
+        self._classes = resolve_classes(settings.classes, self.names)
 
     @staticmethod
     def check() -> str | None:

@@ -24,7 +24,6 @@ from ..errors import InputError
 
 log = logging.getLogger("vidpipe")
 RUNTIMES = ("auto", "torch", "onnx", "openvino")
-PRECISIONS = ("auto", "fp32")
 # What each exported runtime needs installed (checked first: ultralytics would otherwise pip-install them).
 NEEDS = {"openvino": ("openvino",), "onnx": ("onnxruntime", "onnx", "onnxslim")}
 EXTRA = {"openvino": "pip install openvino", "onnx": "pip install 'vidpipe[onnx]'"}

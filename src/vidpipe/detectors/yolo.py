@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib.resources import files
-from pathlib import Path
 
 import numpy as np
 
 from ..detections import Detections
-from ..errors import InputError
-from . import check_model_path, resolve_classes
-from .runtimes import PRECISIONS, SESSIONS, class_names, exported, load_ultralytics, resolve_runtime
+from . import DetectorSettings, check_model_path, resolve_classes
+from .runtimes import SESSIONS, class_names, exported, load_ultralytics, resolve_runtime
 from .yolo_ops import Letterbox, postprocess
 
 DEFAULT_MODEL = str(files("vidpipe.models") / "yolov8n.pt")  # bundled: the default run needs no network
@@ -27,40 +25,27 @@ class YoloDetector:
 
     default_model = DEFAULT_MODEL
 
-    def __init__(
-        self,
-        model: str | Path | None = None,
-        conf: float = 0.25,
-        iou: float = 0.7,
-        imgsz: int = 640,
-        device: str | None = None,
-        classes: Sequence[str | int] | str | None = None,
-        runtime: str = "auto",
-        precision: str = "auto",
-        threads: int | None = None,
-    ) -> None:
-        model = str(model or DEFAULT_MODEL)
+    def __init__(self, settings: DetectorSettings = DetectorSettings()) -> None:
+        model = str(settings.model or DEFAULT_MODEL)
         check_model_path(model)
-        if precision not in PRECISIONS:
-            raise InputError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
         self.model = model
-        self.runtime = resolve_runtime(runtime, device, model)
-        self.threads = threads
+        self.runtime = resolve_runtime(settings.runtime, settings.device, model)
+        self.threads = settings.threads
         if self.runtime == "torch":
             self._yolo = load_ultralytics(model)
-            if threads:
+            if settings.threads:
                 import torch
 
-                torch.set_num_threads(threads)
+                torch.set_num_threads(settings.threads)
             names = self._yolo.names
             self.names = tuple(names[i] for i in range(len(names)))
             self.precision = "fp32"
         else:
             self.names = class_names(model)
-            self.precision = precision  # the session reports what the CPU really uses
-        self.conf, self.iou, self.imgsz, self.device = conf, iou, imgsz, device
-        self._precision_request = precision
-        self.classes = resolve_classes(classes, self.names)
+            self.precision = settings.precision  # the session reports what the CPU really uses
+        self.conf, self.iou, self.imgsz, self.device = settings.conf, settings.iou, settings.imgsz, settings.device
+        self._precision_request = settings.precision
+        self.classes = resolve_classes(settings.classes, self.names)
         self._sessions: dict[tuple[int, int], object] = {}
 
     @staticmethod

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..detections import Detections, box_iou
 from ..detectors import Detector
 from ..errors import InputError
 from ..sources import IMAGE_SUFFIXES, natural_key
@@ -89,3 +90,19 @@ def _read(pairs: list[tuple[Path, Path]], progress: bool) -> Iterator[tuple[Path
         if image is None:
             raise InputError(f"{image_path} is not a readable image")
         yield image_path, label_path, image
+
+
+def agreement(reference: Sequence[Detections], candidate: Sequence[Detections],
+              iou: float = 0.8) -> tuple[int, int, int]:
+    """How two runs over the same frames agree: boxes matched one to one (same class, IoU >= `iou`), and
+    each run's box count. A runtime or precision change keeps the detections when both shares are high."""
+    from scipy.optimize import linear_sum_assignment
+
+    matched = total_reference = total_candidate = 0
+    for ref, cand in zip(reference, candidate, strict=True):
+        overlap = box_iou(ref.xyxy, cand.xyxy) * (ref.class_id[:, None] == cand.class_id[None, :])
+        if overlap.size:
+            rows, cols = linear_sum_assignment(-overlap)
+            matched += int((overlap[rows, cols] >= iou).sum())
+        total_reference, total_candidate = total_reference + len(ref), total_candidate + len(cand)
+    return matched, total_reference, total_candidate
