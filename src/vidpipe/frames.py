@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -39,7 +39,6 @@ class VideoInfo:
     codec: str | None = None
     time_base: Fraction | None = None  # of the video stream; the video sink reuses it for exact timestamps
     audio_codec: str | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def has_audio(self) -> bool:
@@ -57,5 +56,4 @@ class VideoInfo:
             "duration_s": self.duration,
             "codec": self.codec,
             "audio_codec": self.audio_codec,
-            **self.extra,
         }
