@@ -19,6 +19,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import cv2
+import numpy as np
 import yaml
 from tqdm import tqdm
 
@@ -315,6 +316,8 @@ class Pipeline:
 
     def _live_stream(self, source: Source, tracker: Tracker | None, monitor: LiveMonitor):
         """Newest frame first, one at a time: batching would only add latency."""
+        # Compile the model for this frame size before the first real frame, whose latency would show it.
+        self.detector.detect([np.zeros((source.info.height, source.info.width, 3), np.uint8)])
         capture = LatestFrames(source)
         monitor.capture = capture
 
