@@ -250,3 +250,27 @@ def test_overlay_draws_status_text():
     out = Annotator(overlay=lambda: ["12.0 fps  latency 80 ms  dropped 3"]).annotate(image, Detections.empty(("x",)))
     assert (out[:40, :300] != 200).any(axis=2).mean() > 0.3 and (out[100:] == 200).all()
     assert open_source(PARKING, Sampling(max_frames=1)).info.fps == 12.5
+
+
+def test_a_stop_signal_waits_for_the_frame_to_be_complete():
+    """SIGTERM inside frame_boundary() is held until the block ends: no frame half in the video, half not."""
+    import os
+
+    from vidpipe import stopping
+
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    stopping.install()
+    finished = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with stopping.frame_boundary():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # the handler has run by now, and held the signal
+                finished.append(True)
+        assert finished == [True]
+        with pytest.raises(KeyboardInterrupt):  # outside a frame: at once
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
-import threading
 
 import click
 
-from . import __version__
+from . import __version__, stopping
 from .errors import InputError, VidpipeError
 
 EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -34,11 +32,6 @@ class _Group(click.Group):
             _fail(f"unexpected {type(exc).__name__}: {exc} (set VIDPIPE_DEBUG=1 for the traceback)", EXIT_RUNTIME)
 
 
-def _terminate(signum, frame) -> None:
-    """SIGTERM stops a run the way Ctrl-C does: the outputs are finished, not left half-written."""
-    raise KeyboardInterrupt
-
-
 def _fail(message: str, code: int) -> None:
     click.echo(f"vidpipe: error: {message}", err=True)
     sys.exit(code)
@@ -48,8 +41,7 @@ def _fail(message: str, code: int) -> None:
 @click.version_option(__version__, "--version", "-V", prog_name="vidpipe")
 def main() -> None:
     """Detect, track and label objects in videos; write annotated videos and detection tables."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+    stopping.install()  # Ctrl-C and SIGTERM stop between frames; the outputs are finished, not half-written
     log = logging.getLogger("vidpipe")  # vidpipe's own messages only: libraries log at INFO to the root logger
     if not log.handlers:
         handler = logging.StreamHandler()

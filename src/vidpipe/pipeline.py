@@ -33,6 +33,7 @@ from .frames import Frame, VideoInfo
 from .live import LatestFrames, LiveMonitor
 from .sinks import TABLE_FORMATS, DetectionTableSink, FrameTableSink, MotSink, PartialFile, Sink, VideoSink
 from .sources import Sampling, Source, open_source
+from .stopping import frame_boundary
 from .tracking import NO_TRACKER, TRACKERS, ByteTrackConfig, Tracker, create_tracker
 
 log = logging.getLogger("vidpipe")
@@ -229,17 +230,18 @@ class Pipeline:
         try:
             try:
                 for frame, detections in stream:
-                    start = time.perf_counter()
-                    shown = replace(frame, image=annotator.annotate(frame.image, detections)) if drawn else frame
-                    for sink in drawn:
-                        sink.write(shown, detections)
-                    for key, sink in sinks.items():
-                        if key != "video":
-                            sink.write(frame, detections)
-                    write.busy_s += time.perf_counter() - start
-                    monitor.frame_done(frame, detections)
-                    stats.add(frame, detections)
-                    report(1)
+                    with frame_boundary():  # a stop signal waits until every output has this frame
+                        start = time.perf_counter()
+                        shown = replace(frame, image=annotator.annotate(frame.image, detections)) if drawn else frame
+                        for sink in drawn:
+                            sink.write(shown, detections)
+                        for key, sink in sinks.items():
+                            if key != "video":
+                                sink.write(frame, detections)
+                        write.busy_s += time.perf_counter() - start
+                        monitor.frame_done(frame, detections)
+                        stats.add(frame, detections)
+                        report(1)
                     if duration is not None and time.perf_counter() - clock >= duration:
                         break
                     if live and cfg.max_frames is not None and stats.frames >= cfg.max_frames:
