@@ -26,6 +26,7 @@ _EXPORTS = {
     "open_source": "sources",
     "Detector": "detectors",
     "load_detector": "detectors",
+    "DetectorSettings": "detectors",
     "Tracker": "tracking",
     "ByteTrack": "tracking",
     "create_tracker": "tracking",
