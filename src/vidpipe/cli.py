@@ -114,14 +114,18 @@ def run(input: str, out: str | None, pipeline: str | None, quiet: bool, profile:
         f"{s['frames_processed']} frames in {s['wall_time_s']:.1f} s ({s['fps']} fps): "
         f"{s['detections']} detections, {s['tracks']} tracks"
     )
-    width = max(len(k) for k in result.outputs)
-    for key, path in result.outputs.items():
-        click.echo(f"  {key:<{width}}  {path}")
+    _echo_outputs(result.outputs)
     if profile:
         click.echo(_profile_table(s))
     if result.interrupted:
         click.echo("vidpipe: interrupted: the outputs cover the frames processed so far", err=True)
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _echo_outputs(outputs: dict) -> None:
+    width = max(len(k) for k in outputs)
+    for key, path in outputs.items():
+        click.echo(f"  {key:<{width}}  {path}")
 
 
 def _profile_table(summary: dict) -> str:
@@ -172,10 +176,8 @@ def live(source: str, out: str | None, pipeline: str | None, width: int | None, 
     from .pipeline import Pipeline, PipelineConfig
     from .preview import PreviewServer, PreviewWindow
 
-    options["video"] = save or None
+    options["video"] = save  # never None: without --save, no video whatever the preset says
     config = PipelineConfig.load(pipeline, **options)
-    if not save:
-        config = PipelineConfig.from_dict({**config.__dict__, "video": False})
     viewers = [PreviewWindow()] if show else []  # fails fast without a display
     runner = Pipeline(config)
     stream = open_live(source, LiveOptions(width=width, height=height, fps=config.fps, open_timeout=open_timeout,
@@ -194,9 +196,7 @@ def live(source: str, out: str | None, pipeline: str | None, width: int | None, 
     click.echo(f"{s['frames_processed']} frames processed, {s['live']['frames_dropped']} dropped; latency p50 "
                f"{latency.get('p50', 0):.0f} ms, p95 {latency.get('p95', 0):.0f} ms; "
                f"{s['live']['reconnects']} reconnect(s)")
-    width_ = max(len(k) for k in result.outputs)
-    for key, path in result.outputs.items():
-        click.echo(f"  {key:<{width_}}  {path}")
+    _echo_outputs(result.outputs)
 
 
 @main.command()

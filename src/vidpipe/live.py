@@ -165,9 +165,8 @@ class ReconnectingStream:
                 self._current = self._open()
                 return True
             except InputError as exc:
-                log.info("%s: reconnect attempt %d failed (%s); next in %.1f s", self.url, gap.attempts, exc,
-                         min(delay * 2, self.options.max_reconnect_delay))
                 delay = min(delay * 2, self.options.max_reconnect_delay)
+                log.info("%s: reconnect attempt %d failed (%s); next in %.1f s", self.url, gap.attempts, exc, delay)
         return False
 
     def stop(self) -> None:
@@ -228,8 +227,9 @@ class LatestFrames:
                 raise self._error
         finally:
             self._stop.set()
-            if isinstance(self._source, ReconnectingStream):
-                self._source.stop()  # wakes a reconnect wait
+            stop = getattr(self._source, "stop", None)
+            if stop:
+                stop()  # a reconnecting stream: wakes its back-off wait
             # The reader must be out of the decoder before anyone closes the source: closing a container
             # under a running decode crashes FFmpeg. A live source gives its next frame soon.
             self._thread.join(timeout=self._join_timeout())

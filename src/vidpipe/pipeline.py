@@ -218,7 +218,9 @@ class Pipeline:
         sinks = self._open_sinks(info, out_dir, clock_origin=started if live else None)
         monitor = monitor or LiveMonitor()
         annotator = Annotator(trails=cfg.trails, overlay=monitor.overlay_lines if cfg.overlay else None)
-        drawn = [sink for key, sink in sinks.items() if key == "video"] + list(viewers)
+        drawn = [sink for key, sink in sinks.items() if key == "video"] + list(viewers)  # get annotated frames
+        tables = [sink for key, sink in sinks.items() if key != "video"]
+        watched = live or cfg.overlay  # only then are fps and latency needed
         stats = RunStats()
         clock = time.perf_counter()
         status = "complete"
@@ -235,11 +237,11 @@ class Pipeline:
                         shown = replace(frame, image=annotator.annotate(frame.image, detections)) if drawn else frame
                         for sink in drawn:
                             sink.write(shown, detections)
-                        for key, sink in sinks.items():
-                            if key != "video":
-                                sink.write(frame, detections)
+                        for sink in tables:
+                            sink.write(frame, detections)
                         write.busy_s += time.perf_counter() - start
-                        monitor.frame_done(frame, detections)
+                        if watched:
+                            monitor.frame_done(frame, detections)
                         stats.add(frame, detections)
                         report(1)
                     if duration is not None and time.perf_counter() - clock >= duration:

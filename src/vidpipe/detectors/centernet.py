@@ -10,7 +10,6 @@ one image at a time, so a batch runs frame by frame. TensorFlow is imported only
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import sys
 import warnings
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..detections import Detections
-from ..errors import InputError
+from ..errors import InputError, missing_modules
 from . import DetectorSettings, resolve_classes
 from .coco import CATEGORY_TO_CLASS, COCO_NAMES
 
@@ -67,9 +66,8 @@ class CenterNetDetector:
     @staticmethod
     def check() -> str | None:
         """Why this backend cannot run here, or None when it can."""
-        for module in ("tensorflow", "tensorflow_hub"):
-            if importlib.util.find_spec(module) is None:
-                return f"the centernet detector needs TensorFlow and tensorflow-hub: {EXTRA}"
+        if missing_modules("tensorflow", "tensorflow_hub"):
+            return f"the centernet detector needs TensorFlow and tensorflow-hub: {EXTRA}"
         return None
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:

@@ -9,7 +9,6 @@ shape, batch, runtime version) by ultralytics' exporter into the cache directory
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, missing_modules
 
 log = logging.getLogger("vidpipe")
 RUNTIMES = ("auto", "torch", "onnx", "openvino")
@@ -50,7 +49,7 @@ def resolve_runtime(requested: str, device: str | None, model: str) -> str:
 
 
 def missing(runtime: str) -> list[str]:
-    return [m for m in NEEDS.get(runtime, ()) if importlib.util.find_spec(m) is None]
+    return missing_modules(*NEEDS.get(runtime, ()))
 
 
 def cache_dir() -> Path:

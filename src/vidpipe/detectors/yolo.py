@@ -13,6 +13,7 @@ from importlib.resources import files
 import numpy as np
 
 from ..detections import Detections
+from ..errors import missing_modules
 from . import DetectorSettings, check_model_path, resolve_classes
 from .runtimes import SESSIONS, class_names, exported, load_ultralytics, resolve_runtime
 from .yolo_ops import Letterbox, postprocess
@@ -51,7 +52,7 @@ class YoloDetector:
     @staticmethod
     def check() -> str | None:
         """Why this backend cannot run here, or None when it can."""
-        return None if _importable("ultralytics") else "ultralytics is not installed"
+        return "ultralytics is not installed" if missing_modules("ultralytics") else None
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """Images of one shape go to the model together: ultralytics letterboxes a mixed-shape batch to a
@@ -83,9 +84,3 @@ class YoloDetector:
             self._sessions[shape] = session
             self.precision = session.precision
         return self._sessions[shape]
-
-
-def _importable(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None

@@ -5,15 +5,13 @@ The metric libraries (TrackEval, py-motmetrics, pycocotools) are the `eval` extr
 
 from __future__ import annotations
 
-import importlib.util
-
-from ..errors import InputError
+from ..errors import InputError, missing_modules
 
 EXTRA = "pip install 'vidpipe[eval]'"
 
 
 def require(*modules: str) -> None:
     """Fail with one line naming the extra when a metric library is missing."""
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    missing = missing_modules(*modules)
     if missing:
         raise InputError(f"vidpipe eval needs {', '.join(missing)}: {EXTRA}")
