@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -97,8 +98,10 @@ def measure(command: list[str], cwd: Path) -> tuple[float, float]:
     return wall, peak / 1e6
 
 
-def detector_only(clip: Path, frames: int) -> tuple[float, str, str]:
-    """(c): the detector vidpipe chooses by default, on frames decoded beforehand (tracking's conf)."""
+def detector_only(clip: Path, frames: int) -> dict:
+    """(c): the detector vidpipe chooses by default, on frames decoded beforehand (tracking's conf), called
+    batch after batch as a user's own loop would; also the same without the letterbox (tensors prepared
+    beforehand), and the CPU time both take per frame."""
     from vidpipe.detectors import load_detector
     from vidpipe.pipeline import PipelineConfig
     from vidpipe.sources import Sampling, open_source
@@ -106,12 +109,73 @@ def detector_only(clip: Path, frames: int) -> tuple[float, str, str]:
     config = PipelineConfig()
     images = [f.image for f in open_source(clip, Sampling(max_frames=frames))]
     detector = load_detector("yolo", model=str(MODEL), conf=config.detection_conf(), imgsz=config.imgsz)
-    batch = config.batch_size
-    detector.detect(images[:batch])  # warm-up (and export, if not cached)
-    start = time.perf_counter()
-    for i in range(0, len(images), batch):
-        detector.detect(images[i : i + batch])
-    return len(images) / (time.perf_counter() - start), detector.runtime, detector.precision
+    batches = [images[i : i + config.batch_size] for i in range(0, len(images), config.batch_size)]
+    detector.detect(batches[0])  # warm-up (and export, if not cached)
+    fps, cpu_ms = timed(lambda: [detector.detect(batch) for batch in batches], len(images))
+    prepared = [detector.prepare(batch) for batch in batches]
+    model_fps, model_cpu_ms = timed(lambda: [detector.collect(detector.submit(p)) for p in prepared], len(images))
+    return {"fps": fps, "cpu_ms": cpu_ms, "model_fps": model_fps, "model_cpu_ms": model_cpu_ms,
+            "runtime": detector.runtime, "precision": detector.precision}
+
+
+def other_work_cpu(clip: Path, frames: int) -> dict[str, float]:
+    """CPU milliseconds per frame of the work (b) does besides the detector, each step alone on one thread:
+    decoding to BGR frames, tracking, drawing and encoding the annotated video, and the tables. Two cores
+    can do no more than their sum plus the detector's per frame, which bounds b/c whatever overlaps."""
+    from vidpipe.annotate import Annotator
+    from vidpipe.detectors import load_detector
+    from vidpipe.pipeline import OUTPUT_NAMES, Pipeline, PipelineConfig
+    from vidpipe.sources import Sampling, open_source
+    from vidpipe.tracking import create_tracker
+
+    def decode() -> list:
+        source = open_source(clip, Sampling(max_frames=frames))
+        try:
+            return list(source)
+        finally:
+            source.close()
+
+    cost: dict[str, float] = {}
+    source = open_source(clip, Sampling(max_frames=frames))
+    _, cost["decode"] = timed(lambda: sum(1 for _ in source), frames)  # frames dropped as decoded, as in (b)
+    info = source.info
+    source.close()
+    config = PipelineConfig()
+    pipeline = Pipeline(config, load_detector("yolo", model=str(MODEL), conf=config.detection_conf()))
+    decoded = decode()
+    detections = [d for i in range(0, frames, 4) for d in pipeline.detector.detect([f.image for f in decoded[i:i + 4]])]
+    tracker = create_tracker(config.tracker, info.fps, config.tracker_params())
+    _, cost["track"] = timed(lambda: detections.__setitem__(slice(None), [tracker.update(d, f.time) for f, d in
+                                                                        zip(decoded, detections)]), frames)
+    with tempfile.TemporaryDirectory() as tmp:
+        sinks = pipeline._open_sinks(info, Path(tmp))
+        video = sinks.pop("video")
+        annotator = Annotator()
+
+        def draw_and_encode():
+            for frame, found in zip(decoded, detections):
+                video.write(replace(frame, image=annotator.annotate(frame.image, found)), found)
+            video.close()
+
+        def tables():
+            for frame, found in zip(decoded, detections):
+                for sink in sinks.values():
+                    sink.write(frame, found)
+            for sink in sinks.values():
+                sink.close()
+
+        _, cost["draw and encode"] = timed(draw_and_encode, frames)
+        _, cost["tables"] = timed(tables, frames)
+        assert (Path(tmp) / OUTPUT_NAMES["video"]).is_file()
+    return cost
+
+
+def timed(work, frames: int) -> tuple[float, float]:
+    """Frames per second and CPU milliseconds (all threads of this process) per frame of `work()`."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    work()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return frames / wall, 1000 * cpu / frames
 
 
 def supervision_model(workdir: Path) -> Path:
@@ -169,8 +233,8 @@ def main() -> None:
     summary = json.loads((work / "b" / "summary.json").read_text())
     results["b"] = {"what": "vidpipe run (defaults)", "fps": args.frames / wall, "peak_rss_mb": rss,
                     "fps_after_startup": summary["fps"]}
-    fps, runtime, precision = detector_only(clip, min(args.frames, 300))
-    results["c"] = {"what": f"vidpipe detector only ({runtime}, {precision})", "fps": fps}
+    c = detector_only(clip, min(args.frames, 300))
+    results["c"] = {"what": f"vidpipe detector only ({c['runtime']}, {c['precision']})", "fps": c["fps"]}
     ov_model = supervision_model(work)
     wall, rss = measure([sys.executable, str(REPO / "bench" / "supervision_recipe.py"), str(ov_model), str(clip),
                          str(work / "d.mp4")], work)
@@ -182,10 +246,19 @@ def main() -> None:
         rss = f"{row['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in row else "-"
         print(f"({key}) {row['what']:<48} {row['fps']:6.1f} fps   peak RSS {rss}")
     print(f"vidpipe after start-up: {results['b']['fps_after_startup']:.1f} fps")
-    b = results["b"]["fps"]
+    b, b_steady = results["b"]["fps"], results["b"]["fps_after_startup"]
     print(f"b/a = {b / results['a']['fps']:.2f} (target >= 3.0)   b/d = {b / results['d']['fps']:.2f} (>= 1.2)   "
-          f"b/c = {results['b']['fps_after_startup'] / results['c']['fps']:.2f} (>= 0.85, after start-up)")
+          f"b/c = {b_steady / results['c']['fps']:.2f} (>= 0.85, after start-up)")
     print(f"peak RSS b/a = {results['b']['peak_rss_mb'] / results['a']['peak_rss_mb']:.2f} (<= 1.0)")
+    other = other_work_cpu(clip, min(args.frames, 300))
+    cores = psutil.cpu_count()
+    ceiling = 1000 * cores / (c["cpu_ms"] + sum(other.values()))  # fps with every core busy on this work only
+    steps = ", ".join(f"{name} {ms:.1f}" for name, ms in other.items())
+    print(f"\nCPU ms per frame: detector {c['cpu_ms']:.1f} (letterbox and NMS included; (c) keeps "
+          f"{c['fps'] * c['cpu_ms'] / 1000:.2f} cores busy); {steps}")
+    print(f"ceiling on {cores} cores (all busy, with nothing but this work): {ceiling:.1f} fps, so b/c <= "
+          f"{ceiling / c['fps']:.2f}; (b) after start-up reaches {b_steady / ceiling:.0%} of it")
+    print(f"the model alone on letterboxed tensors: {c['model_fps']:.1f} fps")
     if args.long:
         minute, ten = loop_clip(clip, work / "1min.mp4", max(1, 1800 // args.frames)), \
             loop_clip(clip, work / "10min.mp4", max(1, 18000 // args.frames))

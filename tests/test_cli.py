@@ -183,6 +183,16 @@ def test_version_and_models():
     assert "traffic" in models.stdout
 
 
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    """`vidpipe models | head -1`: the pipe is closed before vidpipe writes; no error message, no traceback."""
+    process = subprocess.Popen([sys.executable, "-m", "vidpipe", "models"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, cwd=REPO)
+    process.stdout.close()  # long before the command has imported anything and printed
+    stderr = process.communicate(timeout=120)[1].decode()
+    assert process.returncode == 1
+    assert stderr == "", stderr
+
+
 def test_help_does_not_import_frameworks():
     code = ("import sys; from vidpipe.cli import main\n"
             "try:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"

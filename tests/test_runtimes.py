@@ -6,9 +6,10 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from conftest import PARKING, REPO
+from conftest import PARKING, REPO, SUBURBAN
 from vidpipe.detectors import load_detector, runtimes
 from vidpipe.detectors.yolo import DEFAULT_MODEL
 from vidpipe.errors import InputError
@@ -76,3 +77,27 @@ def _env() -> dict:
     import os
 
     return dict(os.environ)
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "onnx", "torch"])
+def test_batches_in_flight_come_back_in_order_with_detect_s_results(runtime):
+    """The pipeline submits a batch before the previous ones are collected, from another thread; every
+    frame must come back with what `detect` finds in it alone, frames of two sizes in one batch included."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cv2
+
+    frames = [f.image for f in open_source(SUBURBAN, Sampling(max_frames=12))]
+    frames[5] = cv2.resize(frames[5], (640, 480))  # a second shape in one batch: two groups, two sessions
+    batches = [frames[i : i + 4] for i in range(0, len(frames), 4)]
+    detector = load_detector("yolo", runtime=runtime, precision="fp32")
+    expected = [[detector.detect([frame])[0] for frame in batch] for batch in batches]
+    with ThreadPoolExecutor(1) as submitter:  # submitted in one thread, collected in this one
+        submitted = submitter.map(lambda batch: detector.submit(detector.prepare(batch)), batches)
+        submitted = list(submitted)  # all three in flight before the first is collected
+    results = [detector.collect(s) for s in submitted]
+    assert sum(len(d) for batch in expected for d in batch) > 0
+    for got, want in zip(results, expected):
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
+            np.testing.assert_array_equal(a.class_id, b.class_id)

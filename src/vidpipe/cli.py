@@ -26,6 +26,9 @@ class _Group(click.Group):
             _fail(str(exc), EXIT_RUNTIME)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:  # whoever read the output has gone (`vidpipe models | head -1`): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else the exit flush fails again
+            sys.exit(EXIT_RUNTIME)
         except Exception as exc:
             if os.environ.get("VIDPIPE_DEBUG"):
                 raise
@@ -62,7 +65,7 @@ PIPELINE_OPTIONS = [
     click.option("--imgsz", type=int, help="Inference image size [default: 640]."),
     click.option("--device", help="cpu, cuda, cuda:0, mps... [default: best available]."),
     click.option("--classes", help="Only these classes: names or ids, comma-separated (e.g. person,car)."),
-    click.option("--batch-size", type=int, help="Frames per inference batch [default: 8]."),
+    click.option("--batch-size", type=int, help="Frames per inference batch [default: 4]."),
     click.option("--runtime", type=click.Choice(["auto", "torch", "onnx", "openvino"]),
                  help="Inference runtime for YOLO checkpoints [default: auto: OpenVINO on a CPU, torch on a GPU]."),
     click.option("--precision", type=click.Choice(["auto", "fp32"]),

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from . import __version__
 from .annotate import Annotator
 from .detections import Detections
-from .detectors import Detector, DetectorSettings, load_detector, resolve_classes
+from .detectors import Detector, DetectorSettings, StagedDetector, load_detector, resolve_classes
 from .engine import StageProfile, Stages
 from .errors import InputError
 from .frames import Frame, VideoInfo
@@ -62,7 +62,7 @@ class PipelineConfig:
     imgsz: int = 640
     device: str | None = None
     classes: list[str | int] | None = None
-    batch_size: int = 8
+    batch_size: int = 4  # CPU runtimes queue frame by frame, so bigger batches only hold more frames
     runtime: str = "auto"  # auto | torch | onnx | openvino (YOLO): auto exports to OpenVINO on a CPU
     precision: str = "auto"  # auto (the runtime's default, bf16 on CPUs that have it) | fp32
     engine: str = "threaded"  # threaded (stages overlap) | sequential (one frame at a time, one thread)
@@ -313,9 +313,19 @@ class Pipeline:
         """The frames with their detections, from the threaded engine or the sequential loop."""
         if self.config.engine == "sequential":
             return self.frames(source, tracker), None
-        stages = Stages(_batched(source, self.config.batch_size),
-                        [("detect", self._detect), ("track", lambda batch: self._track(tracker, batch))],
-                        queue_size=QUEUE_BATCHES)
+        batches = _batched(source, self.config.batch_size)
+        detector = self.detector
+        if isinstance(detector, StagedDetector):
+            # The reading thread decodes, prepares and submits; the model queues the work, and the detect
+            # stage only waits for results, so inference never pauses for Python's pre- or post-processing.
+            batches = ((batch, detector.submit(detector.prepare([f.image for f in batch]))) for batch in batches)
+
+            def detect(item: tuple[list[Frame], object]) -> list[tuple[Frame, Detections]]:
+                return self._track(tracker, list(zip(item[0], detector.collect(item[1]))))
+        else:
+            def detect(batch: list[Frame]) -> list[tuple[Frame, Detections]]:
+                return self._track(tracker, self._detect(batch))
+        stages = Stages(batches, [("detect", detect)], queue_size=QUEUE_BATCHES)
         return (pair for batch in stages for pair in batch), stages
 
     def _live_stream(self, source: Source, tracker: Tracker | None, monitor: LiveMonitor):

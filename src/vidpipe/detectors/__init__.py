@@ -40,6 +40,25 @@ class Detector(Protocol):
         ...
 
 
+@runtime_checkable
+class StagedDetector(Protocol):
+    """A backend split into steps the pipeline runs in separate stages: while the model works on one batch,
+    the next is being prepared and the last one post-processed, and the model always has work queued.
+    `detect(images)` is `collect(submit(prepare(images)))`."""
+
+    def prepare(self, images: Sequence[np.ndarray]) -> object:
+        """Everything before the model (resizing, normalising); may run in another thread than the rest."""
+        ...
+
+    def submit(self, prepared: object) -> object:
+        """Start the model on a prepared batch and return without waiting for it."""
+        ...
+
+    def collect(self, submitted: object) -> list[Detections]:
+        """Wait for a submitted batch and post-process it, in submission order."""
+        ...
+
+
 PRECISIONS = ("auto", "fp32")
 
 

@@ -12,9 +12,11 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +110,12 @@ def exported(model: str, runtime: str, shape: tuple[int, int], batch: int = 1) -
 
 
 class OpenVinoSession:
-    """An OpenVINO model on the CPU, throughput mode: the frames of a batch run as parallel requests."""
+    """An OpenVINO model on the CPU in throughput mode. Every frame is its own request and requests queue
+    inside OpenVINO, so its streams always have work while Python prepares or post-processes other frames.
+
+    Requests come from a pool that grows to the number in flight, which the caller bounds (the pipeline's
+    queues do). No Python callback runs on OpenVINO's threads, so inference never waits for the GIL.
+    """
 
     def __init__(self, path: Path, precision: str = "auto", threads: int | None = None) -> None:
         import openvino as ov
@@ -120,22 +127,30 @@ class OpenVinoSession:
             config["INFERENCE_PRECISION_HINT"] = "f32"
         xml = next(path.glob("*.xml"))
         self._compiled = ov.Core().compile_model(str(xml), "CPU", config)
-        requests = self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
-        self._queue = ov.AsyncInferQueue(self._compiled, requests)
-        self._results: dict[int, np.ndarray] = {}
-        self._queue.set_callback(self._collect)
+        self._idle: queue.SimpleQueue = queue.SimpleQueue()
         self.precision = _precision_name(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
 
-    def _collect(self, request, index: int) -> None:
-        self._results[index] = request.get_output_tensor(0).data.copy()
-
-    def __call__(self, tensors: np.ndarray) -> np.ndarray:
-        """(n, 3, h, w) float32 -> the model's raw output for each, stacked."""
-        self._results = {}
+    def submit(self, tensors: np.ndarray) -> Callable[[], np.ndarray]:
+        """Start one request per tensor of (n, 3, h, w) float32 and return at once; the returned function
+        waits for the model's raw outputs, stacked in order."""
+        started = []
         for i in range(len(tensors)):
-            self._queue.start_async({0: tensors[i : i + 1]}, i)
-        self._queue.wait_all()
-        return np.concatenate([self._results[i] for i in range(len(tensors))])
+            try:
+                request = self._idle.get_nowait()
+            except queue.Empty:
+                request = self._compiled.create_infer_request()
+            request.start_async({0: tensors[i : i + 1]}, share_inputs=True)  # `tensors` live until collected
+            started.append(request)
+
+        def result() -> np.ndarray:
+            outputs = []
+            for request in started:
+                request.wait()
+                outputs.append(request.get_output_tensor(0).data.copy())
+                self._idle.put(request)
+            return np.concatenate(outputs)
+
+        return result
 
 
 class OnnxSession:
@@ -151,9 +166,10 @@ class OnnxSession:
         self._session = ort.InferenceSession(str(path / "model.onnx"), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
 
-    def __call__(self, tensors: np.ndarray) -> np.ndarray:
-        return np.concatenate([self._session.run(None, {self._input: tensors[i : i + 1]})[0]
-                               for i in range(len(tensors))])
+    def submit(self, tensors: np.ndarray) -> Callable[[], np.ndarray]:
+        """ONNX Runtime's API is synchronous: the model runs when the result is asked for."""
+        return lambda: np.concatenate([self._session.run(None, {self._input: tensors[i : i + 1]})[0]
+                                       for i in range(len(tensors))])
 
 
 SESSIONS = {"openvino": OpenVinoSession, "onnx": OnnxSession}

@@ -7,7 +7,8 @@ ultralytics' arithmetic: the same boxes, within the runtime's numerical precisio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib.resources import files
 
 import numpy as np
@@ -19,6 +20,18 @@ from .runtimes import SESSIONS, class_names, exported, load_ultralytics, resolve
 from .yolo_ops import Letterbox, postprocess
 
 DEFAULT_MODEL = str(files("vidpipe.models") / "yolov8n.pt")  # bundled: the default run needs no network
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch between steps: per image shape, the images' positions, their letterbox (None on torch, which
+    letterboxes inside `predict`) and what the step made of them (tensor, started requests, results)."""
+
+    count: int
+    groups: list[tuple[list[int], Letterbox | None, object]]
+
+    def map(self, step: Callable[[Letterbox | None, object], object]) -> Batch:
+        return Batch(self.count, [(indices, box, step(box, item)) for indices, box, item in self.groups])
 
 
 class YoloDetector:
@@ -55,27 +68,43 @@ class YoloDetector:
         return "ultralytics is not installed" if missing_modules("ultralytics") else None
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        """Images of one shape go to the model together: ultralytics letterboxes a mixed-shape batch to a
-        square, which would move boxes relative to predicting each image alone."""
-        out: list[Detections | None] = [None] * len(images)
+        return self.collect(self.submit(self.prepare(images)))
+
+    def prepare(self, images: Sequence[np.ndarray]) -> Batch:
+        """Group the images by shape and letterbox each group into one tensor. Images of one shape go to the
+        model together: ultralytics letterboxes a mixed-shape batch to a square, which would move boxes
+        relative to predicting each image alone."""
         by_shape: dict[tuple, list[int]] = {}
         for i, image in enumerate(images):
             by_shape.setdefault(image.shape, []).append(i)
+        groups = []
         for indices in by_shape.values():
             group = [images[i] for i in indices]
-            for i, (xyxy, score, class_id) in zip(indices, self._infer(group)):
+            if self.runtime == "torch":
+                groups.append((indices, None, group))
+            else:
+                letterbox = Letterbox.fit(group[0].shape[:2], self.imgsz)
+                groups.append((indices, letterbox, letterbox.tensor(group)))
+        return Batch(len(images), groups)
+
+    def submit(self, batch: Batch) -> Batch:
+        """Start the exported model on each group; torch, whose API is synchronous, predicts in `collect`."""
+        return batch.map(lambda box, inputs: (lambda: self._predict(inputs)) if box is None
+                         else self._session(box.shape).submit(inputs))
+
+    def collect(self, batch: Batch) -> list[Detections]:
+        results = batch.map(lambda box, result: result() if box is None else postprocess(
+            result(), box, self.conf, self.iou, self.classes))
+        out: list[Detections | None] = [None] * batch.count
+        for indices, _, group in results.groups:
+            for i, (xyxy, score, class_id) in zip(indices, group):
                 out[i] = Detections(xyxy, score, class_id, self.names)
         return out
 
-    def _infer(self, images: list[np.ndarray]):
-        if self.runtime == "torch":
-            results = self._yolo.predict(images, conf=self.conf, iou=self.iou, imgsz=self.imgsz, device=self.device,
-                                         classes=self.classes, verbose=False)
-            return [(r.boxes.xyxy.cpu().numpy(), r.boxes.conf.cpu().numpy(), r.boxes.cls.cpu().numpy())
-                    for r in results]
-        letterbox = Letterbox.fit(images[0].shape[:2], self.imgsz)
-        session = self._session(letterbox.shape)
-        return postprocess(session(letterbox.tensor(images)), letterbox, self.conf, self.iou, self.classes)
+    def _predict(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        results = self._yolo.predict(images, conf=self.conf, iou=self.iou, imgsz=self.imgsz, device=self.device,
+                                     classes=self.classes, verbose=False)
+        return [(r.boxes.xyxy.cpu().numpy(), r.boxes.conf.cpu().numpy(), r.boxes.cls.cpu().numpy()) for r in results]
 
     def _session(self, shape: tuple[int, int]):
         if shape not in self._sessions:
