@@ -98,74 +98,57 @@ def measure(command: list[str], cwd: Path) -> tuple[float, float]:
     return wall, peak / 1e6
 
 
-def detector_only(clip: Path, frames: int) -> dict:
-    """(c): the detector vidpipe chooses by default, on frames decoded beforehand (tracking's conf), called
-    batch after batch as a user's own loop would; also the same without the letterbox (tensors prepared
-    beforehand), and the CPU time both take per frame."""
-    from vidpipe.detectors import load_detector
-    from vidpipe.pipeline import PipelineConfig
-    from vidpipe.sources import Sampling, open_source
-
-    config = PipelineConfig()
-    images = [f.image for f in open_source(clip, Sampling(max_frames=frames))]
-    detector = load_detector("yolo", model=str(MODEL), conf=config.detection_conf(), imgsz=config.imgsz)
-    batches = [images[i : i + config.batch_size] for i in range(0, len(images), config.batch_size)]
+def detector_only(pipeline, frames: list) -> dict:
+    """(c): the detector `vidpipe run` uses, on frames decoded beforehand, called batch after batch as a
+    user's own loop would; also the same without the letterbox (tensors prepared beforehand), the CPU time
+    both take per frame, and the detections (for `other_work_cpu`)."""
+    detector, size = pipeline.detector, pipeline.config.batch_size
+    batches = [[f.image for f in frames[i : i + size]] for i in range(0, len(frames), size)]
     detector.detect(batches[0])  # warm-up (and export, if not cached)
-    fps, cpu_ms = timed(lambda: [detector.detect(batch) for batch in batches], len(images))
+    detections: list = []
+    fps, cpu_ms = timed(lambda: [detections.extend(detector.detect(batch)) for batch in batches], len(frames))
     prepared = [detector.prepare(batch) for batch in batches]
-    model_fps, model_cpu_ms = timed(lambda: [detector.collect(detector.submit(p)) for p in prepared], len(images))
+    model_fps, model_cpu_ms = timed(lambda: [detector.collect(detector.submit(p)) for p in prepared], len(frames))
     return {"fps": fps, "cpu_ms": cpu_ms, "model_fps": model_fps, "model_cpu_ms": model_cpu_ms,
-            "runtime": detector.runtime, "precision": detector.precision}
+            "runtime": detector.runtime, "precision": detector.precision, "detections": detections}
 
 
-def other_work_cpu(clip: Path, frames: int) -> dict[str, float]:
+def other_work_cpu(clip: Path, pipeline, frames: list, detections: list) -> dict[str, float]:
     """CPU milliseconds per frame of the work (b) does besides the detector, each step alone on one thread:
     decoding to BGR frames, tracking, drawing and encoding the annotated video, and the tables. Two cores
     can do no more than their sum plus the detector's per frame, which bounds b/c whatever overlaps."""
     from vidpipe.annotate import Annotator
-    from vidpipe.detectors import load_detector
-    from vidpipe.pipeline import OUTPUT_NAMES, Pipeline, PipelineConfig
+    from vidpipe.pipeline import OUTPUT_NAMES
     from vidpipe.sources import Sampling, open_source
     from vidpipe.tracking import create_tracker
 
-    def decode() -> list:
-        source = open_source(clip, Sampling(max_frames=frames))
-        try:
-            return list(source)
-        finally:
-            source.close()
-
-    cost: dict[str, float] = {}
-    source = open_source(clip, Sampling(max_frames=frames))
-    _, cost["decode"] = timed(lambda: sum(1 for _ in source), frames)  # frames dropped as decoded, as in (b)
-    info = source.info
+    config, cost = pipeline.config, {}
+    source = open_source(clip, Sampling(max_frames=len(frames)))
+    _, cost["decode"] = timed(lambda: sum(1 for _ in source), len(frames))  # frames dropped as decoded, as in (b)
     source.close()
-    config = PipelineConfig()
-    pipeline = Pipeline(config, load_detector("yolo", model=str(MODEL), conf=config.detection_conf()))
-    decoded = decode()
-    detections = [d for i in range(0, frames, 4) for d in pipeline.detector.detect([f.image for f in decoded[i:i + 4]])]
-    tracker = create_tracker(config.tracker, info.fps, config.tracker_params())
-    _, cost["track"] = timed(lambda: detections.__setitem__(slice(None), [tracker.update(d, f.time) for f, d in
-                                                                        zip(decoded, detections)]), frames)
+    tracker = create_tracker(config.tracker, source.info.fps, config.tracker_params())
+    tracked: list = []
+    _, cost["track"] = timed(lambda: tracked.extend(tracker.update(d, f.time) for f, d in zip(frames, detections)),
+                             len(frames))
     with tempfile.TemporaryDirectory() as tmp:
-        sinks = pipeline._open_sinks(info, Path(tmp))
+        sinks = pipeline._open_sinks(source.info, Path(tmp))
         video = sinks.pop("video")
         annotator = Annotator()
 
         def draw_and_encode():
-            for frame, found in zip(decoded, detections):
+            for frame, found in zip(frames, tracked):
                 video.write(replace(frame, image=annotator.annotate(frame.image, found)), found)
             video.close()
 
         def tables():
-            for frame, found in zip(decoded, detections):
+            for frame, found in zip(frames, tracked):
                 for sink in sinks.values():
                     sink.write(frame, found)
             for sink in sinks.values():
                 sink.close()
 
-        _, cost["draw and encode"] = timed(draw_and_encode, frames)
-        _, cost["tables"] = timed(tables, frames)
+        _, cost["draw and encode"] = timed(draw_and_encode, len(frames))
+        _, cost["tables"] = timed(tables, len(frames))
         assert (Path(tmp) / OUTPUT_NAMES["video"]).is_file()
     return cost
 
@@ -233,7 +216,16 @@ def main() -> None:
     summary = json.loads((work / "b" / "summary.json").read_text())
     results["b"] = {"what": "vidpipe run (defaults)", "fps": args.frames / wall, "peak_rss_mb": rss,
                     "fps_after_startup": summary["fps"]}
-    c = detector_only(clip, min(args.frames, 300))
+    from vidpipe.pipeline import Pipeline, PipelineConfig
+    from vidpipe.sources import Sampling, open_source
+
+    pipeline = Pipeline(PipelineConfig(model=str(MODEL)))  # the detector and sinks `vidpipe run` uses
+    source = open_source(clip, Sampling(max_frames=min(args.frames, 300)))
+    frames = list(source)
+    source.close()
+    c = detector_only(pipeline, frames)
+    other = other_work_cpu(clip, pipeline, frames, c.pop("detections"))
+    del frames, pipeline  # 300 decoded frames and a compiled model, not to be held while (d) runs
     results["c"] = {"what": f"vidpipe detector only ({c['runtime']}, {c['precision']})", "fps": c["fps"]}
     ov_model = supervision_model(work)
     wall, rss = measure([sys.executable, str(REPO / "bench" / "supervision_recipe.py"), str(ov_model), str(clip),
@@ -250,7 +242,6 @@ def main() -> None:
     print(f"b/a = {b / results['a']['fps']:.2f} (target >= 3.0)   b/d = {b / results['d']['fps']:.2f} (>= 1.2)   "
           f"b/c = {b_steady / results['c']['fps']:.2f} (>= 0.85, after start-up)")
     print(f"peak RSS b/a = {results['b']['peak_rss_mb'] / results['a']['peak_rss_mb']:.2f} (<= 1.0)")
-    other = other_work_cpu(clip, min(args.frames, 300))
     cores = psutil.cpu_count()
     ceiling = 1000 * cores / (c["cpu_ms"] + sum(other.values()))  # fps with every core busy on this work only
     steps = ", ".join(f"{name} {ms:.1f}" for name, ms in other.items())

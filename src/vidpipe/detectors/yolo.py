@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from importlib.resources import files
 
 import numpy as np
@@ -89,7 +90,7 @@ class YoloDetector:
 
     def submit(self, batch: Batch) -> Batch:
         """Start the exported model on each group; torch, whose API is synchronous, predicts in `collect`."""
-        return batch.map(lambda box, inputs: (lambda: self._predict(inputs)) if box is None
+        return batch.map(lambda box, inputs: partial(self._predict, inputs) if box is None
                          else self._session(box.shape).submit(inputs))
 
     def collect(self, batch: Batch) -> list[Detections]:
