@@ -13,6 +13,7 @@ boxes match an fp32 runtime fed the same letterboxed input; `--long` compares vi
 
     pip install -e '.[bench]'
     python bench/throughput.py [--frames 600] [--agreement] [--long]
+    python bench/throughput.py --detector centernet --model PATH [--frames 120]   # (b) and (c) for CenterNet
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 import av
 import cv2
 import psutil
+from machine import describe, tool
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = [REPO / "sample_videos" / "parking-lot-cars.mp4", REPO / "sample_videos" / "suburban-traffic.mp4"]
@@ -116,40 +118,34 @@ def detector_only(pipeline, frames: list) -> dict:
 def other_work_cpu(clip: Path, pipeline, frames: list, detections: list) -> dict[str, float]:
     """CPU milliseconds per frame of the work (b) does besides the detector, each step alone on one thread:
     decoding to BGR frames, tracking, drawing and encoding the annotated video, and the tables. Two cores
-    can do no more than their sum plus the detector's per frame, which bounds b/c whatever overlaps."""
-    from vidpipe.annotate import Annotator
-    from vidpipe.pipeline import OUTPUT_NAMES
+    can do no more than their sum plus the detector's per frame, which bounds b/c whatever overlaps.
+    Writing goes through `RunSession.write`, the step `vidpipe run` takes per frame: once with every
+    output, once with the tables alone; the difference is the drawing and encoding."""
+    from vidpipe.session import OUTPUT_NAMES, RunSession
     from vidpipe.sources import Sampling, open_source
-    from vidpipe.tracking import create_tracker
 
     config, cost = pipeline.config, {}
     source = open_source(clip, Sampling(max_frames=len(frames)))
     _, cost["decode"] = timed(lambda: sum(1 for _ in source), len(frames))  # frames dropped as decoded, as in (b)
     source.close()
-    tracker = create_tracker(config.tracker, source.info.fps, config.tracker_params())
+    tracker = pipeline.tracker_for(source.info)
     tracked: list = []
     _, cost["track"] = timed(lambda: tracked.extend(tracker.update(d, f.time) for f, d in zip(frames, detections)),
                              len(frames))
+    written = {}
     with tempfile.TemporaryDirectory() as tmp:
-        sinks = pipeline._open_sinks(source.info, Path(tmp))
-        video = sinks.pop("video")
-        annotator = Annotator()
+        for video in (True, False):
+            session = RunSession(replace(config, video=video), pipeline.detector, tracker, source,
+                                 Path(tmp) / str(video))
 
-        def draw_and_encode():
-            for frame, found in zip(frames, tracked):
-                video.write(replace(frame, image=annotator.annotate(frame.image, found)), found)
-            video.close()
+            def write(session=session):
+                for frame, found in zip(frames, tracked):
+                    session.write(frame, found)
+                session.finish("complete")
 
-        def tables():
-            for frame, found in zip(frames, tracked):
-                for sink in sinks.values():
-                    sink.write(frame, found)
-            for sink in sinks.values():
-                sink.close()
-
-        _, cost["draw and encode"] = timed(draw_and_encode, len(frames))
-        _, cost["tables"] = timed(tables, len(frames))
-        assert (Path(tmp) / OUTPUT_NAMES["video"]).is_file()
+            _, written[video] = timed(write, len(frames))
+        assert (Path(tmp) / "True" / OUTPUT_NAMES["video"]).is_file()
+    cost["draw and encode"], cost["tables"] = written[True] - written[False], written[False]
     return cost
 
 
@@ -195,31 +191,73 @@ def agreement(frames_per_clip: int) -> list[dict]:
     return rows
 
 
+def centernet(args, work: Path, clip: Path) -> None:
+    """(b) and (c) for the centernet backend: `vidpipe run` with its defaults, and the detector alone on decoded
+    frames; (b) again with --threads 1 and 2, which size TensorFlow's intra- and inter-op pools."""
+    from vidpipe.config import PipelineConfig
+    from vidpipe.pipeline import Pipeline
+    from vidpipe.sources import Sampling, open_source
+
+    vidpipe = [sys.executable, "-m", "vidpipe", "run", str(clip), "--detector", "centernet", "--model", args.model]
+    rows = []
+    for threads in (None, 1, 2):
+        flags = ["--threads", str(threads)] if threads else []
+        name = f"b-threads-{threads or 'auto'}"
+        wall, rss = measure([*vidpipe, *flags, "-o", str(work / name), "-q"], work)
+        summary = json.loads((work / name / "summary.json").read_text())
+        rows.append((f"(b) vidpipe run --detector centernet {' '.join(flags) or '(threads: TF default)'}",
+                     args.frames / wall, summary["fps"], rss))
+    pipeline = Pipeline(PipelineConfig(detector="centernet", model=args.model))
+    source = open_source(clip, Sampling(max_frames=min(args.frames, 120)))
+    frames = [f.image for f in source]
+    source.close()
+    pipeline.detector.detect(frames[:1])  # warm-up: TensorFlow traces the graph on the first call
+    c_fps, c_cpu = timed(lambda: pipeline.detector.detect(frames), len(frames))
+    print(f"clip: {args.frames} frames, 1280x720, 30 fps; model {args.model}")
+    for what, fps, steady, rss in rows:
+        print(f"{what:<62} {fps:6.1f} fps whole command, {steady:6.1f} after start-up, peak RSS {rss:.0f} MB")
+    print(f"(c) the detector alone on decoded frames (TensorFlow, fp32){'':<7} {c_fps:6.1f} fps, "
+          f"{c_cpu:.0f} CPU ms a frame ({c_fps * c_cpu / 1000:.2f} cores busy)")
+    print(f"b/c = {rows[0][2] / c_fps:.2f} (after start-up, default threads)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=600, help="clip length (1280x720, 30 fps)")
     parser.add_argument("--agreement", action="store_true", help="also compare runtimes' detections")
     parser.add_argument("--long", action="store_true", help="also compare peak RSS on 1- and 10-minute inputs")
     parser.add_argument("--keep", type=Path, help="keep the clip and outputs in this folder")
+    parser.add_argument("--detector", choices=["yolo", "centernet"], default="yolo",
+                        help="centernet: measure (b) and (c) for the centernet backend (needs --model)")
+    parser.add_argument("--model", help="with --detector centernet: a SavedModel folder")
     args = parser.parse_args()
+    if args.detector == "centernet" and not args.model:
+        parser.error("--detector centernet needs --model PATH (a SavedModel folder)")
+    print(describe())
     work = args.keep or Path(tempfile.mkdtemp(prefix="vidpipe-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     clip = build_clip(work / "clip.mp4", args.frames)
+    if args.detector == "centernet":
+        centernet(args, work, clip)
+        if not args.keep:
+            shutil.rmtree(work)
+        return
     vidpipe = [sys.executable, "-m", "vidpipe"]
     subprocess.run([*vidpipe, "run", str(clip), "-o", str(work / "warm"), "--max-frames", "8", "-q"], check=True,
                    capture_output=True)  # the one-time export is cached before anything is timed
     results = {}
-    wall, rss = measure(["yolo", "track", f"model={MODEL}", f"source={clip}", "save=True", f"project={work}",
+    wall, rss = measure([tool("yolo"), "track", f"model={MODEL}", f"source={clip}", "save=True", f"project={work}",
                          "name=a", "exist_ok=True", "verbose=False"], work)
     results["a"] = {"what": "yolo track save=True", "fps": args.frames / wall, "peak_rss_mb": rss}
     wall, rss = measure([*vidpipe, "run", str(clip), "-o", str(work / "b"), "-q"], work)
     summary = json.loads((work / "b" / "summary.json").read_text())
     results["b"] = {"what": "vidpipe run (defaults)", "fps": args.frames / wall, "peak_rss_mb": rss,
-                    "fps_after_startup": summary["fps"]}
-    from vidpipe.pipeline import Pipeline, PipelineConfig
+                    "fps_after_startup": summary["fps"]}  # summary.json, as any user reads it
+    from vidpipe.config import PipelineConfig
+    from vidpipe.pipeline import Pipeline
     from vidpipe.sources import Sampling, open_source
 
-    pipeline = Pipeline(PipelineConfig(model=str(MODEL)))  # the detector and sinks `vidpipe run` uses
+    pipeline = Pipeline(PipelineConfig(model=str(MODEL)))  # the detector and outputs `vidpipe run` uses
     source = open_source(clip, Sampling(max_frames=min(args.frames, 300)))
     frames = list(source)
     source.close()

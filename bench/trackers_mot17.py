@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from machine import describe
 
 from vidpipe.detections import Detections
 from vidpipe.evaluation import mot
@@ -97,6 +98,7 @@ def main() -> None:
     parser.add_argument("mot_root", type=Path, help="folder holding MOT17-XX sequence folders")
     parser.add_argument("--out", type=Path, help="keep the track files and results.csv here")
     args = parser.parse_args()
+    print(describe())
     dirs = sorted(p for p in args.mot_root.iterdir() if (p / "det" / "det.txt").is_file())
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)

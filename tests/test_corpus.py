@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from conftest import PARKING, REPO, SUBURBAN, run_cli
+from vidpipe.config import PipelineConfig
 from vidpipe.corpus import MARKER, collect, run_batch, sanitize_id
 from vidpipe.errors import InputError
-from vidpipe.pipeline import PipelineConfig
 from vidpipe.segments import segment_table
 
 YT8M = ["--pipeline", "yt8m"]  # 1 fps, tables only: quick
@@ -139,7 +139,7 @@ def test_two_workers_and_ray_give_the_same_tables_as_one(tmp_path):
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        run_batch(inputs, tmp_path / "ray", config, engine="ray", workers=2, progress=False)
+        run_batch(inputs, tmp_path / "ray", config, executor="ray", workers=2, progress=False)
     finally:
         ray.shutdown()
     tables["ray"] = _sorted(pd.read_parquet(tmp_path / "ray" / "detections"))

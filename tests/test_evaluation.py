@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -188,6 +189,8 @@ def test_tracker_benchmark_runs_every_peer(tmp_path):
     assert all((tmp_path / name.replace(" ", "_") / "MOT17-09.txt").is_file() for name in TRACKERS)
 
 
-def test_help_lists_eval():
+def test_help_lists_both_eval_commands():
     result = subprocess.run([sys.executable, "-m", "vidpipe", "eval", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "mot" in result.stdout and "det" in result.stdout
+    assert result.returncode == 0, result.stderr
+    commands = re.findall(r"^  (\w+)\s+\S", result.stdout.split("Commands:")[1], re.M)
+    assert commands == ["det", "mot"]

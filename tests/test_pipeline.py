@@ -10,15 +10,15 @@ import yaml
 
 import vidpipe
 from conftest import REPO, SUBURBAN
+from vidpipe.config import PipelineConfig, presets
 from vidpipe.errors import InputError
-from vidpipe.pipeline import PipelineConfig, presets
 from vidpipe.tracking import ByteTrackConfig
 
 
 def test_default_yaml_writes_out_the_real_defaults():
     written = yaml.safe_load((REPO / "pipelines" / "default.yaml").read_text())
     assert written == asdict(PipelineConfig())
-    assert written["bytetrack"] == asdict(ByteTrackConfig())
+    assert written["trackers"]["bytetrack"] == asdict(ByteTrackConfig())
 
 
 def test_presets_are_found_by_name_and_merge_over_defaults(tmp_path):
@@ -28,10 +28,10 @@ def test_presets_are_found_by_name_and_merge_over_defaults(tmp_path):
     overridden = PipelineConfig.load("people", classes="person,bicycle", trails=None)
     assert overridden.classes == ["person", "bicycle"] and overridden.trails is True  # None means "not given"
     preset = tmp_path / "slow.yaml"
-    preset.write_text("bytetrack:\n  track_buffer: 150\n")
+    preset.write_text("trackers:\n  bytetrack:\n    track_buffer: 150\n")
     slow = PipelineConfig.load(preset)
-    assert slow.bytetrack["track_buffer"] == 150
-    assert slow.bytetrack["track_high_thresh"] == ByteTrackConfig().track_high_thresh  # untouched keys keep defaults
+    assert slow.tracker_params()["track_buffer"] == 150
+    assert slow.tracker_params()["track_high_thresh"] == ByteTrackConfig().track_high_thresh  # untouched: defaults
 
 
 def test_conf_defaults_follow_the_tracker():
@@ -42,7 +42,7 @@ def test_conf_defaults_follow_the_tracker():
 
 def test_bad_settings_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="unknown parameter"):
-        PipelineConfig.from_dict({"bytetrack": {"buffer": 3}})
+        PipelineConfig.from_dict({"trackers": {"bytetrack": {"buffer": 3}}})
     with pytest.raises(InputError, match="table_format"):
         PipelineConfig(table_format="xlsx")
     broken = tmp_path / "broken.yaml"
@@ -57,7 +57,7 @@ def test_run_from_python_reuses_the_model(tmp_path):
     second = pipeline.run(SUBURBAN, tmp_path / "b", progress=False)
     a, b = (pd.read_parquet(r.outputs["detections"]) for r in (first, second))
     pd.testing.assert_frame_equal(a, b)  # a fresh tracker per run: the same ids again
-    assert first.summary["frames_processed"] == 10 and set(a["class_name"]) <= {"car", "truck", "bus"}
+    assert first.summary.counts.frames_processed == 10 and set(a["class_name"]) <= {"car", "truck", "bus"}
 
 
 def test_stale_summary_is_removed_before_a_new_run(tmp_path):

@@ -10,6 +10,9 @@ import click
 
 from . import __version__, stopping
 from .errors import InputError, VidpipeError
+from .live_options import LiveOptions
+
+LIVE_DEFAULTS = LiveOptions()
 
 EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -73,7 +76,8 @@ PIPELINE_OPTIONS = [
     click.option("--sequential", "engine", flag_value="sequential", default=None,
                  help="Run the stages one after another on one thread (same outputs; the default overlaps them)."),
     click.option("--threads", type=int, help="Cap on the decoder's, runtime's and encoder's threads."),
-    click.option("--tracker", help="bytetrack or none [default: bytetrack]."),
+    click.option("--tracker", help="bytetrack or none [default: bytetrack]. Its parameters are set in a --pipeline "
+                                   "YAML, under trackers: (see pipelines/default.yaml)."),
     click.option("--trails/--no-trails", default=None, help="Draw motion trails of tracks."),
     click.option("--overlay/--no-overlay", default=None, help="Draw fps, latency and dropped frames on the video."),
     click.option("--video/--no-video", default=None, help="Write the annotated video [default: yes]."),
@@ -84,9 +88,12 @@ PIPELINE_OPTIONS = [
     click.option("--start", type=float, help="Start at this time (seconds)."),
     click.option("--end", type=float, help="Stop at this time (seconds)."),
     click.option("--max-frames", type=int, help="Stop after this many processed frames."),
-    click.option("--fps", type=float, help="Frame rate of an image sequence [default: seqinfo.ini, else 30]; "
-                                         "for `live` cameras, the rate to request."),
+    click.option("--sequence-fps", type=float,
+                 help="Frame rate of an image sequence [default: its seqinfo.ini, else 30]."),
     click.option("--video-preset", help="x264 preset of the annotated video [default: ultrafast]."),
+    click.option("--video-crf", type=int, help="x264 quality of the annotated video, 0-51, lower is better "
+                                              "[default: 23]."),
+    click.option("--top-k", type=int, help="The per-frame table names this many best objects [default: 3]."),
 ]
 
 
@@ -113,10 +120,8 @@ def run(input: str, out: str | None, pipeline: str | None, quiet: bool, profile:
     config = PipelineConfig.load(pipeline, **options)
     result = Pipeline(config).run(input, out, progress=not quiet)
     s = result.summary
-    click.echo(
-        f"{s['frames_processed']} frames in {s['wall_time_s']:.1f} s ({s['fps']} fps): "
-        f"{s['detections']} detections, {s['tracks']} tracks"
-    )
+    click.echo(f"{s.counts.frames_processed} frames in {s.wall_time_s:.1f} s ({s.fps} fps): "
+               f"{s.counts.detections} detections, {s.counts.tracks} tracks")
     _echo_outputs(result.outputs)
     if profile:
         click.echo(_profile_table(s))
@@ -131,16 +136,16 @@ def _echo_outputs(outputs: dict) -> None:
         click.echo(f"  {key:<{width}}  {path}")
 
 
-def _profile_table(summary: dict) -> str:
+def _profile_table(summary) -> str:
     lines = [f"{'stage':<8} {'frames/busy s':>13} {'busy':>6} {'queue':>11}"]
-    for stage in summary["stages"]:
-        rate = f"{stage['frames_per_busy_s']:.1f}" if stage["frames_per_busy_s"] else "-"
-        busy = f"{100 * stage['busy_fraction']:.0f}%" if stage["busy_fraction"] is not None else "-"
-        queue = f"{stage['mean_queue']:.1f}/{stage['queue_capacity']}" if stage["queue_capacity"] else "-"
-        lines.append(f"{stage['stage']:<8} {rate:>13} {busy:>6} {queue:>11}")
-    det = summary["detector"]
-    lines.append(f"engine {summary['engine']}, runtime {det['runtime']} ({det['precision']}), "
-                 f"batch {det['batch_size']}, {summary['fps']} fps overall")
+    for stage in summary.stages:
+        rate = f"{stage.frames_per_busy_s:.1f}" if stage.frames_per_busy_s else "-"
+        busy = f"{100 * stage.busy_fraction:.0f}%" if stage.busy_fraction is not None else "-"
+        queue = f"{stage.mean_queue:.1f}/{stage.queue_capacity}" if stage.queue_capacity else "-"
+        lines.append(f"{stage.stage:<8} {rate:>13} {busy:>6} {queue:>11}")
+    det = summary.detector
+    lines.append(f"engine {summary.engine}, runtime {det.runtime} ({det.precision}), "
+                 f"batch {det.batch_size}, {summary.fps} fps overall")
     return "\n".join(lines)
 
 
@@ -148,24 +153,28 @@ def _profile_table(summary: dict) -> str:
 @click.argument("source", metavar="SOURCE")
 @click.option("-o", "--out", type=click.Path(file_okay=False), help="Output folder [default: runs/live-<name>].")
 @pipeline_options
-@click.option("--width", type=int, help="Camera: capture width.")
-@click.option("--height", type=int, help="Camera: capture height.")
+@click.option("--width", type=int, help="Camera: capture width to request.")
+@click.option("--height", type=int, help="Camera: capture height to request.")
+@click.option("--camera-fps", type=float, help="Camera: frame rate to request.")
 @click.option("--save", is_flag=True, help="Also write the annotated video (tables are always written).")
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window (needs a display).")
 @click.option("--serve", metavar="[HOST:]PORT", help="Serve a preview page with the stream and live stats.")
 @click.option("--duration", type=float, help="Stop after this many seconds.")
-@click.option("--open-timeout", type=float, default=10, show_default=True, help="Seconds to connect to a stream.")
-@click.option("--read-timeout", type=float, default=10, show_default=True,
+@click.option("--open-timeout", type=float, default=LIVE_DEFAULTS.open_timeout, show_default=True,
+              help="Seconds to connect to a stream.")
+@click.option("--read-timeout", type=float, default=LIVE_DEFAULTS.read_timeout, show_default=True,
               help="Seconds without data before a stream counts as lost.")
-@click.option("--reconnect-delay", type=float, default=0.5, show_default=True,
+@click.option("--reconnect-delay", type=float, default=LIVE_DEFAULTS.reconnect_delay, show_default=True,
               help="First wait before reconnecting; doubles each failed attempt.")
-@click.option("--max-reconnect-delay", type=float, default=10, show_default=True, help="Longest wait between attempts.")
-@click.option("--max-reconnects", type=int, help="Give up after this many failed attempts [default: never].")
+@click.option("--max-reconnect-delay", type=float, default=LIVE_DEFAULTS.max_reconnect_delay, show_default=True,
+              help="Longest wait between attempts.")
+@click.option("--max-reconnects", type=int, default=LIVE_DEFAULTS.max_reconnects,
+              help="Give up after this many failed attempts [default: never].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
-def live(source: str, out: str | None, pipeline: str | None, width: int | None, height: int | None, save: bool,
-         show: bool, serve: str | None, duration: float | None, open_timeout: float, read_timeout: float,
-         reconnect_delay: float, max_reconnect_delay: float, max_reconnects: int | None, quiet: bool,
-         **options) -> None:
+def live(source: str, out: str | None, pipeline: str | None, width: int | None, height: int | None,
+         camera_fps: float | None, save: bool, show: bool, serve: str | None, duration: float | None,
+         open_timeout: float, read_timeout: float, reconnect_delay: float, max_reconnect_delay: float,
+         max_reconnects: int | None, quiet: bool, **options) -> None:
     """Detect and track on a live SOURCE until Ctrl-C: a camera index (0), or a stream URL (rtsp://,
     rtmp://, http(s):// MPEG-TS, MJPEG or HLS .m3u8).
 
@@ -175,17 +184,20 @@ def live(source: str, out: str | None, pipeline: str | None, width: int | None, 
     """
     from pathlib import Path
 
-    from .live import LiveMonitor, LiveOptions, default_out_dir, open_live
-    from .pipeline import Pipeline, PipelineConfig
+    from .config import PipelineConfig
+    from .live import LiveMonitor, default_out_dir, open_live
+    from .pipeline import Pipeline
     from .preview import PreviewServer, PreviewWindow
 
     options["video"] = save  # never None: without --save, no video whatever the preset says
     config = PipelineConfig.load(pipeline, **options)
+    config.check_live()
     viewers = [PreviewWindow()] if show else []  # fails fast without a display
     runner = Pipeline(config)
-    stream = open_live(source, LiveOptions(width=width, height=height, fps=config.fps, open_timeout=open_timeout,
-                                           read_timeout=read_timeout, reconnect_delay=reconnect_delay,
-                                           max_reconnect_delay=max_reconnect_delay, max_reconnects=max_reconnects))
+    stream = open_live(source, LiveOptions(width=width, height=height, camera_fps=camera_fps,
+                                           open_timeout=open_timeout, read_timeout=read_timeout,
+                                           reconnect_delay=reconnect_delay, max_reconnect_delay=max_reconnect_delay,
+                                           max_reconnects=max_reconnects))
     monitor = LiveMonitor()
     try:
         if serve:
@@ -195,10 +207,10 @@ def live(source: str, out: str | None, pipeline: str | None, width: int | None, 
     finally:
         stream.close()
     s = result.summary
-    latency = s["live"]["latency_ms"] or {}
-    click.echo(f"{s['frames_processed']} frames processed, {s['live']['frames_dropped']} dropped; latency p50 "
-               f"{latency.get('p50', 0):.0f} ms, p95 {latency.get('p95', 0):.0f} ms; "
-               f"{s['live']['reconnects']} reconnect(s)")
+    latency = s.live.latency_ms
+    click.echo(f"{s.counts.frames_processed} frames processed, {s.live.frames_dropped} dropped; latency p50 "
+               f"{latency.p50 if latency else 0:.0f} ms, p95 {latency.p95 if latency else 0:.0f} ms; "
+               f"{s.live.reconnects} reconnect(s)")
     _echo_outputs(result.outputs)
 
 
@@ -207,16 +219,16 @@ def live(source: str, out: str | None, pipeline: str | None, width: int | None, 
 @click.option("-o", "--out", type=click.Path(file_okay=False), required=True, help="Corpus output folder.")
 @pipeline_options
 @click.option("--workers", type=int, default=1, show_default=True, help="Videos processed at once.")
-@click.option("--engine", "batch_engine", type=click.Choice(["local", "ray"]), default="local",
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
               show_default=True, help="Worker processes on this machine, or Ray workers on a cluster.")
-@click.option("--address", help="With --engine ray: auto, or ray://HOST:PORT [default: start a local Ray].")
+@click.option("--address", help="With --executor ray: auto, or ray://HOST:PORT [default: start a local Ray].")
 @click.option("--num-cpus", type=float, default=1, show_default=True, help="With Ray: CPUs per worker.")
 @click.option("--num-gpus", type=float, default=0, show_default=True, help="With Ray: GPUs per worker.")
 @click.option("--segment-seconds", type=float, default=5.0, show_default=True,
               help="Length of the per-segment summaries (YouTube-8M: 5).")
 @click.option("--force", is_flag=True, help="Redo videos already done.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def batch(inputs: tuple[str, ...], out: str, pipeline: str | None, workers: int, batch_engine: str,
+def batch(inputs: tuple[str, ...], out: str, pipeline: str | None, workers: int, executor: str,
           address: str | None, num_cpus: float, num_gpus: float, segment_seconds: float, force: bool, quiet: bool,
           **options) -> None:
     """Process a corpus: INPUTS are video folders, globs, manifests (CSV/TXT) or paths and URLs.
@@ -225,11 +237,11 @@ def batch(inputs: tuple[str, ...], out: str, pipeline: str | None, workers: int,
     OUT/detections/ and OUT/segments/ are Parquet datasets partitioned by video_id; OUT/videos.parquet has a
     row per video. Exits 1 when any video failed.
     """
+    from .config import PipelineConfig
     from .corpus import run_batch
-    from .pipeline import PipelineConfig
 
     config = PipelineConfig.load(pipeline, **options)
-    table = run_batch(inputs, out, config, workers=workers, engine=batch_engine, force=force,
+    table = run_batch(inputs, out, config, workers=workers, executor=executor, force=force,
                       segment_seconds=segment_seconds, progress=not quiet, ray_address=address,
                       num_cpus=num_cpus, num_gpus=num_gpus)
     counts = table["status"].value_counts()
@@ -245,8 +257,8 @@ def batch(inputs: tuple[str, ...], out: str, pipeline: str | None, workers: int,
 @main.command()
 def models() -> None:
     """List the detector backends, whether each can load, the default model and the presets."""
+    from .config import PipelineConfig, presets
     from .detectors import available
-    from .pipeline import PipelineConfig, presets
 
     click.echo("detector backends (--detector):")
     for name, entry in sorted(available().items()):
@@ -291,9 +303,10 @@ def eval_mot(sequences: tuple[str, ...], tracker: str | None, pipeline: str | No
     from .evaluation import require
 
     require("trackeval", "motmetrics")
+    from .config import PipelineConfig
     from .evaluation import mot
     from .evaluation.motchallenge import MotSequence
-    from .pipeline import Pipeline, PipelineConfig
+    from .pipeline import Pipeline
     from .sources import open_source
     from .tracking import create_tracker
 
@@ -335,8 +348,9 @@ def eval_det(images: str, labels: str, pipeline: str | None, out: str, quiet: bo
     require("pycocotools")
     import pandas as pd
 
+    from .config import PipelineConfig
     from .evaluation.det import evaluate, labelled_images
-    from .pipeline import Pipeline, PipelineConfig
+    from .pipeline import Pipeline
 
     pairs = labelled_images(images, labels)
     config = PipelineConfig.load(pipeline, tracker="none", **detector_options)
@@ -352,9 +366,8 @@ def _write_results(table, out, stem: str) -> None:
     """A metrics table as CSV and JSON (records), each written whole."""
     import json
 
-    from .sinks import PartialFile, write_table
+    from .files import write_atomic
+    from .sinks import write_table
 
     write_table(table, out / f"{stem}.csv", "csv")
-    json_file = PartialFile(out / f"{stem}.json")
-    json_file.partial.write_text(json.dumps(table.to_dict(orient="records"), indent=2) + "\n")
-    json_file.commit()
+    write_atomic(out / f"{stem}.json", json.dumps(table.to_dict(orient="records"), indent=2) + "\n")

@@ -16,21 +16,25 @@ import json
 import logging
 import multiprocessing
 import os
+import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
+from .config import PipelineConfig
 from .errors import InputError, VidpipeError
-from .pipeline import Pipeline, PipelineConfig
+from .files import write_atomic
+from .pipeline import Pipeline
 from .segments import YT8M_SEGMENT_SECONDS, segment_table
-from .sinks import PartialFile, column_name, write_table
-from .sources import natural_key, open_source
+from .sinks import column_name, write_table
+from .sources import natural_key, open_source, stem
+from .summary import RunSummary
 
 log = logging.getLogger("vidpipe")
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv",
@@ -38,7 +42,7 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".m
 MARKER = "_SUCCESS"
 ERROR = "error.json"
 DATASETS = ("detections", "segments")
-ENGINES = ("local", "ray")
+EXECUTORS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ def collect(inputs: Sequence[str]) -> list[CorpusItem]:
         raise InputError(f"no videos found in {', '.join(inputs)}")
     items, taken = [], set()
     for video_id, uri in entries:
-        base = sanitize_id(video_id or _stem(uri))
+        base = sanitize_id(video_id or stem(uri))
         unique, n = base, 1
         while unique in taken:  # two inputs, one id: the later one gets a suffix, never the same folder
             n += 1
@@ -107,10 +111,6 @@ def sanitize_id(raw: str) -> str:
     return text[:128] or "video"
 
 
-def _stem(uri: str) -> str:
-    return Path(uri.split("?")[0].rstrip("/")).stem
-
-
 class VideoProcessor:
     """Processes corpus videos with one loaded model: what each local worker or Ray actor holds."""
 
@@ -146,12 +146,12 @@ class VideoProcessor:
 
 
 def run_batch(inputs: Sequence[str], out_dir: str | Path, config: PipelineConfig | None = None, *,
-              workers: int = 1, engine: str = "local", force: bool = False,
+              workers: int = 1, executor: str = "local", force: bool = False,
               segment_seconds: float = YT8M_SEGMENT_SECONDS, progress: bool = True,
               ray_address: str | None = None, num_cpus: float = 1, num_gpus: float = 0) -> pd.DataFrame:
     """Process every video not done yet; return (and write as OUT/videos.parquet) one row per video."""
-    if engine not in ENGINES:
-        raise InputError(f"unknown engine {engine!r} (use {' or '.join(ENGINES)})")
+    if executor not in EXECUTORS:
+        raise InputError(f"unknown executor {executor!r} (use {' or '.join(EXECUTORS)})")
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
     if segment_seconds <= 0:
@@ -164,7 +164,7 @@ def run_batch(inputs: Sequence[str], out_dir: str | Path, config: PipelineConfig
     if len(todo) < len(items):
         log.info("%d of %d videos already done (--force redoes them)", len(items) - len(todo), len(items))
     with _CorpusProgress(todo, config, progress) as bar:
-        if engine == "ray":
+        if executor == "ray":
             records = _run_ray(todo, config, out, segment_seconds, workers, ray_address, num_cpus, num_gpus)
         else:
             records = _run_local(todo, config, out, segment_seconds, workers, bar.queue)
@@ -194,25 +194,23 @@ def videos_table(items: Sequence[CorpusItem], out: Path) -> pd.DataFrame:
     return table[[c for c in table.columns if c not in counts] + counts]
 
 
-def _record(item: CorpusItem, status: str, seconds: float, summary: dict | None = None,
+def _record(item: CorpusItem, status: str, seconds: float, summary: RunSummary | None = None,
             error: str | None = None) -> dict:
-    summary = summary or {}
-    source = summary.get("input", {})
-    frames = summary.get("frames_processed", 0)
+    source, counts = (summary.input, summary.counts) if summary else (None, None)
     return {
         **asdict(item),
         "status": status,
-        "frames": frames,
-        "duration_s": source.get("duration_s"),
-        "fps": source.get("fps"),
-        "width": source.get("width"),
-        "height": source.get("height"),
-        "frames_lost": summary.get("frames_lost", 0),
-        "detections": summary.get("detections", 0),
-        "tracks": summary.get("tracks", 0),
+        "frames": counts.frames_processed if counts else 0,
+        "duration_s": source.duration if source else None,
+        "fps": source.fps if source else None,
+        "width": source.width if source else None,
+        "height": source.height if source else None,
+        "frames_lost": summary.frames_lost if summary else 0,
+        "detections": counts.detections if counts else 0,
+        "tracks": counts.tracks if counts else 0,
         "processing_s": round(seconds, 3),
         "error": error,
-        **{f"n_{column_name(name)}": count for name, count in summary.get("detections_per_class", {}).items()},
+        **{f"n_{column_name(name)}": n for name, n in (counts.detections_per_class if counts else {}).items()},
     }
 
 
@@ -232,9 +230,13 @@ def _read(path: Path) -> pd.DataFrame:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    out = PartialFile(path)
-    out.partial.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    out.commit()
+    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _with_thread_budget(config: PipelineConfig, cores: int) -> PipelineConfig:
+    """The config a worker runs: each library's threads capped to the worker's share of the cores, unless
+    the user set a cap."""
+    return config if config.threads else replace(config, threads=max(1, cores))
 
 
 # --- local worker processes ---------------------------------------------------------------------------
@@ -250,10 +252,9 @@ def _run_local(items: list[CorpusItem], config: PipelineConfig, out: Path, segme
     if workers == 1:
         processor = VideoProcessor(config, out, segment_seconds)
         for item in items:
-            yield processor(item, progress=lambda n: progress_queue.put(n))
+            yield processor(item, progress=progress_queue.put if progress_queue else None)
         return
-    threads = config.threads or max(1, (os.cpu_count() or 1) // workers)  # N workers never oversubscribe
-    worker_config = PipelineConfig.from_dict({**asdict(config), "threads": threads})
+    worker_config = _with_thread_budget(config, (os.cpu_count() or 1) // workers)  # N workers never oversubscribe
     context = multiprocessing.get_context("spawn")  # safe with the threads of decoders and runtimes
     with context.Pool(workers, initializer=_init_worker,
                       initargs=(worker_config, str(out), segment_seconds, progress_queue)) as pool:
@@ -275,6 +276,8 @@ def _process_in_worker(item: CorpusItem) -> dict:
             _PROGRESS.put(pending[0])
             pending[:] = [0, time.monotonic()]
 
+    if _PROGRESS is None:  # no progress display: nothing to report
+        return _WORKER(item)
     record = _WORKER(item, progress=report)
     _PROGRESS.put(pending[0])
     return record
@@ -293,8 +296,7 @@ def _run_ray(items: list[CorpusItem], config: PipelineConfig, out: Path, segment
         return
     if not ray.is_initialized():
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-    threads = config.threads or max(1, int(num_cpus))
-    actor_config = PipelineConfig.from_dict({**asdict(config), "threads": threads})
+    actor_config = _with_thread_budget(config, int(num_cpus))
     actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_RayVideoProcessor)
     actors = [actor.remote(actor_config, str(out), segment_seconds) for _ in range(min(workers, len(items)))]
     yield from ActorPool(actors).map_unordered(lambda a, item: a.process.remote(item), items)
@@ -322,20 +324,23 @@ class _CorpusProgress:
         total = sum(_estimate(item, config) for item in items) if enabled else None
         self._bar = tqdm(total=total or None, unit="frame", desc="corpus", disable=not enabled,
                          dynamic_ncols=True, mininterval=0.5)
-        self.queue = multiprocessing.get_context("spawn").Queue() if enabled else _NullQueue()
+        # Workers report frames done through this queue; None when nothing is displayed (no thread polls it).
+        self.queue = multiprocessing.get_context("spawn").Queue() if enabled else None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread = threading.Thread(target=self._drain, daemon=True) if enabled else None
 
     def __enter__(self) -> _CorpusProgress:
         self._update_postfix()
-        self._thread.start()
+        if self._thread:
+            self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        self._thread.join(timeout=2)
+        if self._thread:
+            self._thread.join(timeout=2)
+            self.queue.close()
         self._bar.close()
-        self.queue.close()
 
     def video_done(self, record: dict) -> None:
         if record["status"] == "done":
@@ -353,20 +358,8 @@ class _CorpusProgress:
         while not self._stop.is_set():
             try:
                 self._bar.update(self.queue.get(timeout=0.2))
-            except Exception:  # noqa: BLE001 - queue.Empty (or TimeoutError from the null queue)
+            except queue.Empty:
                 continue
-
-
-class _NullQueue:
-    def put(self, _item) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def get(self, timeout: float | None = None):
-        time.sleep(timeout or 0)
-        raise TimeoutError
 
 
 def _estimate(item: CorpusItem, config: PipelineConfig) -> int:
@@ -375,7 +368,7 @@ def _estimate(item: CorpusItem, config: PipelineConfig) -> int:
     if "://" in item.uri:
         return 0
     try:
-        source = open_source(item.uri, config.sampling(), config.fps)
+        source = open_source(item.uri, config.sampling(), config.sequence_fps)
     except VidpipeError:
         return 0
     try:

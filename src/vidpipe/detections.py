@@ -73,6 +73,29 @@ class Detections:
     def is_tracked(self) -> np.ndarray:
         return self.track_id != NO_TRACK
 
+    def to_supervision(self):
+        """This record as a `supervision.Detections`, for supervision's annotators, zones and line counters.
+
+        Class names go to `data["class_name"]`, as supervision's own model adapters put them; `tracker_id` is
+        None when no row is tracked, as supervision expects of untracked detections.
+        """
+        import supervision as sv
+
+        return sv.Detections(xyxy=self.xyxy.copy(), confidence=self.score.copy(), class_id=self.class_id.copy(),
+                             tracker_id=self.track_id.copy() if self.is_tracked.any() else None,
+                             data={"class_name": self.class_name.astype(str)})
+
+    @classmethod
+    def from_supervision(cls, detections, names: Sequence[str]) -> Detections:
+        """A `supervision.Detections` as vidpipe's record; `names` maps its class ids to names (a missing
+        confidence counts as 1, a missing tracker id as untracked)."""
+        n = len(detections.xyxy)
+        if detections.class_id is None:
+            raise ValueError("Detections.from_supervision: the supervision record has no class_id")
+        score = np.ones(n, np.float32) if detections.confidence is None else detections.confidence
+        track_id = None if detections.tracker_id is None else detections.tracker_id
+        return cls(detections.xyxy, score, detections.class_id, names, track_id)
+
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box in `a` (n, 4) with every box in `b` (m, 4), xyxy; (n, m)."""

@@ -36,15 +36,6 @@ class StageProfile:
     def mean_queue(self) -> float:
         return self._queue_sum / self._queue_samples if self._queue_samples else 0.0
 
-    def as_dict(self, wall_s: float, frames: int) -> dict:
-        return {
-            "stage": self.name,
-            "frames_per_busy_s": round(frames / self.busy_s, 1) if self.busy_s else None,
-            "busy_fraction": round(self.busy_s / wall_s, 3) if wall_s else None,
-            "mean_queue": round(self.mean_queue, 2),
-            "queue_capacity": self.capacity,
-        }
-
 
 class Stages:
     """Run `source` through `stages` (name, function) in threads; iterate over the last stage's outputs.
@@ -53,9 +44,8 @@ class Stages:
     to the consumer; a consumer that stops early (break, error, Ctrl-C) stops the stages too.
     """
 
-    def __init__(self, source: Iterable, stages: list[tuple[str, Callable[[Any], Any]]], queue_size: int = 2,
-                 source_name: str = "read") -> None:
-        self.profiles = [StageProfile(source_name)] + [StageProfile(name, queue_size) for name, _ in stages]
+    def __init__(self, source: Iterable, stages: list[tuple[str, Callable[[Any], Any]]], queue_size: int = 2) -> None:
+        self.profiles = [StageProfile("read")] + [StageProfile(name, queue_size) for name, _ in stages]
         self._source = source
         self._functions = [fn for _, fn in stages]
         self._queues = [queue.Queue(queue_size) for _ in range(len(stages) + 1)]

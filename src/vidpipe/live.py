@@ -19,39 +19,48 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from .detections import Detections
 from .errors import InputError
 from .frames import Frame, VideoInfo
-from .sources import VideoSource, open_source
+from .live_options import LiveOptions
+from .sources import Gap, Source, VideoSource, open_source
+from .summary import LiveFigures, Percentiles
 
 log = logging.getLogger("vidpipe")
 
 
-@dataclass(frozen=True)
-class LiveOptions:
-    """How to open and keep a live source."""
-
-    width: int | None = None  # camera capture size and rate requests
-    height: int | None = None
-    fps: float | None = None
-    open_timeout: float = 10.0  # seconds to connect to a stream
-    read_timeout: float = 10.0  # seconds without data before a stream counts as lost
-    reconnect_delay: float = 0.5  # first wait before reconnecting; doubles up to max_reconnect_delay
-    max_reconnect_delay: float = 10.0
-    max_reconnects: int | None = None  # None: keep trying
-
-
-def open_live(spec: str, options: LiveOptions = LiveOptions()):
+def open_live(spec: str, options: LiveOptions = LiveOptions()) -> Source:
     """A camera index (`0`), a stream URL (rtsp://, rtmp://, http(s)://, .m3u8) or a file, as a live source."""
     if spec.isdigit():
         return CameraSource(int(spec), options)
     if "://" in spec:
         return ReconnectingStream(spec, options)
-    source = open_source(spec)  # a file: read as fast as it decodes, which tests the drop policy
-    source.live = True
-    return source
+    return Replay(open_source(spec))
+
+
+class Replay:
+    """A file read as if it were live, as fast as it decodes (which tests the drop policy)."""
+
+    live = True
+
+    def __init__(self, source: Source) -> None:
+        self._source = source
+        self.info = source.info
+        self.gaps: list[Gap] = []
+
+    @property
+    def lost_frames(self) -> int:
+        return self._source.lost_frames
+
+    def __iter__(self) -> Iterator[Frame]:
+        return iter(self._source)
+
+    def stop(self) -> None:
+        self._source.stop()
+
+    def close(self) -> None:
+        self._source.close()
 
 
 class CameraSource:
@@ -69,7 +78,7 @@ class CameraSource:
         if not self._capture.isOpened():
             raise InputError(f"camera {index} cannot be opened (no such device, or it is busy)")
         for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, options.width), (cv2.CAP_PROP_FRAME_HEIGHT, options.height),
-                            (cv2.CAP_PROP_FPS, options.fps)):
+                            (cv2.CAP_PROP_FPS, options.camera_fps)):
             if value:
                 self._capture.set(prop, value)
         ok, self._first = self._capture.read()
@@ -77,15 +86,17 @@ class CameraSource:
             self._capture.release()
             raise InputError(f"camera {index} gives no frames")
         height, width = self._first.shape[:2]
-        fps = self._capture.get(cv2.CAP_PROP_FPS) or options.fps or 30.0
+        fps = self._capture.get(cv2.CAP_PROP_FPS) or options.camera_fps or 30.0
         self.info = VideoInfo(name=f"camera{index}", uri=str(index), kind="camera", width=width, height=height,
                               fps=float(fps))
         self.lost_frames = 0
+        self.gaps: list[Gap] = []
+        self._stopped = threading.Event()
 
     def __iter__(self) -> Iterator[Frame]:
         start = time.monotonic()
         image, index = self._first, 0
-        while image is not None:
+        while image is not None and not self._stopped.is_set():
             now = time.monotonic()
             yield Frame(index, now - start, image, captured=now)
             index += 1
@@ -94,25 +105,11 @@ class CameraSource:
                 log.warning("camera %s stopped giving frames", self.info.uri)
                 return
 
+    def stop(self) -> None:
+        self._stopped.set()
+
     def close(self) -> None:
         self._capture.release()
-
-
-@dataclass
-class Gap:
-    """A stretch of a live stream with no frames: lost at `start_s`, back at `end_s` (run time)."""
-
-    start_s: float
-    end_s: float | None
-    after_frame: int
-    reason: str
-    attempts: int = 0
-
-    def as_dict(self) -> dict:
-        seconds = None if self.end_s is None else round(self.end_s - self.start_s, 3)
-        return {"start_s": round(self.start_s, 3), "end_s": None if self.end_s is None else round(self.end_s, 3),
-                "seconds": seconds, "after_frame": self.after_frame, "reason": self.reason,
-                "reconnect_attempts": self.attempts}
 
 
 class ReconnectingStream:
@@ -181,7 +178,7 @@ class ReconnectingStream:
 class LatestFrames:
     """Reads a live source on a thread, keeping only the newest frame: the consumer never gets a stale one."""
 
-    def __init__(self, source) -> None:
+    def __init__(self, source: Source) -> None:
         self._source = source
         self._condition = threading.Condition()
         self._frame: Frame | None = None
@@ -227,16 +224,16 @@ class LatestFrames:
                 raise self._error
         finally:
             self._stop.set()
-            stop = getattr(self._source, "stop", None)
-            if stop:
-                stop()  # a reconnecting stream: wakes its back-off wait
+            self._source.stop()  # a reconnecting stream: wakes its back-off wait
             # The reader must be out of the decoder before anyone closes the source: closing a container
             # under a running decode crashes FFmpeg. A live source gives its next frame soon.
             self._thread.join(timeout=self._join_timeout())
 
     def _join_timeout(self) -> float:
-        options = getattr(self._source, "options", None)
-        return 5.0 + (options.read_timeout if options else 0.0)
+        """A stream's reader may be blocked in a read for up to its read timeout."""
+        if isinstance(self._source, ReconnectingStream):
+            return 5.0 + self._source.options.read_timeout
+        return 5.0
 
 
 @dataclass
@@ -275,25 +272,16 @@ class LiveMonitor:
         latency = "-" if s["latency_ms"] is None else f"{s['latency_ms']:.0f} ms"
         return [f"{s['fps']:.1f} fps  latency {latency}  dropped {s['dropped']}"]
 
-    def summary(self, source) -> dict:
-        latencies = np.asarray(self.latencies_ms)
-        inference = np.asarray(self.inference_ms)
-        gaps = [g.as_dict() for g in getattr(source, "gaps", [])]
-        return {
-            "frames_captured": self.capture.captured if self.capture else None,
-            "frames_dropped": self.capture.dropped if self.capture else 0,
-            "latency_ms": _percentiles(latencies),
-            "inference_ms": _percentiles(inference),
-            "reconnects": sum(1 for g in gaps if g["end_s"] is not None),
-            "gaps": gaps,
-        }
-
-
-def _percentiles(values: np.ndarray) -> dict | None:
-    if not len(values):
-        return None
-    return {"p50": round(float(np.percentile(values, 50)), 2), "p95": round(float(np.percentile(values, 95)), 2),
-            "mean": round(float(values.mean()), 2), "max": round(float(values.max()), 2)}
+    def figures(self, source: Source) -> LiveFigures:
+        """The live part of the run's summary."""
+        return LiveFigures(
+            frames_captured=self.capture.captured if self.capture else None,
+            frames_dropped=self.capture.dropped if self.capture else 0,
+            latency_ms=Percentiles.of(self.latencies_ms),
+            inference_ms=Percentiles.of(self.inference_ms),
+            reconnects=sum(1 for gap in source.gaps if gap.end_s is not None),
+            gaps=tuple(gap.as_dict() for gap in source.gaps),
+        )
 
 
 def default_out_dir(info: VideoInfo) -> Path:

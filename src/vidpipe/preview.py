@@ -1,8 +1,9 @@
 """Watching a run as it happens: an OpenCV window, or a small web page with the annotated stream and stats.
 
-Both are sinks: the pipeline hands them each annotated frame. The web preview serves `/` (a page), `/stream.mjpg`
-(the annotated frames as MJPEG, which every browser shows in an <img>) and `/stats` (JSON: fps, latency,
-drops, counts per class), on 127.0.0.1 unless told otherwise.
+Both are viewers (`vidpipe.sinks.Viewer`): the pipeline hands them each annotated frame, and they keep no
+file. The web preview serves `/` (a page), `/stream.mjpg` (the annotated frames as MJPEG, which every
+browser shows in an <img>) and `/stats` (JSON: fps, latency, drops, counts per class), on 127.0.0.1 unless
+told otherwise.
 """
 
 from __future__ import annotations
@@ -70,9 +71,7 @@ def parse_address(text: str) -> tuple[str, int]:
 
 
 class PreviewServer:
-    """The annotated stream and live stats over HTTP; a sink."""
-
-    path = None
+    """The annotated stream and live stats over HTTP; a viewer."""
 
     def __init__(self, address: str, stats: Callable[[], dict]) -> None:
         host, port = parse_address(address)
@@ -104,8 +103,6 @@ class PreviewServer:
         self._server.shutdown()
         self._server.server_close()
 
-    abort = close
-
     def _next_jpeg(self, last_id: int) -> tuple[bytes | None, int]:
         with self._changed:
             self._changed.wait_for(lambda: self._closed or self._frame_id != last_id, timeout=1.0)
@@ -115,7 +112,7 @@ class PreviewServer:
         preview = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            def do_GET(self) -> None:  # the name is http.server's API
                 if self.path == "/":
                     self._send(200, "text/html; charset=utf-8", PAGE.encode())
                 elif self.path.startswith("/stats"):
@@ -158,9 +155,8 @@ class PreviewServer:
 
 
 class PreviewWindow:
-    """An OpenCV window with the annotated frames; a sink. Needs a display."""
+    """An OpenCV window with the annotated frames; a viewer. Needs a display."""
 
-    path = None
     title = "vidpipe (q to stop)"
 
     def __init__(self) -> None:
@@ -174,5 +170,3 @@ class PreviewWindow:
 
     def close(self) -> None:
         cv2.destroyAllWindows()
-
-    abort = close

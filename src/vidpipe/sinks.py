@@ -1,13 +1,13 @@
 """Where results go: the annotated video, the detection and per-frame tables, MOTChallenge track files.
 
 Every sink writes to `<name>.partial` and renames it to `<name>` only in `close()`, so a crash or a
-kill never leaves a file that looks finished; `abort()` removes the partial file.
+kill never leaves a file that looks finished; `abort()` removes the partial file. Viewers (a window, a
+web page) get the annotated frames too, and keep no file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from array import array
 from collections.abc import Sequence
 from fractions import Fraction
@@ -21,9 +21,12 @@ import pyarrow as pa
 
 from .detections import Detections
 from .errors import VidpipeError
+from .files import PartialFile
 from .frames import Frame, VideoInfo
 
 TABLE_FORMATS = ("parquet", "csv")
+VIDEO_PRESET = "ultrafast"  # x264: the fastest; slower presets make smaller files
+VIDEO_CRF = 23
 WALL_TIME = pa.timestamp("us", tz="UTC")
 FLUSH_FRAMES = 1000  # buffered frames with detections before the detection table writes a row group
 DETECTION_SCHEMA = pa.schema(
@@ -44,9 +47,9 @@ DETECTION_SCHEMA = pa.schema(
 
 
 class Sink(Protocol):
-    """Receives every processed frame with its detections, in order."""
+    """A file output: receives every processed frame with its detections, in order."""
 
-    path: Path
+    path: Path  # the final name, which exists only once close() has published it
 
     def write(self, frame: Frame, detections: Detections) -> None: ...
 
@@ -59,24 +62,12 @@ class Sink(Protocol):
         ...
 
 
-class PartialFile:
-    """A file written under `<name>.partial` and renamed into place when complete."""
+class Viewer(Protocol):
+    """Shows the annotated frames as they are made (a window, a web page); writes no file."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.partial = self.path.with_name(self.path.name + ".partial")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.partial.unlink(missing_ok=True)
+    def write(self, frame: Frame, detections: Detections) -> None: ...
 
-    def commit(self) -> None:
-        os.replace(self.partial, self.path)
-
-    def discard(self) -> None:
-        self.partial.unlink(missing_ok=True)
-
-
-def table_path(directory: Path, stem: str, fmt: str) -> Path:
-    return directory / f"{stem}.{fmt}"
+    def close(self) -> None: ...
 
 
 def write_table(frame: pd.DataFrame, path: str | Path, fmt: str) -> None:
@@ -107,8 +98,8 @@ class VideoSink:
         path: str | Path,
         info: VideoInfo,
         *,
-        preset: str = "veryfast",
-        crf: int = 23,
+        preset: str = VIDEO_PRESET,
+        crf: int = VIDEO_CRF,
         copy_audio: bool = True,
         audio_to_end: bool = True,
         threads: int | None = None,
@@ -188,8 +179,8 @@ class VideoSink:
         if self._container is not None:
             try:
                 self._container.close()
-            except Exception:
-                pass  # the file is being discarded or already reported broken
+            except Exception:  # noqa: BLE001 - the file is being discarded or already reported broken
+                pass
             self._container = None
 
 
@@ -317,8 +308,8 @@ class DetectionTableSink:
     def abort(self) -> None:
         try:
             self._writer.close()
-        except Exception:
-            pass  # already closed or broken; the partial file goes either way
+        except Exception:  # noqa: BLE001 - already closed or broken; the partial file goes either way
+            pass
         self._file.discard()
 
 

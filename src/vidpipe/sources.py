@@ -117,17 +117,54 @@ class Source(Protocol):
 
     info: VideoInfo
     lost_frames: int  # frames that could not be decoded (truncated or corrupt input)
+    live: bool  # frames arrive in real time (a camera, a stream read as it comes): never queue them
+    gaps: list[Gap]  # stretches of a live stream with no frames (a connection lost and regained)
 
     def __iter__(self) -> Iterator[Frame]: ...
+
+    def stop(self) -> None:
+        """Ask a reading thread to stop soon (safe from another thread); `close()` releases the source."""
+        ...
 
     def close(self) -> None: ...
 
 
-class VideoSource:
+@dataclass
+class Gap:
+    """A stretch of a live stream with no frames: lost at `start_s`, back at `end_s` (run time), recorded
+    while it happens."""
+
+    start_s: float
+    end_s: float | None
+    after_frame: int
+    reason: str
+    attempts: int = 0
+
+    def as_dict(self) -> dict:
+        seconds = None if self.end_s is None else round(self.end_s - self.start_s, 3)
+        return {"start_s": round(self.start_s, 3), "end_s": None if self.end_s is None else round(self.end_s, 3),
+                "seconds": seconds, "after_frame": self.after_frame, "reason": self.reason,
+                "reconnect_attempts": self.attempts}
+
+
+class _FileSource:
+    """What finite sources share: they are not live, have no gaps, and stop when their reader does."""
+
+    live = False
+
+    @property
+    def gaps(self) -> list[Gap]:
+        return []
+
+    def stop(self) -> None:
+        """A file's reader stops between frames on its own (the engine stops pulling)."""
+
+
+class VideoSource(_FileSource):
     """A video file or stream read with PyAV (FFmpeg), decoded with codec threading on."""
 
-    def __init__(self, uri: str, sampling: Sampling = Sampling(), name: str | None = None,
-                 threads: int | None = None, timeout: tuple[float, float] | None = None) -> None:
+    def __init__(self, uri: str, sampling: Sampling = Sampling(), threads: int | None = None,
+                 timeout: tuple[float, float] | None = None) -> None:
         import av
 
         self.sampling = sampling
@@ -154,7 +191,7 @@ class VideoSource:
             duration = self._container.duration / 1_000_000
         audio = self._container.streams.audio
         self.info = VideoInfo(
-            name=name or _stem(uri),
+            name=stem(uri),
             uri=uri,
             kind="video",
             width=stream.codec_context.width,
@@ -206,7 +243,7 @@ class VideoSource:
         self._container.close()
 
 
-class ImageSource:
+class ImageSource(_FileSource):
     """A sequence of still images (folder, glob, single file or URL) played at a fixed frame rate."""
 
     def __init__(
@@ -277,7 +314,7 @@ def open_source(uri: str | Path, sampling: Sampling = Sampling(), fps: float | N
         raise InputError(f"--fps must be positive, got {fps}")
     if _is_url(uri):
         if Path(urllib.parse.urlparse(uri).path).suffix.lower() in IMAGE_SUFFIXES:
-            return ImageSource([uri], _read_image_url, uri=uri, name=_stem(uri), fps=fps or 1.0, kind="image",
+            return ImageSource([uri], _read_image_url, uri=uri, name=stem(uri), fps=fps or 1.0, kind="image",
                                sampling=sampling)
         return VideoSource(uri, sampling, threads=threads)
     if glob.has_magic(uri):
@@ -311,9 +348,10 @@ def _is_url(uri: str) -> bool:
     return re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", uri) is not None
 
 
-def _stem(uri: str) -> str:
+def stem(uri: str) -> str:
+    """The name a file or URL goes by in tables and folders: its file stem (no query string)."""
     path = urllib.parse.urlparse(uri).path if _is_url(uri) else uri
-    return Path(path).stem or "stream"
+    return Path(path.rstrip("/")).stem or "stream"
 
 
 def _sequence_name(folder: Path) -> str:
@@ -322,15 +360,20 @@ def _sequence_name(folder: Path) -> str:
     return folder.parent.name if folder.name == "img1" else folder.name
 
 
-def _sequence_fps(folder: Path) -> float:
+def read_seqinfo(folder: Path) -> tuple[Path | None, dict[str, str]]:
+    """A MOTChallenge `seqinfo.ini` in `folder` or one folder up (beside `img1/`), with its [Sequence]
+    values (keys lower-cased: `framerate`, `seqlength`); (None, {}) where there is none."""
     for ini in (folder / "seqinfo.ini", folder.parent / "seqinfo.ini"):
         if ini.is_file():
             parser = configparser.ConfigParser()
             parser.read(ini)
-            rate = parser.get("Sequence", "frameRate", fallback=None)
-            if rate:
-                return float(rate)
-    return DEFAULT_SEQUENCE_FPS
+            return ini, dict(parser["Sequence"]) if parser.has_section("Sequence") else {}
+    return None, {}
+
+
+def _sequence_fps(folder: Path) -> float:
+    rate = read_seqinfo(folder)[1].get("framerate")
+    return float(rate) if rate else DEFAULT_SEQUENCE_FPS
 
 
 def _read_image_file(path: str) -> np.ndarray | None:

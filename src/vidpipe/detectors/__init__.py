@@ -29,6 +29,8 @@ class Detector(Protocol):
     default_model: ClassVar[str]  # what --model means when not given
     names: Sequence[str]  # class names, indexed by class id
     model: str  # the model actually loaded
+    runtime: str  # what runs the model (openvino, onnx, torch, tensorflow...)
+    precision: str  # the arithmetic it really uses (fp32, bf16...), which may differ from the one asked for
 
     @staticmethod
     def check() -> str | None:
@@ -80,6 +82,15 @@ class DetectorSettings:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise InputError(f"unknown precision {self.precision!r} (use {', '.join(PRECISIONS)})")
+        for name in ("conf", "iou"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+                raise InputError(f"{name} must be a number in [0, 1], got {value!r}")
+        if not isinstance(self.imgsz, int) or self.imgsz < 32:
+            raise InputError(f"imgsz must be an integer of at least 32 pixels, got {self.imgsz!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise InputError(f"threads must be at least 1, got {self.threads!r}")
+        object.__setattr__(self, "classes", split_classes(self.classes))
 
 
 def available() -> dict[str, EntryPoint]:
@@ -100,12 +111,18 @@ def load_detector(name: str, settings: DetectorSettings | None = None, **overrid
     return backend(replace(settings or DetectorSettings(), **overrides))
 
 
+def split_classes(classes: Sequence[str | int] | str | None) -> list[str | int] | None:
+    """A user's class list as a list: `"person, car"` -> `["person", "car"]`; None stays None (every class)."""
+    if isinstance(classes, str):
+        return [c.strip() for c in classes.split(",") if c.strip()]
+    return None if classes is None else list(classes)
+
+
 def resolve_classes(classes: Sequence[str | int] | str | None, names: Sequence[str]) -> list[int] | None:
     """Class ids for a user's `person,car` / `0,2` / mixed list; None keeps every class."""
+    classes = split_classes(classes)
     if classes is None:
         return None
-    if isinstance(classes, str):
-        classes = [c for c in classes.split(",") if c.strip()]
     lookup = {name.lower(): i for i, name in enumerate(names)}
     ids: list[int] = []
     for item in classes:

@@ -52,7 +52,7 @@ class CenterNetDetector:
                     _limit_threads(self._tf, settings.threads)
                 with self._tf.device(self._device):
                     loaded = hub.load(handle)
-        except Exception as exc:  # tensorflow raises many types for the same "cannot use this model"
+        except Exception as exc:  # noqa: BLE001 - tensorflow raises many types for the same "cannot use this model"
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if is_url:
                 raise InputError(f"cannot download {handle} ({reason}); offline, download it elsewhere and pass "

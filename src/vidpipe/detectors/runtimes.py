@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, missing_modules
+from ..files import write_atomic
 
 log = logging.getLogger("vidpipe")
 RUNTIMES = ("auto", "torch", "onnx", "openvino")
@@ -73,14 +74,14 @@ def class_names(model: str) -> tuple[str, ...]:
         return tuple(json.loads(cached.read_text()))
     names = load_ultralytics(model).names
     names = tuple(names[i] for i in range(len(names)))
-    _write_atomic(cached, json.dumps(list(names)))
+    write_atomic(cached, json.dumps(list(names)))
     return names
 
 
-def exported(model: str, runtime: str, shape: tuple[int, int], batch: int = 1) -> Path:
-    """The model exported for `runtime` at input `shape` (h, w): from the cache, or exported now."""
+def exported(model: str, runtime: str, shape: tuple[int, int]) -> Path:
+    """The model exported for `runtime` at input `shape` (h, w), batch 1: from the cache, or exported now."""
     version = _runtime_version(runtime)
-    key = f"{Path(model).stem}-{file_hash(model)}-{runtime}{version}-{shape[0]}x{shape[1]}-b{batch}"
+    key = f"{Path(model).stem}-{file_hash(model)}-{runtime}{version}-{shape[0]}x{shape[1]}-b1"
     target = cache_dir() / "exports" / key
     if (target / "model.json").is_file():
         return target
@@ -93,14 +94,14 @@ def exported(model: str, runtime: str, shape: tuple[int, int], batch: int = 1) -
         options = {"simplify": True} if runtime == "onnx" else {}
         with warnings.catch_warnings():  # torch.jit's deprecation notices are ultralytics' business
             warnings.simplefilter("ignore")
-            out = Path(yolo.export(format=runtime, imgsz=shape, batch=batch, half=False, dynamic=False,
+            out = Path(yolo.export(format=runtime, imgsz=shape, batch=1, half=False, dynamic=False,
                                    verbose=False, **options))
         staged = Path(tmp) / "export"
         staged.mkdir()
         for item in (out.iterdir() if out.is_dir() else [out]):
             shutil.move(str(item), staged / ("model.onnx" if item.suffix == ".onnx" else item.name))
         (staged / "model.json").write_text(json.dumps({"source": str(model), "runtime": runtime,
-                                                       "version": version, "shape": shape, "batch": batch}))
+                                                       "version": version, "shape": shape, "batch": 1}))
         try:
             os.replace(staged, target)  # atomic: a concurrent export of the same key leaves one whole copy
         except OSError:
@@ -196,7 +197,7 @@ def load_ultralytics(model: str):
 
     try:
         yolo = YOLO(model, task="detect")
-    except Exception as exc:  # ultralytics raises many types for a bad file; all mean "unusable model"
+    except Exception as exc:  # noqa: BLE001 - ultralytics raises many types for a bad file; all mean "unusable model"
         raise InputError(f"cannot load model {model}: {_first_line(exc)}") from None
     if getattr(yolo, "task", "detect") != "detect":
         raise InputError(f"model {model} is a {yolo.task} model; vidpipe needs a detection model")
@@ -219,9 +220,3 @@ def _cuda_available() -> bool:
 
     return torch.cuda.is_available()
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

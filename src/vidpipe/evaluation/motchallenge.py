@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import configparser
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 from ..detections import Detections
 from ..errors import InputError
 from ..frames import Frame
+from ..sources import read_seqinfo
 
 PEDESTRIAN = ("person",)  # MOTChallenge detections are people: class 0 of the COCO names
 NO_IMAGE = np.zeros((0, 0, 3), np.uint8)  # frames known only by index and time (det.txt tracking)
@@ -46,19 +46,16 @@ class MotSequence:
             raise InputError(f"{path} is not a MOTChallenge sequence folder")
         if not (path / "gt" / "gt.txt").is_file():
             raise InputError(f"{path} has no gt/gt.txt to score against")
-        ini = next((p for p in (path / "seqinfo.ini", path.parent / "seqinfo.ini") if p.is_file()), None)
-        info = configparser.ConfigParser()
-        if ini:
-            info.read(ini)
+        ini, info = read_seqinfo(path)
         name = path.name if ini is None or ini.parent == path else ini.parent.name
-        fps = float(info.get("Sequence", "frameRate", fallback=30))
+        fps = float(info.get("framerate", 30))
         images = sorted((path / "img1").glob("*.jpg")) + sorted((path / "img1").glob("*.png"))
         if need_images and not images:
             raise InputError(f"{path} has no img1/ images to detect on")
         if images and (need_images or ini is None or ini.parent != path):
             length = len(images)  # an excerpt: only the frames that are here
-        elif ini and info.has_option("Sequence", "seqLength"):
-            length = info.getint("Sequence", "seqLength")
+        elif "seqlength" in info:
+            length = int(info["seqlength"])
         else:
             length = int(max(read_mot_file(path / "gt" / "gt.txt")[:, 0].max(initial=0), 1))
         return cls(name, path, fps, length)

@@ -1,9 +1,14 @@
-"""Trackers: give each detection the id of the object it belongs to, frame after frame."""
+"""Trackers: give each detection the id of the object it belongs to, frame after frame.
+
+A tracker is one class in the `TRACKERS` registry with a `Config`: a frozen dataclass of its parameters
+(their defaults, `from_dict(params)` that names unknown ones, and `min_score`, the lowest detection score it
+uses). A pipeline's `trackers:` mapping holds each tracker's parameters under its name.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from dataclasses import asdict
+from typing import ClassVar, Protocol, runtime_checkable
 
 from ..detections import Detections
 from ..errors import InputError
@@ -15,6 +20,7 @@ class Tracker(Protocol):
     """Stateful per video: call `update` once per processed frame, in order."""
 
     name: str
+    Config: ClassVar[type]
 
     def update(self, detections: Detections, time: float | None = None) -> Detections:
         """The frame's tracked detections, with `track_id` set (ids >= 1)."""
@@ -25,17 +31,29 @@ class Tracker(Protocol):
     def params(self) -> dict: ...
 
 
-TRACKERS: dict[str, Callable[..., Tracker]] = {"bytetrack": ByteTrack}
+TRACKERS: dict[str, type] = {"bytetrack": ByteTrack}
 NO_TRACKER = "none"
+
+
+def tracker_defaults() -> dict[str, dict]:
+    """Every tracker's parameters at their defaults, by tracker name."""
+    return {name: asdict(cls.Config()) for name, cls in TRACKERS.items()}
+
+
+def tracker_config(name: str, params: dict | None = None):
+    """Tracker `name`'s parameters, checked (an unknown tracker or parameter is an InputError)."""
+    if name not in TRACKERS:
+        raise InputError(f"unknown tracker {name!r} (available: {', '.join([*TRACKERS, NO_TRACKER])})")
+    return TRACKERS[name].Config.from_dict(params or {})
 
 
 def create_tracker(name: str, fps: float, params: dict | None = None) -> Tracker | None:
     """A fresh tracker `name` for a video at `fps`; None for `none`."""
     if name == NO_TRACKER:
         return None
-    if name not in TRACKERS:
-        raise InputError(f"unknown tracker {name!r} (available: {', '.join([*TRACKERS, NO_TRACKER])})")
-    return TRACKERS[name](fps=fps, **(params or {}))
+    config = tracker_config(name, params)
+    return TRACKERS[name](fps=fps, config=config)
 
 
-__all__ = ["ByteTrack", "ByteTrackConfig", "NO_TRACKER", "TRACKERS", "Tracker", "create_tracker"]
+__all__ = ["ByteTrack", "ByteTrackConfig", "NO_TRACKER", "TRACKERS", "Tracker", "create_tracker", "tracker_config",
+           "tracker_defaults"]

@@ -47,6 +47,11 @@ class ByteTrackConfig:
         if self.track_buffer < 0:
             raise InputError(f"bytetrack: track_buffer must be >= 0, got {self.track_buffer}")
 
+    @property
+    def min_score(self) -> float:
+        """The lowest detection score ByteTrack uses: the detector must keep boxes down to it."""
+        return self.track_low_thresh
+
     @classmethod
     def from_dict(cls, params: dict) -> ByteTrackConfig:
         known = {f.name for f in fields(cls)}
@@ -60,6 +65,7 @@ class ByteTrack:
     """Multi-object tracker; `update` once per frame, in order. Ids start at 1 and are per instance."""
 
     name = "bytetrack"
+    Config = ByteTrackConfig
 
     def __init__(self, fps: float = 30.0, config: ByteTrackConfig | None = None, **params) -> None:
         if config is not None and params:

@@ -1,0 +1,192 @@
+"""A pipeline's configuration: the command line in a data structure, checked as a whole when it is built.
+
+A `PipelineConfig` holds every setting of a run. A preset file (`pipelines/*.yaml`) holds the same keys,
+and command-line options override it. Each default is defined once, where the setting is used: the
+detector's in `DetectorSettings`, the frame selection's in `Sampling`, each tracker's in its `Config`, the
+video encoder's in `sinks`. A bad value anywhere fails here, before a model is loaded or a file written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from importlib.resources import files
+from pathlib import Path
+
+import yaml
+
+from .detectors import DetectorSettings, split_classes
+from .errors import InputError
+from .sinks import TABLE_FORMATS, VIDEO_CRF, VIDEO_PRESET
+from .sources import Sampling
+from .tracking import NO_TRACKER, TRACKERS, tracker_config, tracker_defaults
+
+ENGINES = ("threaded", "sequential")
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+_DETECTION, _SAMPLING = DetectorSettings(), Sampling()
+# What a live run cannot honour: it takes the newest frame, one at a time, as it arrives.
+LIVE_EXCLUDED = ("stride", "sample_fps", "start", "end", "batch_size", "engine", "sequence_fps")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything that shapes a run; the defaults are written out in `pipelines/default.yaml`."""
+
+    # detection: every DetectorSettings field, with its default
+    detector: str = "yolo"
+    model: str | None = _DETECTION.model  # None: the backend's default (YOLO: the bundled yolov8n.pt)
+    conf: float | None = None  # None: DetectorSettings' default, or lower, to the tracker's min_score
+    iou: float = _DETECTION.iou
+    imgsz: int = _DETECTION.imgsz
+    device: str | None = _DETECTION.device
+    classes: list[str | int] | None = None
+    batch_size: int = 4  # CPU runtimes queue frame by frame, so bigger batches only hold more frames
+    runtime: str = _DETECTION.runtime  # auto | torch | onnx | openvino (YOLO): auto exports to OpenVINO on a CPU
+    precision: str = _DETECTION.precision  # auto (the runtime's default, bf16 on CPUs that have it) | fp32
+    engine: str = "threaded"  # threaded (stages overlap) | sequential (one frame at a time, one thread)
+    threads: int | None = _DETECTION.threads  # cap on each library's threads; None: all cores
+    # tracking
+    tracker: str = "bytetrack"
+    trackers: dict[str, dict] = field(default_factory=tracker_defaults)  # parameters by tracker name
+    # frame selection: every Sampling field, with its default
+    stride: int = _SAMPLING.stride
+    sample_fps: float | None = _SAMPLING.sample_fps
+    start: float = _SAMPLING.start
+    end: float | None = _SAMPLING.end
+    max_frames: int | None = _SAMPLING.max_frames
+    sequence_fps: float | None = None  # frame rate of image sequences (None: seqinfo.ini, else 30)
+    # drawing and outputs
+    trails: bool = False
+    overlay: bool = False  # fps, latency and dropped frames in the corner of the annotated video
+    video: bool = True
+    video_preset: str = VIDEO_PRESET
+    video_crf: int = VIDEO_CRF
+    table_format: str = "parquet"
+    top_k: int = 3  # the per-frame table names the k highest-scoring objects
+    mot: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "classes", split_classes(self.classes))
+        _check_types(self)
+        if self.table_format not in TABLE_FORMATS:
+            raise InputError(f"table_format must be one of {', '.join(TABLE_FORMATS)}, got {self.table_format!r}")
+        if self.tracker != NO_TRACKER and self.tracker not in TRACKERS:
+            raise InputError(f"unknown tracker {self.tracker!r} (available: {', '.join([*TRACKERS, NO_TRACKER])})")
+        for name, params in self.trackers.items():
+            tracker_config(name, params)  # bad tracker parameters fail before any work
+        if self.engine not in ENGINES:
+            raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.sequence_fps is not None and self.sequence_fps <= 0:
+            raise InputError(f"sequence_fps must be positive, got {self.sequence_fps}")
+        if self.video_preset not in X264_PRESETS:
+            raise InputError(f"video_preset must be one of {', '.join(X264_PRESETS)}, got {self.video_preset!r}")
+        if not 0 <= self.video_crf <= 51:
+            raise InputError(f"video_crf must lie in [0, 51] (x264's range), got {self.video_crf}")
+        if self.top_k < 0:
+            raise InputError(f"top_k must be >= 0, got {self.top_k}")
+        self.sampling()
+        self.detector_settings()
+
+    @classmethod
+    def from_dict(cls, values: dict, origin: str = "pipeline") -> PipelineConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            hint = ""
+            if set(unknown) & set(TRACKERS):
+                hint = " (tracker parameters go under trackers:, e.g. trackers: {bytetrack: {track_buffer: 90}})"
+            raise InputError(f"{origin}: unknown key(s) {', '.join(unknown)}{hint}")
+        values = dict(values)
+        if "trackers" in values:  # a preset may set a few parameters of a tracker; the rest keep their defaults
+            given = values["trackers"] or {}
+            if not isinstance(given, dict):
+                raise InputError(f"{origin}: trackers must map tracker names to their parameters")
+            for name in given:
+                if name not in TRACKERS:
+                    raise InputError(f"{origin}: trackers: unknown tracker {name!r} (known: {', '.join(TRACKERS)})")
+            defaults = tracker_defaults()
+            values["trackers"] = {name: {**params, **(given.get(name) or {})} for name, params in defaults.items()}
+        return cls(**values)
+
+    @classmethod
+    def load(cls, preset: str | Path | None = None, **overrides) -> PipelineConfig:
+        """Defaults, then the preset file (a path or a shipped preset's name), then `overrides` (None = unset)."""
+        values: dict = {}
+        if preset is not None:
+            path = find_preset(preset)
+            try:
+                values = yaml.safe_load(path.read_text()) or {}
+            except yaml.YAMLError as exc:
+                raise InputError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+            if not isinstance(values, dict):
+                raise InputError(f"{path} must be a mapping of settings")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(values, origin=str(preset or "pipeline"))
+
+    def sampling(self) -> Sampling:
+        return Sampling(**{f.name: getattr(self, f.name) for f in fields(Sampling)})
+
+    def detection_conf(self) -> float:
+        """The detector's threshold: a tracker that uses low-score boxes (ByteTrack) lowers the default."""
+        if self.conf is not None:
+            return self.conf
+        if self.tracker == NO_TRACKER:
+            return _DETECTION.conf
+        return min(_DETECTION.conf, tracker_config(self.tracker, self.tracker_params()).min_score)
+
+    def detector_settings(self) -> DetectorSettings:
+        """What the detector is built from: this config's fields of the same names."""
+        values = {f.name: getattr(self, f.name) for f in fields(DetectorSettings)}
+        return DetectorSettings(**{**values, "conf": self.detection_conf()})
+
+    def tracker_params(self) -> dict:
+        return dict(self.trackers.get(self.tracker, {}))
+
+    def check_live(self) -> None:
+        """A live run takes the newest frame, one at a time: settings it cannot honour are an error."""
+        defaults = PipelineConfig()
+        given = [name for name in LIVE_EXCLUDED if getattr(self, name) != getattr(defaults, name)]
+        if given:
+            options = ", ".join("--sequential" if n == "engine" else f"--{n.replace('_', '-')}" for n in given)
+            raise InputError(f"{options}: not for live sources, which always process the newest frame, one at a "
+                             f"time (use --max-frames or --duration to bound a live run)")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+
+def presets() -> dict[str, Path]:
+    """The shipped preset pipelines by name."""
+    return {p.name.removesuffix(".yaml"): Path(str(p)) for p in files("vidpipe.pipelines").iterdir()
+            if p.name.endswith(".yaml")}
+
+
+def find_preset(preset: str | Path) -> Path:
+    path = Path(preset)
+    if path.is_file():
+        return path
+    shipped = presets()
+    if str(preset) in shipped:
+        return shipped[str(preset)]
+    raise InputError(f"pipeline {preset} not found (a YAML file, or one of: {', '.join(sorted(shipped))})")
+
+
+_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+
+
+def _check_types(config: PipelineConfig) -> None:
+    """Scalar settings must have their declared type (a preset's `conf: abc` is named, not a crash later)."""
+    for f in fields(config):
+        kinds = [k.strip() for k in str(f.type).split("|")]
+        value = getattr(config, f.name)
+        if value is None and "None" in kinds:
+            continue
+        allowed = tuple(t for k in kinds for t in _TYPES.get(k, ()))
+        if not allowed or len(allowed) != sum(len(_TYPES.get(k, ())) for k in kinds):
+            continue  # a container or a type this check does not cover
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            expected = " or ".join(_TYPE_WORDS[k] for k in kinds if k != "None")
+            raise InputError(f"{f.name} must be {expected}, got {value!r}")

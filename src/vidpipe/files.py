@@ -1,0 +1,47 @@
+"""Files that appear whole or not at all: written under a temporary name, renamed into place when complete.
+
+A crash, a kill or a full disk never leaves a file under its final name that is not finished. Every
+output of vidpipe (videos, tables, summaries, corpus markers, cached exports) is written this way.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+class PartialFile:
+    """A file written under `<name>.partial` and renamed to `<name>` by `commit()`.
+
+    The partial name is fixed, so a run that is watched (or killed) shows which output it was writing.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.partial.unlink(missing_ok=True)
+
+    def commit(self) -> None:
+        os.replace(self.partial, self.path)
+
+    def discard(self) -> None:
+        self.partial.unlink(missing_ok=True)
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write `data` to `path` whole: through a hidden temporary file of its own in the same folder, so two
+    processes writing the same file (a shared cache) each publish a complete copy."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide outputs from the other users of a shared folder
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,200 @@
+"""A run session: one input's outputs, the figures gathered as its frames pass, and its summary.
+
+The session owns everything a run leaves behind. `write(frame, detections)` is the per-frame step (draw
+once, hand the picture to the video and the viewers, the record to the tables, count); `finish()` closes
+every output and writes `summary.json` last; `abort()` discards the partial files. An output is one more
+object here, not an edit of the loop that feeds it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .annotate import Annotator
+from .config import PipelineConfig
+from .detections import Detections
+from .detectors import Detector, resolve_classes
+from .engine import StageProfile
+from .frames import Frame, VideoInfo
+from .live import LiveMonitor
+from .sinks import DetectionTableSink, FrameTableSink, MotSink, Sink, VideoSink, Viewer
+from .sources import Source
+from .summary import Counts, DetectorFacts, RunSummary, StageFigures, TrackerFacts, VideoOutput
+from .tracking import Tracker
+
+OUTPUT_NAMES = {
+    "video": "annotated.mp4",
+    "detections": "detections",
+    "frames": "frames",
+    "mot": "tracks.txt",
+    "summary": "summary.json",
+}
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    outputs: dict[str, Path]
+    summary: RunSummary
+
+    @property
+    def interrupted(self) -> bool:
+        return self.summary.interrupted
+
+
+def open_sinks(config: PipelineConfig, info: VideoInfo, out_dir: Path, names: Sequence[str],
+               clock_origin: dt.datetime | None = None) -> dict[str, Sink]:
+    """The file outputs `config` asks for, by key; `clock_origin` (live runs) adds wall-clock times to the
+    tables. If one cannot be opened, those already opened are discarded."""
+    sinks: dict[str, Sink] = {}
+    try:
+        if config.video:
+            sinks["video"] = VideoSink(
+                out_dir / OUTPUT_NAMES["video"], info, preset=config.video_preset, crf=config.video_crf,
+                threads=config.threads, copy_audio=clock_origin is None,
+                audio_to_end=config.end is None and config.max_frames is None,
+            )
+        sinks["detections"] = DetectionTableSink(
+            out_dir / f"{OUTPUT_NAMES['detections']}.{config.table_format}", info.name, config.table_format,
+            clock_origin=clock_origin,
+        )
+        class_ids = resolve_classes(config.classes, names)
+        interest = class_ids if class_ids is not None else [i for i, n in enumerate(names) if n == "person"]
+        sinks["frames"] = FrameTableSink(
+            out_dir / f"{OUTPUT_NAMES['frames']}.{config.table_format}", info.name, names, config.table_format,
+            classes=class_ids, interest=interest, top_k=config.top_k, clock_origin=clock_origin,
+        )
+        if config.mot:
+            sinks["mot"] = MotSink(out_dir / OUTPUT_NAMES["mot"])
+    except BaseException:
+        for sink in sinks.values():
+            sink.abort()
+        raise
+    return sinks
+
+
+class RunStats:
+    """Counts gathered while frames flow, for the summary."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.first_frame: int | None = None
+        self.last_frame: int | None = None
+        self.per_class: Counter = Counter()
+        self.track_classes: defaultdict[int, Counter] = defaultdict(Counter)
+
+    def add(self, frame: Frame, detections: Detections) -> None:
+        self.frames += 1
+        if self.first_frame is None:
+            self.first_frame = frame.index
+        self.last_frame = frame.index
+        names = detections.class_name
+        self.per_class.update(names.tolist())
+        for track, name in zip(detections.track_id[detections.is_tracked].tolist(), names[detections.is_tracked]):
+            self.track_classes[track][name] += 1
+
+    def counts(self) -> Counts:
+        """A track counts for the class it was detected as most often."""
+        tracks_per_class = Counter(c.most_common(1)[0][0] for c in self.track_classes.values())
+        return Counts(self.frames, self.first_frame, self.last_frame, dict(self.per_class.most_common()),
+                      dict(tracks_per_class.most_common()))
+
+
+class RunSession:
+    """The outputs of one run into `out_dir`: files (`sinks`), viewers, live figures, stats and summary."""
+
+    def __init__(self, config: PipelineConfig, detector: Detector, tracker: Tracker | None, source: Source,
+                 out_dir: Path, viewers: Sequence[Viewer] = (), monitor: LiveMonitor | None = None) -> None:
+        self.config, self.detector, self.tracker, self.source = config, detector, tracker, source
+        self.out_dir = out_dir
+        self.summary_path = out_dir / OUTPUT_NAMES["summary"]
+        self.summary_path.unlink(missing_ok=True)  # a stale summary must not vouch for new, partial outputs
+        self.started = dt.datetime.now(dt.timezone.utc)
+        self.sinks = open_sinks(config, source.info, out_dir, detector.names,
+                                clock_origin=self.started if source.live else None)
+        self.viewers = list(viewers)
+        self.monitor = monitor  # live figures: fps, latency, counts (live runs and --overlay)
+        self.annotator = Annotator(trails=config.trails,
+                                   overlay=monitor.overlay_lines if monitor and config.overlay else None)
+        self.stats = RunStats()
+        self.profile = StageProfile("write")
+        self._clock = time.perf_counter()
+        self._drawn: list = [sink for key, sink in self.sinks.items() if key == "video"] + self.viewers
+        self._tables = [sink for key, sink in self.sinks.items() if key != "video"]
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self._clock
+
+    def write(self, frame: Frame, detections: Detections) -> None:
+        """One frame into every output: drawn once for the video and the viewers, recorded in the tables."""
+        start = time.perf_counter()
+        if self._drawn:
+            shown = replace(frame, image=self.annotator.annotate(frame.image, detections))
+            for output in self._drawn:
+                output.write(shown, detections)
+        for sink in self._tables:
+            sink.write(frame, detections)
+        self.profile.busy_s += time.perf_counter() - start
+        if self.monitor:
+            self.monitor.frame_done(frame, detections)
+        self.stats.add(frame, detections)
+
+    def finish(self, status: str, profiles: Sequence[StageProfile] = ()) -> RunResult:
+        """Close every output under its final name, then write the summary (last: its presence means done)."""
+        try:
+            for output in [*self.sinks.values(), *self.viewers]:
+                output.close()
+        except BaseException:
+            self.abort()
+            raise
+        wall = self.elapsed_s
+        outputs = {key: sink.path for key, sink in self.sinks.items()}
+        video = self.sinks.get("video")
+        summary = RunSummary(
+            status=status,
+            input=self.source.info,
+            detector=self._detector_facts(),
+            tracker=TrackerFacts(self.tracker.name, self.tracker.params()) if self.tracker else None,
+            sampling=self.config.sampling(),
+            counts=self.stats.counts(),
+            frames_lost=self.source.lost_frames,
+            wall_time_s=round(wall, 3),
+            started_at=self.started.isoformat(timespec="seconds"),
+            engine=self.config.engine,
+            stages=tuple(_figures(p, wall, self.stats.frames) for p in [*profiles, self.profile]),
+            outputs={key: path.name for key, path in outputs.items()},
+            video_output=VideoOutput(video.codec, video.width, video.height) if video else None,
+            live=self.monitor.figures(self.source) if self.source.live and self.monitor else None,
+        )
+        outputs["summary"] = summary.write(self.summary_path)
+        return RunResult(self.out_dir, outputs, summary)
+
+    def abort(self) -> None:
+        """Discard every partial output."""
+        for sink in self.sinks.values():
+            sink.abort()
+        for viewer in self.viewers:
+            viewer.close()
+
+    def _detector_facts(self) -> DetectorFacts:
+        cfg = self.config
+        return DetectorFacts(name=cfg.detector, model=self.detector.model, classes=cfg.classes,
+                             conf=cfg.detection_conf(), iou=cfg.iou, imgsz=cfg.imgsz, device=cfg.device,
+                             batch_size=cfg.batch_size, runtime=self.detector.runtime,
+                             precision=self.detector.precision)
+
+
+def _figures(profile: StageProfile, wall_s: float, frames: int) -> StageFigures:
+    return StageFigures(
+        stage=profile.name,
+        frames_per_busy_s=round(frames / profile.busy_s, 1) if profile.busy_s else None,
+        busy_fraction=round(profile.busy_s / wall_s, 3) if wall_s else None,
+        mean_queue=round(profile.mean_queue, 2),
+        queue_capacity=profile.capacity,
+    )

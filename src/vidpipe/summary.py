@@ -1,0 +1,193 @@
+"""What a run reports: `RunSummary`, a typed record written as `summary.json` (and read back from it).
+
+Every part is a small frozen dataclass, so the CLI, the corpus table and users' code read fields, not dict
+keys, and the JSON's keys are defined in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .files import write_atomic
+from .frames import VideoInfo
+from .sources import Sampling
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What passed through: frames, and detections and tracks per class (a track counts once, for its class)."""
+
+    frames_processed: int = 0
+    first_frame: int | None = None
+    last_frame: int | None = None
+    detections_per_class: dict[str, int] | None = None
+    tracks_per_class: dict[str, int] | None = None
+
+    @property
+    def detections(self) -> int:
+        return sum((self.detections_per_class or {}).values())
+
+    @property
+    def tracks(self) -> int:
+        return sum((self.tracks_per_class or {}).values())
+
+    def to_dict(self) -> dict:
+        return {"frames_processed": self.frames_processed, "first_frame": self.first_frame,
+                "last_frame": self.last_frame, "detections": self.detections,
+                "detections_per_class": dict(self.detections_per_class or {}), "tracks": self.tracks,
+                "tracks_per_class": dict(self.tracks_per_class or {})}
+
+
+@dataclass(frozen=True)
+class StageFigures:
+    """One stage of the engine: frames per busy second, share of the wall time busy, input queue use."""
+
+    stage: str
+    frames_per_busy_s: float | None
+    busy_fraction: float | None
+    mean_queue: float
+    queue_capacity: int
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    p50: float
+    p95: float
+    mean: float
+    max: float
+
+    @classmethod
+    def of(cls, values) -> Percentiles | None:
+        values = np.asarray(values, dtype=np.float64)
+        if not len(values):
+            return None
+        p50, p95 = np.percentile(values, [50, 95])
+        return cls(*(round(float(v), 2) for v in (p50, p95, values.mean(), values.max())))
+
+
+@dataclass(frozen=True)
+class LiveFigures:
+    """A live run's figures: frames captured and dropped, latency and inference time (ms), stream gaps."""
+
+    frames_captured: int | None
+    frames_dropped: int
+    latency_ms: Percentiles | None
+    inference_ms: Percentiles | None
+    reconnects: int
+    gaps: tuple[dict, ...] = ()  # `vidpipe.sources.Gap.as_dict()` of each
+
+
+@dataclass(frozen=True)
+class DetectorFacts:
+    name: str
+    model: str
+    classes: list | None
+    conf: float
+    iou: float
+    imgsz: int
+    device: str | None
+    batch_size: int
+    runtime: str
+    precision: str
+
+
+@dataclass(frozen=True)
+class TrackerFacts:
+    name: str
+    params: dict
+
+
+@dataclass(frozen=True)
+class VideoOutput:
+    codec: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run of one input. `status` is complete, interrupted (Ctrl-C or SIGTERM: the outputs cover the
+    frames done) or stopped (a live run ended by the user)."""
+
+    status: str
+    input: VideoInfo
+    detector: DetectorFacts
+    tracker: TrackerFacts | None
+    sampling: Sampling
+    counts: Counts
+    frames_lost: int
+    wall_time_s: float
+    started_at: str
+    engine: str
+    stages: tuple[StageFigures, ...]
+    outputs: dict[str, str]  # output key -> file name, beside summary.json
+    video_output: VideoOutput | None = None
+    live: LiveFigures | None = None
+    vidpipe_version: str = __version__
+
+    @property
+    def interrupted(self) -> bool:
+        return self.status == "interrupted"
+
+    @property
+    def fps(self) -> float | None:
+        return round(self.counts.frames_processed / self.wall_time_s, 2) if self.wall_time_s > 0 else None
+
+    def to_dict(self) -> dict:
+        data = {
+            "vidpipe_version": self.vidpipe_version,
+            "status": self.status,
+            "input": self.input.as_dict(),
+            "detector": asdict(self.detector),
+            "tracker": asdict(self.tracker) if self.tracker else None,
+            "sampling": asdict(self.sampling),
+            **self.counts.to_dict(),
+            "frames_lost": self.frames_lost,
+            "wall_time_s": self.wall_time_s,
+            "fps": self.fps,
+            "started_at": self.started_at,
+            "engine": self.engine,
+            "stages": [asdict(stage) for stage in self.stages],
+            "outputs": dict(self.outputs),
+        }
+        if self.video_output:
+            data["video_output"] = asdict(self.video_output)
+        if self.live:
+            data["live"] = asdict(self.live)
+        return data
+
+    def write(self, path: str | Path) -> Path:
+        return write_atomic(path, json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+
+    @classmethod
+    def read(cls, path: str | Path) -> RunSummary:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunSummary:
+        source = dict(data["input"])
+        source["duration"] = source.pop("duration_s")
+        live = data.get("live")
+        if live:
+            live = LiveFigures(**{**live, "latency_ms": _percentiles(live["latency_ms"]),
+                                  "inference_ms": _percentiles(live["inference_ms"]),
+                                  "gaps": tuple(live["gaps"])})
+        counts = {f.name: data[f.name] for f in fields(Counts)}
+        return cls(
+            status=data["status"], input=VideoInfo(**source), detector=DetectorFacts(**data["detector"]),
+            tracker=TrackerFacts(**data["tracker"]) if data["tracker"] else None,
+            sampling=Sampling(**data["sampling"]), counts=Counts(**counts), frames_lost=data["frames_lost"],
+            wall_time_s=data["wall_time_s"], started_at=data["started_at"], engine=data["engine"],
+            stages=tuple(StageFigures(**stage) for stage in data["stages"]), outputs=data["outputs"],
+            video_output=VideoOutput(**data["video_output"]) if data.get("video_output") else None,
+            live=live, vidpipe_version=data["vidpipe_version"],
+        )
+
+
+def _percentiles(data: dict | None) -> Percentiles | None:
+    return Percentiles(**data) if data else None
