@@ -37,6 +37,19 @@ def frame_times(path: Path) -> list[float]:
         return [float((f.pts - start) * stream.time_base) for f in container.decode(stream)]
 
 
+def top_level_atoms(path: Path) -> list[str]:
+    """The MP4 file's top-level boxes in file order (ftyp, moov, mdat...), read from their headers."""
+    atoms = []
+    with open(path, "rb") as handle:
+        while header := handle.read(8):
+            size, kind = int.from_bytes(header[:4], "big"), header[4:].decode("latin-1")
+            if size == 1:
+                size = int.from_bytes(handle.read(8), "big") - 8
+            handle.seek(size - 8, 1)
+            atoms.append(kind)
+    return atoms
+
+
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """The real `vidpipe` command in a subprocess, as a user runs it."""
     return subprocess.run(

@@ -67,3 +67,50 @@ def test_line_width_and_text_follow_the_frame_size():
         out = Annotator().annotate(np.zeros((height, width, 3), np.uint8), dets(box, tracks=np.array([5])))
         share.append(out.any(axis=2).mean())
     assert 0.7 < share[1] / share[0] < 1.4
+
+
+def test_the_label_names_the_tracks_voted_class_not_the_frames():
+    """A car the detector called `cell phone` in this frame is labelled with its track's class."""
+    names = ("person", "car", "cell phone")
+    image = np.zeros((360, 640, 3), np.uint8)
+    flicker = Detections([[100, 100, 300, 300]], [0.6], [2], names, [5], track_class=[1])
+    steady = Detections([[100, 100, 300, 300]], [0.6], [1], names, [5])
+    assert (Annotator().annotate(image, flicker) == Annotator().annotate(image, steady)).all()
+
+
+def test_label_parts_can_be_chosen_or_left_out():
+    image = np.zeros((360, 640, 3), np.uint8)
+    box = dets([[100, 100, 300, 300]], tracks=np.array([12]))
+    above = slice(60, 99), slice(100, 300)
+    widths = {}
+    for labels in (("class", "id", "score"), ("id",), ()):
+        out = Annotator(labels=labels).annotate(image, box)
+        widths[labels] = (out[above] == color_for(12, 0)).all(axis=2).any(axis=0).sum()
+    assert widths[("class", "id", "score")] > widths[("id",)] > widths[()] == 0
+
+
+def test_colour_by_class_gives_one_colour_per_class():
+    assert color_for(7, 1, by="class") == color_for(8, 1, by="class") == tuple(int(c) for c in PALETTE[1])
+    image = np.zeros((360, 640, 3), np.uint8)
+    two = dets([[50, 100, 150, 300], [400, 100, 500, 300]], tracks=np.array([7, 8]), classes=np.array([1, 1]))
+    out = Annotator(color_by="class").annotate(image, two)
+    assert tuple(out[200, 50]) == tuple(out[200, 400]) == tuple(int(c) for c in PALETTE[1])
+
+
+def test_a_label_that_would_cover_another_moves():
+    """Two boxes whose labels would land on the same spot: both labels stay readable, neither covers the
+    other (the second moves inside its box)."""
+    image = np.zeros((360, 640, 3), np.uint8)
+    two = dets([[100, 100, 300, 300], [110, 104, 310, 304]], tracks=np.array([1, 2]), scores=np.array([0.9, 0.8]))
+    out = Annotator().annotate(image, two)
+    for track in (1, 2):
+        assert (out == color_for(track, 0)).all(axis=2)[60:140].sum() > 1000, track
+
+
+def test_text_is_readable_at_640_pixels():
+    """At 640x360 a label's patch is at least 19 px tall: text of about 11 px (Hershey at scale 0.5) with its
+    baseline and padding (it was 17 px, with 9 px text, before labels were scaled for small frames)."""
+    image = np.zeros((360, 640, 3), np.uint8)
+    out = Annotator(labels=("id",)).annotate(image, dets([[100, 150, 300, 300]], tracks=np.array([12])))
+    rows = np.flatnonzero((out[:150, 100:140] == color_for(12, 0)).all(axis=2).any(axis=1))
+    assert rows.max() - rows.min() + 1 >= 19

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,17 +15,18 @@ import pandas as pd
 import pytest
 from test_sources import write_zero_frame_video
 
-from conftest import PARKING, REPO, SUBURBAN, frame_times, run_cli
+from conftest import PARKING, REPO, SUBURBAN, frame_times, run_cli, top_level_atoms
 from vidpipe.detectors.runtimes import resolve_runtime
 from vidpipe.detectors.yolo import DEFAULT_MODEL
 from vidpipe.sources import Sampling, open_source
 
-COLUMNS = ["video", "frame", "time_s", "track_id", "class_id", "class_name", "score", "x1", "y1", "x2", "y2"]
+COLUMNS = ["video", "frame", "time_s", "track_id", "class_id", "class_name", "track_class", "score", "x1", "y1",
+           "x2", "y2"]
 
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
-    """The quickstart: the whole parking-lot clip with default settings (YOLOv8n + ByteTrack)."""
+    """The whole parking-lot clip (audio, 12.5 fps) with default settings (YOLOv8n + ByteTrack)."""
     out = tmp_path_factory.mktemp("run") / "parking"
     result = run_cli("run", str(PARKING), "--out", str(out), "--quiet")
     assert result.returncode == 0, result.stderr
@@ -49,6 +52,22 @@ def test_annotated_video_matches_the_input(full_run):
         assert abs(float(w.duration * w.time_base) - float(s.duration * s.time_base)) < 1 / 12.5
         assert written.streams.audio[0].codec_context.name == "aac"
         assert abs(written.duration - source.duration) / 1e6 < 1 / 12.5
+
+
+def test_annotated_video_has_its_index_first_so_browsers_play_it_at_once(full_run):
+    out, _ = full_run
+    atoms = top_level_atoms(out / "annotated.mp4")
+    assert "moov" in atoms and "mdat" in atoms and atoms.index("moov") < atoms.index("mdat"), atoms
+
+
+def test_the_one_time_export_message_has_a_line_of_its_own(tmp_path):
+    """The export happens while the progress bar is drawn: its message must not be glued onto the bar."""
+    env = {**os.environ, "VIDPIPE_CACHE": str(tmp_path / "cache")}  # an empty cache: the model is exported
+    result = subprocess.run([sys.executable, "-m", "vidpipe", "run", str(SUBURBAN), "-o", str(tmp_path / "out"),
+                             "--max-frames", "8"], capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    pieces = [p.strip() for p in re.split(r"[\r\n]", result.stderr) if "exporting" in p]
+    assert pieces and all(p.startswith("vidpipe: exporting") for p in pieces), result.stderr
 
 
 def test_tables_have_one_row_per_detection(full_run):
@@ -174,6 +193,20 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, make_args, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vidpipe: error:") and message in lines[0], result.stderr
     assert not out.exists() or not list(out.iterdir())  # nothing left behind, not even a partial file
+
+
+def test_the_quickstart_clip_shows_what_the_model_gets_right(tmp_path):
+    """The README's first command runs a shipped clip on which the bundled model is right: its tracks are
+    cars and trucks (the overhead parking lot it used to run gave `cell phone #3` on a car)."""
+    readme = (REPO / "README.md").read_text()
+    command = re.search(r"```bash\n(pip install -e \. && vidpipe run (\S+))\n```", readme)
+    assert command, "the README's quickstart must start with the install-and-run command"
+    clip = REPO / command.group(2)
+    assert clip.is_file() and clip.parent == REPO / "sample_videos"
+    result = run_cli("run", str(clip), "-o", str(tmp_path), "--max-frames", "240", "--no-video", "-q")
+    assert result.returncode == 0, result.stderr
+    tracks = pd.read_parquet(tmp_path / "tracks.parquet")
+    assert len(tracks) >= 10 and tracks["class_name"].isin(["car", "truck"]).mean() >= 0.8, tracks["class_name"]
 
 
 def test_version_and_models():

@@ -46,6 +46,8 @@ def test_detector_and_sampling_settings_come_from_the_config_with_their_own_defa
     ({"trackers": {"bytetrack": {"track_buffer": -1}}}, "track_buffer must be >= 0"),
     ({"trackers": {"sort": {}}}, "unknown tracker 'sort'"),
     ({"bytetrack": {"track_buffer": 90}}, "tracker parameters go under trackers:"),
+    ({"labels": "class,name"}, "labels: unknown part(s) 'name'"),
+    ({"color_by": "score"}, "color_by must be one of track, class"),
 ])
 def test_every_bad_value_fails_when_the_config_is_built(values, message):
     with pytest.raises(InputError) as error:

@@ -72,16 +72,17 @@ def test_batch_isolates_bad_videos_and_writes_corpus_tables(corpus, tmp_path):
     assert videos.loc["dQw4w9WgXcQ", "frames"] == 38  # 1 fps over 37.7 s
     assert videos.loc["dQw4w9WgXcQ", "fps"] == pytest.approx(24.013, abs=1e-3)
     assert videos.loc["dQw4w9WgXcQ", "n_car"] > 0 and "processing_s" in videos
-    detections = pd.read_parquet(out / "detections")  # one call reads the partitioned dataset
-    per_video = pd.read_parquet(out / "dQw4w9WgXcQ" / "detections.parquet")
+    detections = pd.read_parquet(out / "detections")  # one call reads the dataset
+    per_video = pd.read_parquet(out / "videos" / "dQw4w9WgXcQ" / "detections.parquet")
     assert (detections["video_id"] == "dQw4w9WgXcQ").sum() == len(per_video) == videos.loc["dQw4w9WgXcQ", "detections"]
     assert set(per_video["video"]) == {"dQw4w9WgXcQ"}  # tables carry the video id
     segments = pd.read_parquet(out / "segments")
     assert set(segments.columns) >= {"video_id", "segment", "start_s", "end_s", "class_name", "max_score",
                                      "mean_count", "frames_present"}
     assert (segments["start_s"] % 5 == 0).all()
-    assert (out / "parking-lot-cars" / MARKER).is_file() and not (out / "corrupt" / MARKER).exists()
-    assert json.loads((out / "corrupt" / "error.json").read_text())["status"] == "error"
+    assert (out / "videos" / "parking-lot-cars" / MARKER).is_file()
+    assert not (out / "videos" / "corrupt" / MARKER).exists()
+    assert json.loads((out / "videos" / "corrupt" / "error.json").read_text())["status"] == "error"
 
 
 def test_manifest_ids_cannot_escape_the_output_folder(tmp_path):
@@ -92,7 +93,7 @@ def test_manifest_ids_cannot_escape_the_output_folder(tmp_path):
                       progress=False)
     assert sorted(table["video_id"]) == ["____outside", "_abs_olute"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deep", "m.csv"]
-    assert all((out / vid / MARKER).is_file() for vid in table["video_id"])
+    assert all((out / "videos" / vid / MARKER).is_file() for vid in table["video_id"])
 
 
 def test_killed_batch_resumes_with_every_video_done_once(tmp_path):
@@ -105,26 +106,26 @@ def test_killed_batch_resumes_with_every_video_done_once(tmp_path):
     command = [sys.executable, "-m", "vidpipe", "batch", str(folder), "-o", str(out), "--max-frames", "40", "-q"]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    while not (out / "clip1" / MARKER).exists() and time.time() < deadline:  # two done, the third under way
+    while not (out / "videos" / "clip1" / MARKER).exists() and time.time() < deadline:  # two done, a third going
         time.sleep(0.05)
     time.sleep(0.5)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done_before = {p.parent.name: p.stat().st_mtime_ns for p in out.glob(f"*/{MARKER}")}
+    done_before = {p.parent.name: p.stat().st_mtime_ns for p in (out / "videos").glob(f"*/{MARKER}")}
     assert 2 <= len(done_before) < 4
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    markers = {p.parent.name: p.stat().st_mtime_ns for p in out.glob(f"*/{MARKER}")}
+    markers = {p.parent.name: p.stat().st_mtime_ns for p in (out / "videos").glob(f"*/{MARKER}")}
     assert sorted(markers) == ["clip0", "clip1", "clip2", "clip3"]
     assert all(markers[v] == t for v, t in done_before.items())  # done before the kill: not done again
     assert not list(out.rglob("*.partial"))
-    assert sorted(p.parent.name for p in (out / "detections").rglob("*.parquet")) == [
-        f"video_id=clip{i}" for i in range(4)]  # one partition file per video
+    assert sorted(p.name for p in (out / "detections").iterdir()) == [
+        f"part-clip{i}.parquet" for i in range(4)]  # one file per video
     detections = pd.read_parquet(out / "detections")
     for i in range(4):
-        own = pd.read_parquet(out / f"clip{i}" / "detections.parquet")
+        own = pd.read_parquet(out / "videos" / f"clip{i}" / "detections.parquet")
         assert (detections["video_id"] == f"clip{i}").sum() == len(own)
-        assert len(pd.read_parquet(out / f"clip{i}" / "frames.parquet")) == 40
+        assert len(pd.read_parquet(out / "videos" / f"clip{i}" / "frames.parquet")) == 40
     assert set(pd.read_parquet(out / "videos.parquet")["status"]) == {"done"}
 
 
@@ -148,12 +149,11 @@ def test_two_workers_and_ray_give_the_same_tables_as_one(tmp_path):
     pd.testing.assert_frame_equal(tables["one"], tables["ray"])
     for name in ("two", "ray"):
         for vid in ("parking-lot-cars", "suburban-traffic"):
-            tracks = (tmp_path / name / vid / "tracks.txt").read_text()
-            assert tracks == (tmp_path / "one" / vid / "tracks.txt").read_text()
+            tracks = (tmp_path / name / "videos" / vid / "tracks.txt").read_text()
+            assert tracks == (tmp_path / "one" / "videos" / vid / "tracks.txt").read_text()
 
 
 def _sorted(table: pd.DataFrame) -> pd.DataFrame:
-    table = table.assign(video_id=table["video_id"].astype(str))
     return table.sort_values(["video_id", "frame", "track_id", "x1"]).reset_index(drop=True)
 
 
@@ -161,11 +161,11 @@ def test_force_redoes_done_videos(tmp_path):
     out = tmp_path / "out"
     config = PipelineConfig(sample_fps=1, max_frames=2, video=False, mot=False)
     run_batch([str(PARKING)], out, config, progress=False)
-    first = (out / "parking-lot-cars" / MARKER).stat().st_mtime_ns
+    first = (out / "videos" / "parking-lot-cars" / MARKER).stat().st_mtime_ns
     run_batch([str(PARKING)], out, config, progress=False)
-    assert (out / "parking-lot-cars" / MARKER).stat().st_mtime_ns == first
+    assert (out / "videos" / "parking-lot-cars" / MARKER).stat().st_mtime_ns == first
     run_batch([str(PARKING)], out, config, force=True, progress=False)
-    assert (out / "parking-lot-cars" / MARKER).stat().st_mtime_ns != first
+    assert (out / "videos" / "parking-lot-cars" / MARKER).stat().st_mtime_ns != first
 
 
 def test_segment_table_on_a_known_detection_sequence():
@@ -186,3 +186,56 @@ def test_segment_table_on_a_known_detection_sequence():
     ]
     empty = segment_table("vid", detections.iloc[:0], frames)
     assert list(empty.columns) == list(table.columns) and empty.dtypes.equals(table.dtypes)
+
+
+def test_corpus_tables_read_the_same_in_pandas_polars_and_duckdb(tmp_path):
+    """Ids made of digits stay text, every video's tables have the same columns whatever it shows, and
+    the ids a corpus uses for its own files (`detections`, `videos.parquet`) are ordinary video ids."""
+    polars = pytest.importorskip("polars")
+    duckdb = pytest.importorskip("duckdb")
+    manifest = tmp_path / "list.csv"
+    manifest.write_text(f"video_id,path\n0123,{PARKING}\n007,{SUBURBAN}\ndetections,{SUBURBAN}\n"
+                        f"videos.parquet,{PARKING}\n")
+    out = tmp_path / "out"
+    config = PipelineConfig(start=5.0, max_frames=12, video=False, mot=False)
+    table = run_batch([str(manifest)], out, config, progress=False)
+    assert table["status"].tolist() == ["done"] * 4 and (out / "videos.parquet").is_file()
+    for dataset in ("detections", "frames", "tracks", "segments"):
+        files = sorted(str(p) for p in (out / dataset).glob("*.parquet"))
+        assert len(files) == 4, dataset
+        with_pandas = pd.read_parquet(out / dataset)
+        with_polars = polars.read_parquet(str(out / dataset / "*.parquet")).to_pandas()
+        with_duckdb = duckdb.sql(f"select * from read_parquet('{out / dataset}/*.parquet')").df()
+        for other in (with_polars, with_duckdb):
+            assert list(other.columns) == list(with_pandas.columns), dataset
+            assert sorted(other["video_id"].tolist()) == sorted(with_pandas["video_id"].astype(str).tolist())
+        assert set(with_pandas["video_id"].astype(str)) == {"0123", "007", "detections", "videos.parquet"}, dataset
+        assert with_polars["video_id"].map(type).eq(str).all() and with_duckdb["video_id"].map(type).eq(str).all()
+    frames = pd.read_parquet(out / "frames")
+    assert {"n_car", "n_person", "n_toothbrush"} <= set(frames.columns)  # every class, seen or not
+    videos = pd.read_parquet(out / "videos.parquet")
+    assert videos["video_id"].tolist() == ["0123", "007", "detections", "videos.parquet"]
+    assert {"n_car", "n_toothbrush"} <= set(videos.columns)
+    tracks = pd.read_parquet(out / "tracks")
+    # "which clips have a car for at least 0.3 s" is one line on the tracks table:
+    clips = set(tracks.loc[(tracks.class_name == "car") & (tracks.duration_s >= 0.3), "video_id"])
+    assert {"007", "detections"} <= clips
+
+
+def test_tracks_table_summarises_every_track(tmp_path):
+    """tracks.parquet: one row per track id of the detection table, its numbers recomputed from the rows."""
+    result = run_cli("run", str(SUBURBAN), "-o", str(tmp_path), "--max-frames", "60", "--no-video", "-q")
+    assert result.returncode == 0, result.stderr
+    detections = pd.read_parquet(tmp_path / "detections.parquet")
+    tracks = pd.read_parquet(tmp_path / "tracks.parquet").set_index("track_id")
+    assert sorted(tracks.index) == sorted(detections["track_id"].unique())
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert tracks["class_name"].value_counts().to_dict() == summary["tracks_per_class"]
+    for track, rows in detections.groupby("track_id"):
+        row = tracks.loc[track]
+        assert (row.first_frame, row.last_frame) == (rows.frame.min(), rows.frame.max())
+        assert row.duration_s == pytest.approx(rows.time_s.max() - rows.time_s.min())
+        assert row.frames_detected == len(rows) and row.max_score == pytest.approx(rows.score.max())
+        assert row.class_name == rows.track_class.iloc[-1]  # the vote as it stood at the track's end
+        centres = np.column_stack([(rows.x1 + rows.x2) / 2, (rows.y1 + rows.y2) / 2])
+        assert row.path_px == pytest.approx(np.hypot(*np.diff(centres, axis=0).T).sum(), rel=1e-4)

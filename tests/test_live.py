@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import PARKING, REPO, SUBURBAN, frame_times, run_cli
+from conftest import PARKING, REPO, SUBURBAN, frame_times, run_cli, top_level_atoms
 from streaming import LiveStreamServer, transport_stream
 from vidpipe.annotate import Annotator
 from vidpipe.detections import Detections
@@ -50,7 +50,7 @@ def test_stream_drop_and_reconnect_keeps_the_run_going(traffic_stream, tmp_path)
     out = tmp_path / "out"
     process = vidpipe("live", traffic_stream.url, "-o", str(out), "--duration", "14", "--reconnect-delay", "0.3",
                       "--max-reconnect-delay", "1", "-q")
-    wait_for(out / "detections.parquet.partial")
+    wait_for(out / ".detections.parquet.partial")
     time.sleep(4)  # a few seconds of traffic...
     traffic_stream.stop()  # ...then the camera goes away
     time.sleep(2.5)
@@ -120,7 +120,7 @@ def test_preview_page_in_a_real_browser(traffic_stream, tmp_path, browser):
     process = vidpipe("live", traffic_stream.url, "-o", str(out), "--serve", f"127.0.0.1:{port}", "--overlay",
                       "--duration", "60", "-q")
     try:
-        wait_for(out / "detections.parquet.partial")
+        wait_for(out / ".detections.parquet.partial")
         time.sleep(2)
         browser.get(f"http://127.0.0.1:{port}/")
         time.sleep(2)
@@ -163,7 +163,7 @@ def test_stopping_mid_run_leaves_valid_outputs(tmp_path, command, stop):
     out = tmp_path / "out"
     extra = ["--save"] if command == "live" else []
     process = vidpipe(command, str(SUBURBAN), "-o", str(out), *extra, "-q")
-    partial = out / "annotated.mp4.partial"
+    partial = out / ".annotated.mp4.partial"
     deadline = time.time() + 120
     while not (partial.exists() and partial.stat().st_size > 20_000) and time.time() < deadline:
         time.sleep(0.05)
@@ -174,6 +174,8 @@ def test_stopping_mid_run_leaves_valid_outputs(tmp_path, command, stop):
     assert summary["status"] == ("interrupted" if command == "run" else "stopped")
     processed = summary["frames_processed"]
     assert 0 < processed and len(frame_times(out / "annotated.mp4")) == processed
+    atoms = top_level_atoms(out / "annotated.mp4")
+    assert atoms.index("moov") < atoms.index("mdat")  # faststart, for live --save and interrupted runs too
     assert len(pd.read_parquet(out / "frames.parquet")) == processed
     pd.read_parquet(out / "detections.parquet")
     assert not list(out.glob("*.partial"))

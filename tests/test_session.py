@@ -48,7 +48,7 @@ def test_stream_gives_tracked_pairs_equal_to_a_run(pipeline, tmp_path):
 
 
 def test_stream_can_write_the_usual_outputs_and_a_loop_that_stops_early_is_recorded(pipeline, tmp_path):
-    for frame, _ in pipeline.stream(SUBURBAN, tmp_path / "all"):
+    for _ in pipeline.stream(SUBURBAN, tmp_path / "all"):
         pass
     assert json.loads((tmp_path / "all" / "summary.json").read_text())["status"] == "complete"
     for frame, _ in pipeline.stream(SUBURBAN, tmp_path / "early"):

@@ -70,7 +70,7 @@ def test_crash_leaves_only_a_partial_file(tmp_path):
     sink = VideoSink(out, source.info)
     for frame in source:
         sink.write(frame, Detections.empty(NAMES))
-    assert not out.exists() and (tmp_path / "annotated.mp4.partial").exists()
+    assert not out.exists() and (tmp_path / ".annotated.mp4.partial").exists()
     sink.abort()
     assert list(tmp_path.iterdir()) == []
 
@@ -94,8 +94,9 @@ def test_detection_table_has_one_row_per_detection(tmp_path, fmt):
         sink.write(frame, d)
     sink.close()
     table = pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path)
-    assert list(table.columns) == ["video", "frame", "time_s", "track_id", "class_id", "class_name", "score",
-                                   "x1", "y1", "x2", "y2"]
+    assert list(table.columns) == ["video", "frame", "time_s", "track_id", "class_id", "class_name", "track_class",
+                                   "score", "x1", "y1", "x2", "y2"]
+    assert table["track_class"].tolist() == table["class_name"].tolist()  # untracked: a row's class is its own
     assert len(table) == sink.rows == 0 + 1 + 2 + 0 + 1 + 2 + 0
     assert table["frame"].tolist() == [2, 4, 4, 8, 10, 10]
     assert table["class_name"].tolist() == ["traffic light", "traffic light", "person"] * 2
@@ -113,9 +114,12 @@ def write_frames(path, **options) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def test_frame_table_lists_every_frame_and_counts_per_class_seen(tmp_path):
+def test_frame_table_lists_every_frame_and_counts_every_class_the_model_knows(tmp_path):
+    """The same columns whatever the video shows (car is never seen here), so tables of any videos stack."""
     table = write_frames(tmp_path / "frames.parquet", top_k=0)
-    assert list(table.columns) == ["video", "frame", "time_s", "n_detections", "n_person", "n_traffic_light"]
+    assert list(table.columns) == ["video", "frame", "time_s", "n_detections", "n_person", "n_car",
+                                   "n_traffic_light"]
+    assert table["n_car"].tolist() == [0] * 7
     assert table["frame"].tolist() == [0, 2, 4, 6, 8, 10, 12]
     assert table["n_detections"].tolist() == [0, 1, 2, 0, 1, 2, 0]
     assert table["n_person"].tolist() == [0, 0, 1, 0, 0, 1, 0]

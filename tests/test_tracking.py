@@ -159,3 +159,46 @@ def test_registry_and_parameter_checks():
         ByteTrack(track_bufer=10)
     with pytest.raises(InputError, match="track_low_thresh"):
         ByteTrack(track_low_thresh=0.6, track_high_thresh=0.5)
+
+
+class FixedTrack:
+    """A stand-in tracker that puts every detection on track 1, so the vote alone is under test."""
+
+    name, Config = "fixed", None
+
+    def update(self, detections, time=None):
+        return detections.with_track_ids(np.ones(len(detections), np.int64))
+
+    def reset(self) -> None:
+        pass
+
+    def params(self) -> dict:
+        return {}
+
+
+def test_a_track_has_the_class_of_its_heaviest_score_weighted_vote():
+    """Detections alternate between `cell phone` (0.3) and `car` (0.8), phone first: the vote says phone on
+    frame 0 (the only evidence) and car from frame 1 on, every frame, although half the frames say phone."""
+    from vidpipe.tracking import ClassVote
+
+    names = ("car", "cell phone")
+    vote = ClassVote(FixedTrack())
+    voted, own = [], []
+    for i in range(10):
+        cls, score = (1, 0.3) if i % 2 == 0 else (0, 0.8)
+        out = vote.update(Detections([[0, 0, 10, 10]], [score], [cls], names), time=i / 10)
+        voted.append(out.track_class_name[0])
+        own.append(out.class_name[0])
+    assert voted == ["cell phone"] + ["car"] * 9
+    assert own == ["cell phone", "car"] * 5  # the detector's own class is kept, per row
+
+
+def test_votes_of_long_gone_tracks_are_forgotten():
+    from vidpipe.tracking import ClassVote
+
+    vote = ClassVote(FixedTrack(), forget_after_s=5)
+    names = ("car", "cell phone")
+    vote.update(Detections([[0, 0, 10, 10]], [0.9], [1], names), time=0.0)
+    vote.update(Detections.empty(names), time=6.0)  # the track has not been seen for 6 s
+    out = vote.update(Detections([[0, 0, 10, 10]], [0.3], [0], names), time=7.0)
+    assert out.track_class_name.tolist() == ["car"]  # a fresh tally, not the old cell phone's 0.9

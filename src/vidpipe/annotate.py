@@ -1,9 +1,11 @@
 """Drawing detections on frames: boxes, `person #12 0.87` labels and optional motion trails.
 
-Colours stay with a track id for the whole video (with the class when untracked); labels sit on a filled
-patch of the box colour with black or white text, whichever contrasts, so they read on any background;
-line widths and text size follow the frame size. Only OpenCV's built-in Hershey font is used, so nothing
-is ever downloaded.
+A label names the track's voted class (which does not flicker from frame to frame), its id and the frame's
+score, or any subset of the three. Colours stay with a track id for the whole video (or follow the class);
+labels sit on a filled patch of the box colour with black or white text, whichever contrasts, so they read
+on any background; a label that would cover another moves inside or below its box. Line widths and text
+size follow the frame size (text stays readable at 640 px). Only OpenCV's built-in Hershey font is used,
+so nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ PALETTE = np.array(
     dtype=np.uint8,
 )
 FONT = cv2.FONT_HERSHEY_SIMPLEX
+LABEL_PARTS = ("class", "id", "score")  # in the order they are written: `car #3 0.87`
+COLOR_BY = ("track", "class")
 
 
-def color_for(track_id: int, class_id: int) -> tuple[int, int, int]:
-    """Stable colour: by track id when tracked, else by class."""
-    key = track_id if track_id > 0 else class_id
+def color_for(track_id: int, class_id: int, by: str = "track") -> tuple[int, int, int]:
+    """Stable colour: by track id when tracked (unless `by` is class), else by class."""
+    key = track_id if track_id > 0 and by == "track" else class_id
     return tuple(int(c) for c in PALETTE[key % len(PALETTE)])
 
 
@@ -39,10 +43,13 @@ class Annotator:
     """Draws one frame's detections; keeps the recent centres of each track when trails are on."""
 
     def __init__(self, trails: bool = False, trail_length: int = 30,
-                 overlay: Callable[[], Sequence[str]] | None = None) -> None:
+                 overlay: Callable[[], Sequence[str]] | None = None, labels: Sequence[str] = LABEL_PARTS,
+                 color_by: str = "track") -> None:
         self.trails = trails
         self.trail_length = trail_length
         self.overlay = overlay  # lines of status text (fps, latency...) for the top-left corner
+        self.labels = [part for part in LABEL_PARTS if part in labels]
+        self.color_by = color_by
         self._history: dict[int, deque] = {}
         self._frames_since_seen: dict[int, int] = {}
 
@@ -51,26 +58,31 @@ class Annotator:
         canvas = image.copy()
         base = min(canvas.shape[:2])
         line = max(2, round(base / 180))  # 2 px at 360p, 6 px at 1080p: the same look at any size
-        font_scale = max(0.4, base / 900)
-        text_thickness = max(1, round(base / 360))
+        font_scale = max(0.5, base / 800)  # 11 px tall text at 360p and below, 30 px at 1080p
+        text_thickness = max(1, round(base / 400))
         if self.trails:
             self._draw_trails(canvas, detections, line)
-        names = detections.class_name
-        for i in range(len(detections)):
-            x1, y1, x2, y2 = (int(round(v)) for v in detections.xyxy[i])
-            track = int(detections.track_id[i])
-            color = color_for(track, int(detections.class_id[i]))
+        boxes = np.round(detections.xyxy).astype(int).tolist()
+        colors = [color_for(int(t), int(c), self.color_by)
+                  for t, c in zip(detections.track_id, detections.track_class)]
+        for (x1, y1, x2, y2), color in zip(boxes, colors):
             cv2.rectangle(canvas, (x1, y1), (x2, y2), color, line)  # axis-aligned: no need for (4x dearer) LINE_AA
-            tag = f" #{track}" if track > 0 else ""
-            label = f"{names[i]}{tag} {detections.score[i]:.2f}"
-            _draw_label(canvas, label, (x1, y1), color, font_scale, text_thickness)
+        if self.labels:  # on top of every box, the most confident first: it gets the best place
+            names, placed = detections.track_class_name, []
+            for i in np.argsort(-detections.score, kind="stable"):
+                text = self._label(names[i], int(detections.track_id[i]), float(detections.score[i]))
+                _draw_label(canvas, text, boxes[i], colors[i], font_scale, text_thickness, placed)
         if self.overlay:
             draw_overlay(canvas, self.overlay(), font_scale, text_thickness)
         return canvas
 
+    def _label(self, name: str, track: int, score: float) -> str:
+        parts = {"class": name, "id": f"#{track}" if track > 0 else "", "score": f"{score:.2f}"}
+        return " ".join(parts[p] for p in self.labels if parts[p])
+
     def _draw_trails(self, canvas: np.ndarray, detections: Detections, line: int) -> None:
         seen = set()
-        for box, track, class_id in zip(detections.xyxy, detections.track_id, detections.class_id):
+        for box, track, class_id in zip(detections.xyxy, detections.track_id, detections.track_class):
             if track <= 0:
                 continue
             track = int(track)
@@ -79,7 +91,8 @@ class Annotator:
             self._history.setdefault(track, deque(maxlen=self.trail_length)).append(centre)
             points = np.array(self._history[track], dtype=np.int32)
             if len(points) > 1:
-                cv2.polylines(canvas, [points], False, color_for(track, int(class_id)), line, cv2.LINE_AA)
+                cv2.polylines(canvas, [points], False, color_for(track, int(class_id), self.color_by), line,
+                              cv2.LINE_AA)
         for track in list(self._history):
             self._frames_since_seen[track] = 0 if track in seen else self._frames_since_seen.get(track, 0) + 1
             if self._frames_since_seen[track] > self.trail_length:
@@ -102,15 +115,29 @@ def draw_overlay(canvas: np.ndarray, lines: Sequence[str], scale: float, thickne
         cv2.putText(canvas, line, (pad, y), FONT, scale, (255, 255, 255), thickness, cv2.LINE_AA)
 
 
-def _draw_label(canvas, text, corner, color, scale, thickness) -> None:
+def _draw_label(canvas, text, box, color, scale, thickness, placed: list) -> None:
+    """A label on a filled patch: above the box; where that covers a label already placed (or leaves the
+    frame), inside the box's top, then below the box, then a line further out either way. `placed` collects
+    the patches drawn so far."""
+    if not text:
+        return
     (w, h), baseline = cv2.getTextSize(text, FONT, scale, thickness)
     pad = max(2, h // 4)
-    x, y = corner
-    x = min(max(x, 0), max(canvas.shape[1] - w - 2 * pad, 0))
-    top = y - h - baseline - 2 * pad
-    if top < 0:  # no room above the box: put the label just inside it
-        top = max(y, 0)
-    cv2.rectangle(canvas, (x, top), (x + w + 2 * pad, top + h + baseline + 2 * pad), color, cv2.FILLED)
+    width, height = w + 2 * pad, h + baseline + 2 * pad
+    x1, y1, _, y2 = box
+    x = min(max(x1, 0), max(canvas.shape[1] - width, 0))
+    candidates = [y1 - height, y1, y2, y1 - 2 * height, y2 + height, y1 + height]
+    fits = [top for top in candidates if 0 <= top <= canvas.shape[0] - height] or [
+        max(min(y1, canvas.shape[0] - height), 0)]
+    # the first place that covers no label, else the one that covers the least
+    top = min(fits, key=lambda t: sum(_overlap((x, t, x + width, t + height), p) for p in placed))
+    placed.append((x, top, x + width, top + height))
+    cv2.rectangle(canvas, (x, top), (x + width, top + height), color, cv2.FILLED)
     luminance = 0.114 * color[0] + 0.587 * color[1] + 0.299 * color[2]
     ink = (0, 0, 0) if luminance > 140 else (255, 255, 255)
     cv2.putText(canvas, text, (x + pad, top + pad + h), FONT, scale, ink, thickness, cv2.LINE_AA)
+
+
+def _overlap(a: tuple, b: tuple) -> int:
+    """Area shared by two rectangles (x1, y1, x2, y2)."""
+    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))

@@ -78,6 +78,9 @@ PIPELINE_OPTIONS = [
     click.option("--threads", type=int, help="Cap on the decoder's, runtime's and encoder's threads."),
     click.option("--tracker", help="bytetrack or none [default: bytetrack]. Its parameters are set in a --pipeline "
                                    "YAML, under trackers: (see pipelines/default.yaml)."),
+    click.option("--labels", help="What a box's label says: any of class,id,score (comma-separated), or none "
+                                  "[default: class,id,score]."),
+    click.option("--color-by", type=click.Choice(["track", "class"]), help="Box colours [default: track]."),
     click.option("--trails/--no-trails", default=None, help="Draw motion trails of tracks."),
     click.option("--overlay/--no-overlay", default=None, help="Draw fps, latency and dropped frames on the video."),
     click.option("--video/--no-video", default=None, help="Write the annotated video [default: yes]."),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from .annotate import COLOR_BY, LABEL_PARTS
 from .detectors import DetectorSettings, split_classes
 from .errors import InputError
 from .sinks import TABLE_FORMATS, VIDEO_CRF, VIDEO_PRESET
@@ -55,6 +56,8 @@ class PipelineConfig:
     max_frames: int | None = _SAMPLING.max_frames
     sequence_fps: float | None = None  # frame rate of image sequences (None: seqinfo.ini, else 30)
     # drawing and outputs
+    labels: list[str] = field(default_factory=lambda: list(LABEL_PARTS))  # any of class, id, score; [] for none
+    color_by: str = "track"  # track | class
     trails: bool = False
     overlay: bool = False  # fps, latency and dropped frames in the corner of the annotated video
     video: bool = True
@@ -66,6 +69,14 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", split_classes(self.classes))
+        if isinstance(self.labels, str):  # the command line's `id,class` (or `none`)
+            object.__setattr__(self, "labels", [p.strip() for p in self.labels.split(",") if p.strip() != "none"])
+        unknown = [p for p in self.labels if p not in LABEL_PARTS]
+        if unknown:
+            raise InputError(f"labels: unknown part(s) {', '.join(map(repr, unknown))} (use any of "
+                             f"{', '.join(LABEL_PARTS)}, or none)")
+        if self.color_by not in COLOR_BY:
+            raise InputError(f"color_by must be one of {', '.join(COLOR_BY)}, got {self.color_by!r}")
         _check_types(self)
         if self.table_format not in TABLE_FORMATS:
             raise InputError(f"table_format must be one of {', '.join(TABLE_FORMATS)}, got {self.table_format!r}")

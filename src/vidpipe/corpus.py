@@ -1,11 +1,12 @@
 """Corpus mode: many videos, each processed once, resumably, on local worker processes or on Ray.
 
-`OUT/<video_id>/` gets what `vidpipe run` writes, plus `segments.parquet`, and `_SUCCESS` last (atomically):
-a video is done only when that marker exists. At corpus level, `OUT/detections/` and `OUT/segments/` are
-Parquet datasets partitioned by `video_id` (one `pandas.read_parquet` reads each), and `OUT/videos.parquet`
-has one row per video: status, facts, counts, error. A re-run skips done videos and redoes the rest, so a
-killed job resumed ends with every video done exactly once; a video that fails is recorded and the others
-go on.
+`OUT/videos/<video_id>/` gets what `vidpipe run` writes, plus `segments.parquet`, and `_SUCCESS` last
+(atomically): a video is done only when that marker exists. At corpus level, `OUT/detections/`,
+`OUT/frames/`, `OUT/tracks/` and `OUT/segments/` are Parquet datasets with one file per video and a
+`video_id` string column, one schema for every video (one `pandas.read_parquet` reads each), and
+`OUT/videos.parquet` has one row per video: status, facts, counts, error. A re-run skips done videos and
+redoes the rest, so a killed job resumed ends with every video done exactly once; a video that fails is
+recorded and the others go on.
 """
 
 from __future__ import annotations
@@ -25,14 +26,18 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from .config import PipelineConfig
 from .errors import InputError, VidpipeError
-from .files import write_atomic
+from .files import PartialFile, write_atomic
 from .pipeline import Pipeline
 from .segments import YT8M_SEGMENT_SECONDS, segment_table
-from .sinks import column_name, write_table
+from .session import frame_classes
+from .sinks import DETECTION_SCHEMA, TRACK_SCHEMA, column_name, frame_schema, write_table
 from .sources import natural_key, open_source, stem
 from .summary import RunSummary
 
@@ -41,7 +46,7 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".m
                             ".wmv", ".3gp"})
 MARKER = "_SUCCESS"
 ERROR = "error.json"
-DATASETS = ("detections", "segments")
+DATASETS = ("detections", "frames", "tracks", "segments")  # corpus-wide tables, one file per video each
 EXECUTORS = ("local", "ray")
 
 
@@ -119,6 +124,11 @@ class VideoProcessor:
         self.pipeline = Pipeline(config)
         self.out_dir = Path(out_dir)
         self.segment_seconds = segment_seconds
+        names = self.pipeline.detector.names
+        counted, interest = frame_classes(config, names)
+        self.count_names = [names[c] for c in counted]  # videos.parquet's n_<class> columns: the same for all
+        self.schemas = {"detections": DETECTION_SCHEMA, "tracks": TRACK_SCHEMA,
+                        "frames": frame_schema(names, counted, interest, config.top_k)}
 
     def __call__(self, item: CorpusItem, progress: Callable[[int], None] | None = None) -> dict:
         folder = _video_folder(self.out_dir, item.video_id)
@@ -129,14 +139,16 @@ class VideoProcessor:
             result = self.pipeline.run(item.uri, folder, progress=progress or False, name=item.video_id)
             if result.interrupted:
                 raise KeyboardInterrupt
-            detections = _read(result.outputs["detections"])
-            segments = segment_table(item.video_id, detections, _read(result.outputs["frames"]), self.segment_seconds)
+            tables = {name: _read(result.outputs[name], schema) for name, schema in self.schemas.items()
+                      if name in result.outputs}
+            segments = segment_table(item.video_id, tables["detections"].to_pandas(), tables["frames"].to_pandas(),
+                                     self.segment_seconds)
             write_table(segments, folder / "segments.parquet", "parquet")
-            write_table(detections, _partition(self.out_dir, "detections", item.video_id), "parquet")
-            # the partition folder name carries video_id: a column of the same name would clash with it
-            write_table(segments.drop(columns="video_id"), _partition(self.out_dir, "segments", item.video_id),
-                        "parquet")
-            record = _record(item, "done", time.perf_counter() - start, result.summary)
+            tables["segments"] = pa.Table.from_pandas(segments, preserve_index=False)
+            for name, table in tables.items():  # the corpus datasets: video_id first, a string in every reader
+                _write_parquet(table.rename_columns(["video_id" if c == "video" else c for c in table.column_names]),
+                               _partition(self.out_dir, name, item.video_id))
+            record = _record(item, "done", time.perf_counter() - start, result.summary, self.count_names)
             _write_json(folder / MARKER, record)  # last: the video is done
         except Exception as exc:  # noqa: BLE001 - one bad video must not stop the corpus
             message = str(exc) if isinstance(exc, VidpipeError) else f"{type(exc).__name__}: {exc}"
@@ -195,7 +207,7 @@ def videos_table(items: Sequence[CorpusItem], out: Path) -> pd.DataFrame:
 
 
 def _record(item: CorpusItem, status: str, seconds: float, summary: RunSummary | None = None,
-            error: str | None = None) -> dict:
+            count_names: Sequence[str] = (), error: str | None = None) -> dict:
     source, counts = (summary.input, summary.counts) if summary else (None, None)
     return {
         **asdict(item),
@@ -210,23 +222,43 @@ def _record(item: CorpusItem, status: str, seconds: float, summary: RunSummary |
         "tracks": counts.tracks if counts else 0,
         "processing_s": round(seconds, 3),
         "error": error,
-        **{f"n_{column_name(name)}": n for name, n in (counts.detections_per_class if counts else {}).items()},
+        **{f"n_{column_name(name)}": (counts.detections_per_class or {}).get(name, 0) if counts else 0
+           for name in count_names},
     }
 
 
 def _video_folder(out: Path, video_id: str) -> Path:
-    folder = out / video_id
-    if folder.resolve().parent != out.resolve():  # sanitize_id makes this impossible; keep it so
+    """`OUT/videos/<id>/`: below a folder of their own, no id can collide with a corpus-level file."""
+    folder = out / "videos" / video_id
+    if folder.resolve().parent != (out / "videos").resolve():  # sanitize_id makes this impossible; keep it so
         raise InputError(f"video id {video_id!r} would write outside {out}")
     return folder
 
 
 def _partition(out: Path, dataset: str, video_id: str) -> Path:
-    return out / dataset / f"video_id={video_id}" / "part-0.parquet"
+    """One file per video in each dataset folder. Not a hive `video_id=` folder: readers would guess the
+    type of an id like `0123` from the folder name and make it the number 123. The `part-` prefix keeps an
+    id that starts with `_` (YouTube ids may) from being skipped as a hidden file."""
+    return out / dataset / f"part-{video_id}.parquet"
 
 
-def _read(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+def _read(path: Path, schema: pa.Schema) -> pa.Table:
+    """A per-video table with exactly `schema`'s types, from Parquet or CSV (where an empty or all-null
+    column would otherwise get a guessed type, and an id of digits would become a number)."""
+    if path.suffix == ".parquet":
+        return pq.read_table(path).cast(schema)
+    options = pyarrow.csv.ConvertOptions(column_types=schema, strings_can_be_null=True)
+    return pyarrow.csv.read_csv(path, convert_options=options).select(schema.names).cast(schema)
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    out = PartialFile(path)
+    try:
+        pq.write_table(table, out.partial)
+    except BaseException:
+        out.discard()
+        raise
+    out.commit()
 
 
 def _write_json(path: Path, data: dict) -> None:

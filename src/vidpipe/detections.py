@@ -23,6 +23,7 @@ class Detections:
     class_id: np.ndarray  # (n,) int64
     names: Sequence[str]
     track_id: np.ndarray | None = None  # (n,) int64; NO_TRACK where untracked
+    track_class: np.ndarray | None = None  # (n,) int64: the class voted over the row's whole track so far
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -34,7 +35,10 @@ class Detections:
             if self.track_id is None
             else np.asarray(self.track_id, dtype=np.int64).reshape(-1)
         )
-        for label, arr in (("score", score), ("class_id", class_id), ("track_id", track_id)):
+        # Until a vote says otherwise (an untracked row, a fresh track), a row's class is its own.
+        track_class = class_id if self.track_class is None else np.asarray(self.track_class, np.int64).reshape(-1)
+        for label, arr in (("score", score), ("class_id", class_id), ("track_id", track_id),
+                           ("track_class", track_class)):
             if len(arr) != n:
                 raise ValueError(f"Detections: {label} has {len(arr)} rows, xyxy has {n}")
         if n and (class_id.min() < 0 or class_id.max() >= len(self.names)):
@@ -43,6 +47,7 @@ class Detections:
         object.__setattr__(self, "score", score)
         object.__setattr__(self, "class_id", class_id)
         object.__setattr__(self, "track_id", track_id)
+        object.__setattr__(self, "track_class", track_class)
 
     @classmethod
     def empty(cls, names: Sequence[str]) -> Detections:
@@ -59,15 +64,21 @@ class Detections:
             score=self.score[index],
             class_id=self.class_id[index],
             track_id=self.track_id[index],
+            track_class=self.track_class[index],
         )
 
     def with_track_ids(self, track_id: np.ndarray) -> Detections:
-        return replace(self, track_id=track_id)
+        return replace(self, track_id=track_id, track_class=None)
 
     @property
     def class_name(self) -> np.ndarray:
         """The class name of every row."""
         return np.asarray(self.names, dtype=object)[self.class_id] if len(self) else np.zeros(0, object)
+
+    @property
+    def track_class_name(self) -> np.ndarray:
+        """The voted class name of every row: the track's class, which does not flicker as `class_name` may."""
+        return np.asarray(self.names, dtype=object)[self.track_class] if len(self) else np.zeros(0, object)
 
     @property
     def is_tracked(self) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Files that appear whole or not at all: written under a temporary name, renamed into place when complete.
+"""Files that appear whole or not at all: written under a hidden temporary name, renamed into place when complete.
 
 A crash, a kill or a full disk never leaves a file under its final name that is not finished. Every
 output of vidpipe (videos, tables, summaries, corpus markers, cached exports) is written this way.
@@ -12,14 +12,16 @@ from pathlib import Path
 
 
 class PartialFile:
-    """A file written under `<name>.partial` and renamed to `<name>` by `commit()`.
+    """A file written under `.<name>.partial` and renamed to `<name>` by `commit()`.
 
-    The partial name is fixed, so a run that is watched (or killed) shows which output it was writing.
+    The partial name starts with a dot, so dataset readers (pyarrow, pandas, polars, DuckDB globs) skip it:
+    a table being written in a dataset folder never breaks a reader. It is fixed, so a run that is watched
+    (or killed) shows which output it was writing.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.partial = self.path.with_name(f".{self.path.name}.partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.partial.unlink(missing_ok=True)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .config import PipelineConfig
 from .detections import Detections
@@ -78,8 +79,10 @@ class Pipeline:
             stream.close()
             raise
         total = None if source.live else self.config.sampling().estimate(source.info)
-        with tqdm(total=total, unit="frame", desc=source.info.name, disable=progress is not True,
-                  dynamic_ncols=True, mininterval=0.5) as bar:
+        # vidpipe's messages (a one-time export, a lost stream) print on lines of their own, above the bar.
+        with logging_redirect_tqdm(loggers=[log]), tqdm(total=total, unit="frame", desc=source.info.name,
+                                                        disable=progress is not True, dynamic_ncols=True,
+                                                        mininterval=0.5) as bar:
             try:
                 status = self._drive(stream, session, progress if callable(progress) else bar.update, duration)
                 if session.stats.frames == 0:
@@ -132,8 +135,8 @@ class Pipeline:
         return iter(SequentialStream(source, self.detector, tracker, self.config.batch_size))
 
     def tracker_for(self, info: VideoInfo) -> Tracker | None:
-        """A fresh tracker for one input (None when the config says `none`)."""
-        return create_tracker(self.config.tracker, info.fps, self.config.tracker_params())
+        """A fresh tracker for one input, its rows carrying their track's voted class (None for `none`)."""
+        return create_tracker(self.config.tracker, info.fps, self.config.tracker_params(), vote=True)
 
     def _stream(self, source: Source, tracker: Tracker | None, monitor: LiveMonitor | None) -> FrameStream:
         """The frame stream for this source, chosen once."""

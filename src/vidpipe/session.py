@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,15 +22,16 @@ from .detectors import Detector, resolve_classes
 from .engine import StageProfile
 from .frames import Frame, VideoInfo
 from .live import LiveMonitor
-from .sinks import DetectionTableSink, FrameTableSink, MotSink, Sink, VideoSink, Viewer
+from .sinks import DetectionTableSink, FrameTableSink, MotSink, Sink, TrackTableSink, VideoSink, Viewer
 from .sources import Source
 from .summary import Counts, DetectorFacts, RunSummary, StageFigures, TrackerFacts, VideoOutput
-from .tracking import Tracker
+from .tracking import NO_TRACKER, Tracker
 
 OUTPUT_NAMES = {
     "video": "annotated.mp4",
     "detections": "detections",
     "frames": "frames",
+    "tracks": "tracks",
     "mot": "tracks.txt",
     "summary": "summary.json",
 }
@@ -63,12 +64,14 @@ def open_sinks(config: PipelineConfig, info: VideoInfo, out_dir: Path, names: Se
             out_dir / f"{OUTPUT_NAMES['detections']}.{config.table_format}", info.name, config.table_format,
             clock_origin=clock_origin,
         )
-        class_ids = resolve_classes(config.classes, names)
-        interest = class_ids if class_ids is not None else [i for i, n in enumerate(names) if n == "person"]
+        class_ids, interest = frame_classes(config, names)
         sinks["frames"] = FrameTableSink(
             out_dir / f"{OUTPUT_NAMES['frames']}.{config.table_format}", info.name, names, config.table_format,
             classes=class_ids, interest=interest, top_k=config.top_k, clock_origin=clock_origin,
         )
+        if config.tracker != NO_TRACKER:
+            sinks["tracks"] = TrackTableSink(out_dir / f"{OUTPUT_NAMES['tracks']}.{config.table_format}", info.name,
+                                             config.table_format)
         if config.mot:
             sinks["mot"] = MotSink(out_dir / OUTPUT_NAMES["mot"])
     except BaseException:
@@ -76,6 +79,14 @@ def open_sinks(config: PipelineConfig, info: VideoInfo, out_dir: Path, names: Se
             sink.abort()
         raise
     return sinks
+
+
+def frame_classes(config: PipelineConfig, names: Sequence[str]) -> tuple[list[int], list[int]]:
+    """The per-frame table's classes: counted (the run's `--classes`, else every class the model knows) and
+    of interest, with a `p_any_` column (the `--classes`, else person)."""
+    class_ids = resolve_classes(config.classes, names)
+    interest = class_ids if class_ids is not None else [i for i, n in enumerate(names) if n == "person"]
+    return (list(range(len(names))) if class_ids is None else class_ids), interest
 
 
 class RunStats:
@@ -86,21 +97,20 @@ class RunStats:
         self.first_frame: int | None = None
         self.last_frame: int | None = None
         self.per_class: Counter = Counter()
-        self.track_classes: defaultdict[int, Counter] = defaultdict(Counter)
+        self.track_class: dict[int, str] = {}  # each track's voted class, as of its latest frame
 
     def add(self, frame: Frame, detections: Detections) -> None:
         self.frames += 1
         if self.first_frame is None:
             self.first_frame = frame.index
         self.last_frame = frame.index
-        names = detections.class_name
-        self.per_class.update(names.tolist())
-        for track, name in zip(detections.track_id[detections.is_tracked].tolist(), names[detections.is_tracked]):
-            self.track_classes[track][name] += 1
+        self.per_class.update(detections.class_name.tolist())
+        tracked = detections.is_tracked
+        self.track_class.update(zip(detections.track_id[tracked].tolist(), detections.track_class_name[tracked]))
 
     def counts(self) -> Counts:
-        """A track counts for the class it was detected as most often."""
-        tracks_per_class = Counter(c.most_common(1)[0][0] for c in self.track_classes.values())
+        """A track counts once, for its voted class (the same class the tracks table and the video show)."""
+        tracks_per_class = Counter(self.track_class.values())
         return Counts(self.frames, self.first_frame, self.last_frame, dict(self.per_class.most_common()),
                       dict(tracks_per_class.most_common()))
 
@@ -119,7 +129,7 @@ class RunSession:
                                 clock_origin=self.started if source.live else None)
         self.viewers = list(viewers)
         self.monitor = monitor  # live figures: fps, latency, counts (live runs and --overlay)
-        self.annotator = Annotator(trails=config.trails,
+        self.annotator = Annotator(trails=config.trails, labels=config.labels, color_by=config.color_by,
                                    overlay=monitor.overlay_lines if monitor and config.overlay else None)
         self.stats = RunStats()
         self.profile = StageProfile("write")

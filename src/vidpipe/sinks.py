@@ -8,7 +8,6 @@ web page) get the annotated frames too, and keep no file.
 from __future__ import annotations
 
 import datetime as dt
-from array import array
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -37,6 +36,7 @@ DETECTION_SCHEMA = pa.schema(
         ("track_id", pa.int64()),
         ("class_id", pa.int64()),
         ("class_name", pa.string()),
+        ("track_class", pa.string()),
         ("score", pa.float32()),
         ("x1", pa.float32()),
         ("y1", pa.float32()),
@@ -86,7 +86,7 @@ def write_table(frame: pd.DataFrame, path: str | Path, fmt: str) -> None:
 
 class VideoSink:
     """Video through PyAV (the pipeline hands it annotated frames): H.264 (yuv420p) in MP4 with the source's
-    timestamps and audio.
+    timestamps and audio, its index first (faststart: a browser starts playing at once).
 
     Each frame keeps its source timestamp in the source's time base, so fractional and variable frame
     rates don't drift. Audio packets are copied (not re-encoded) from the source and interleaved as the
@@ -113,7 +113,9 @@ class VideoSink:
         self._audio_to_end = audio_to_end
         self.width, self.height = info.width + info.width % 2, info.height + info.height % 2
         self.codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-        self._container = av.open(str(self._file.partial), mode="w", format="mp4")
+        # The index (moov) goes before the media data, so a browser plays the file before it has all of it.
+        self._container = av.open(str(self._file.partial), mode="w", format="mp4",
+                                  options={"movflags": "+faststart"})
         try:
             stream = self._container.add_stream(self.codec, rate=Fraction(info.fps).limit_denominator(100_000))
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
@@ -236,31 +238,65 @@ def _fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
-class DetectionTableSink:
-    """One row per detection, streamed to Parquet (row groups) or CSV so memory stays flat.
+class TableWriter:
+    """A table written in row groups (Parquet) or chunks (CSV) into a partial file, published by `close()`."""
 
-    With `clock_origin` (live sources: when the run started, UTC), a `wall_time` column gives each row's
-    wall-clock time.
-    """
-
-    def __init__(self, path: str | Path, video: str, fmt: str = "parquet", flush_rows: int = 50_000,
-                 clock_origin: dt.datetime | None = None) -> None:
+    def __init__(self, path: str | Path, schema: pa.Schema, fmt: str) -> None:
         import pyarrow.csv
         import pyarrow.parquet
 
         if fmt not in TABLE_FORMATS:
             raise VidpipeError(f"unknown table format {fmt!r} (use {' or '.join(TABLE_FORMATS)})")
         self.path = Path(path)
+        self.schema = schema
         self._file = PartialFile(path)
+        writer = pyarrow.parquet.ParquetWriter if fmt == "parquet" else pyarrow.csv.CSVWriter
+        self._writer = writer(str(self._file.partial), schema)
+        self.rows = 0
+
+    def write(self, columns: dict) -> None:
+        table = pa.table(columns, schema=self.schema)
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        try:
+            self._writer.close()
+        except BaseException:
+            self.abort()
+            raise
+        self._file.commit()
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        except Exception:  # noqa: BLE001 - already closed or broken; the partial file goes either way
+            pass
+        self._file.discard()
+
+
+class DetectionTableSink:
+    """One row per detection, streamed to Parquet (row groups) or CSV so memory stays flat.
+
+    `class_name` is what the detector said in that frame; `track_class` the class voted over the row's
+    track so far (equal to `class_name` for untracked rows). With `clock_origin` (live sources: when the run
+    started, UTC), a `wall_time` column gives each row's wall-clock time.
+    """
+
+    def __init__(self, path: str | Path, video: str, fmt: str = "parquet", flush_rows: int = 50_000,
+                 clock_origin: dt.datetime | None = None) -> None:
+        self.path = Path(path)
         self._video = video
         self._flush_rows = flush_rows
         self._origin = clock_origin
-        self._schema = DETECTION_SCHEMA.append(pa.field("wall_time", WALL_TIME)) if clock_origin else DETECTION_SCHEMA
-        writer = pyarrow.parquet.ParquetWriter if fmt == "parquet" else pyarrow.csv.CSVWriter
-        self._writer = writer(str(self._file.partial), self._schema)
+        schema = DETECTION_SCHEMA.append(pa.field("wall_time", WALL_TIME)) if clock_origin else DETECTION_SCHEMA
+        self._table = TableWriter(path, schema, fmt)
         self._chunks: list[tuple[int, float, Detections]] = []  # frame index, time: never the image
         self._buffered = 0
-        self.rows = 0
+
+    @property
+    def rows(self) -> int:
+        return self._table.rows
 
     def write(self, frame: Frame, detections: Detections) -> None:
         if len(detections):
@@ -277,49 +313,44 @@ class DetectionTableSink:
         xyxy = np.concatenate([d.xyxy for d in dets])
         times = np.repeat([time for _, time, _ in self._chunks], counts).astype(np.float64)
         columns = {
-                "video": pa.array([self._video] * sum(counts), pa.string()),
-                "frame": np.repeat([index for index, _, _ in self._chunks], counts).astype(np.int64),
-                "time_s": times,
-                "track_id": np.concatenate([d.track_id for d in dets]),
-                "class_id": np.concatenate([d.class_id for d in dets]),
-                "class_name": pa.array(np.concatenate([d.class_name for d in dets]).tolist(), pa.string()),
-                "score": np.concatenate([d.score for d in dets]),
-                "x1": xyxy[:, 0],
-                "y1": xyxy[:, 1],
-                "x2": xyxy[:, 2],
-                "y2": xyxy[:, 3],
-            }
+            "video": pa.array([self._video] * sum(counts), pa.string()),
+            "frame": np.repeat([index for index, _, _ in self._chunks], counts).astype(np.int64),
+            "time_s": times,
+            "track_id": np.concatenate([d.track_id for d in dets]),
+            "class_id": np.concatenate([d.class_id for d in dets]),
+            "class_name": pa.array(np.concatenate([d.class_name for d in dets]).tolist(), pa.string()),
+            "track_class": pa.array(np.concatenate([d.track_class_name for d in dets]).tolist(), pa.string()),
+            "score": np.concatenate([d.score for d in dets]),
+            "x1": xyxy[:, 0],
+            "y1": xyxy[:, 1],
+            "x2": xyxy[:, 2],
+            "y2": xyxy[:, 3],
+        }
         if self._origin:
             columns["wall_time"] = wall_times(self._origin, times)
-        table = pa.table(columns, schema=self._schema)
-        self._writer.write_table(table)
-        self.rows += table.num_rows
+        self._table.write(columns)
         self._chunks, self._buffered = [], 0
 
     def close(self) -> None:
         try:
             self._flush()
-            self._writer.close()
         except BaseException:
             self.abort()
             raise
-        self._file.commit()
+        self._table.close()
 
     def abort(self) -> None:
-        try:
-            self._writer.close()
-        except Exception:  # noqa: BLE001 - already closed or broken; the partial file goes either way
-            pass
-        self._file.discard()
+        self._table.abort()
 
 
 class FrameTableSink:
     """One row per processed frame, empty frames included, so "nothing there" is visible, not missing.
 
-    Columns: `video, frame, time_s, n_detections`; `n_<class>` counts (for the requested classes when the
-    run names them, so every video of a corpus has the same columns; else for each class seen);
-    `p_any_<class>` = 1 - prod(1 - score) over that class's detections, the chance that at least one is
-    really there, for the classes of interest; and the `top_k` highest-scoring objects.
+    Columns: `video, frame, time_s, n_detections`; `n_<class>` counts for `classes` (the run's `--classes`,
+    else every class the model knows: every video, of any content, gets the same columns); `p_any_<class>` =
+    1 - prod(1 - score) over that class's detections, the chance that at least one is really there, for the
+    classes of interest; and the `top_k` highest-scoring objects. The schema is fixed when the sink opens,
+    so rows are streamed in row groups and memory stays flat.
     """
 
     def __init__(self, path: str | Path, video: str, names: Sequence[str], fmt: str = "parquet",
@@ -327,64 +358,145 @@ class FrameTableSink:
                  clock_origin: dt.datetime | None = None) -> None:
         self.path = Path(path)
         self._video = video
-        self._names = names
-        self._fmt = fmt
-        self._classes = list(classes) if classes is not None else None
+        self._names = np.asarray(names, dtype=object)
+        self._classes = np.asarray(sorted(range(len(names)) if classes is None else classes), np.int64)
         self._interest = list(interest)
         self._top_k = top_k
         self._origin = clock_origin
-        # Columns as compact typed arrays (about 50 bytes a frame), so a 10-hour video stays small.
-        self._frame, self._time, self._total = array("q"), array("d"), array("l")
-        self._counts: dict[int, array] = {c: array("l") for c in self._classes or ()}
-        self._p_any = [array("d") for _ in self._interest]
-        self._top_class = [array("l") for _ in range(top_k)]  # -1: fewer than k objects
-        self._top_score = [array("d") for _ in range(top_k)]
+        schema = frame_schema(names, self._classes, self._interest, top_k, wall_time=clock_origin is not None)
+        self._table = TableWriter(path, schema, fmt)
+        self._rows: list[tuple] = []  # (index, time, counts, p_any, top classes, top scores) until flushed
 
     def write(self, frame: Frame, detections: Detections) -> None:
-        rows = len(self._frame)
-        self._frame.append(frame.index)
-        self._time.append(frame.time)
-        self._total.append(len(detections))
-        ids, counts = np.unique(detections.class_id, return_counts=True)
-        for class_id in ids.tolist():
-            if class_id not in self._counts and self._classes is None:
-                self._counts[class_id] = array("l", bytes(array("l").itemsize * rows))  # zeros so far
-        for column_id, column in self._counts.items():
-            column.append(int(counts[ids == column_id].sum()))
-        for column, class_id in zip(self._p_any, self._interest):
-            column.append(p_any_present(detections.score[detections.class_id == class_id]))
+        counts = np.bincount(detections.class_id, minlength=len(self._names))[self._classes]
+        p_any = [p_any_present(detections.score[detections.class_id == c]) for c in self._interest]
         order = np.argsort(-detections.score, kind="stable")[: self._top_k]
-        for k in range(self._top_k):
-            present = k < len(order)
-            self._top_class[k].append(int(detections.class_id[order[k]]) if present else -1)
-            self._top_score[k].append(float(detections.score[order[k]]) if present else np.nan)
+        self._rows.append((frame.index, frame.time, len(detections), counts, p_any,
+                           detections.class_id[order], detections.score[order]))
+        if len(self._rows) >= FLUSH_FRAMES:
+            self._flush()
 
-    def table(self) -> pd.DataFrame:
-        names = np.asarray(self._names, dtype=object)
-        columns: dict[str, object] = {
-            "video": pd.Series([self._video] * len(self._frame), dtype="string"),
-            "frame": np.asarray(self._frame, dtype=np.int64),
-            "time_s": np.asarray(self._time, dtype=np.float64),
-        }
+    def _flush(self) -> None:
+        if not self._rows:
+            return
+        index, time, total, counts, p_any, top_class, top_score = zip(*self._rows)
+        times = np.asarray(time, np.float64)
+        columns: dict = {"video": pa.array([self._video] * len(index), pa.string()),
+                         "frame": np.asarray(index, np.int64), "time_s": times}
         if self._origin:
-            columns["wall_time"] = pd.Series(wall_times(self._origin, np.asarray(self._time)))
-        columns["n_detections"] = np.asarray(self._total, dtype=np.int64)
-        for class_id in sorted(self._counts):
-            columns[f"n_{column_name(self._names[class_id])}"] = np.asarray(self._counts[class_id], np.int64)
-        for class_id, column in zip(self._interest, self._p_any):
-            columns[f"p_any_{column_name(self._names[class_id])}"] = np.asarray(column, np.float64)
+            columns["wall_time"] = wall_times(self._origin, times)
+        columns["n_detections"] = np.asarray(total, np.int64)
+        counts = np.vstack(counts).astype(np.int64)
+        for j, class_id in enumerate(self._classes):
+            columns[f"n_{column_name(self._names[class_id])}"] = counts[:, j]
+        p_any = np.asarray(p_any, np.float64).reshape(len(index), len(self._interest))
+        for j, class_id in enumerate(self._interest):
+            columns[f"p_any_{column_name(self._names[class_id])}"] = p_any[:, j]
         for k in range(self._top_k):
-            top = np.asarray(self._top_class[k], np.int64)
-            columns[f"top{k + 1}_class"] = pd.Series(np.where(top >= 0, names[np.maximum(top, 0)], None),
-                                                     dtype="string")
-            columns[f"top{k + 1}_score"] = np.asarray(self._top_score[k], np.float64)
-        return pd.DataFrame(columns)
+            present = [k < len(c) for c in top_class]
+            columns[f"top{k + 1}_class"] = pa.array(
+                [self._names[c[k]] if ok else None for c, ok in zip(top_class, present)], pa.string())
+            columns[f"top{k + 1}_score"] = np.array(
+                [float(s[k]) if ok else np.nan for s, ok in zip(top_score, present)], np.float64)
+        self._table.write(columns)
+        self._rows = []
 
     def close(self) -> None:
-        write_table(self.table(), self.path, self._fmt)
+        try:
+            self._flush()
+        except BaseException:
+            self.abort()
+            raise
+        self._table.close()
 
     def abort(self) -> None:
-        """Nothing is on disk until close()."""
+        self._table.abort()
+
+
+def frame_schema(names: Sequence[str], classes: Sequence[int], interest: Sequence[int], top_k: int,
+                 wall_time: bool = False) -> pa.Schema:
+    """The per-frame table's columns, fixed by the model's names and the run's settings, not by the video."""
+    fields = [("video", pa.string()), ("frame", pa.int64()), ("time_s", pa.float64())]
+    fields += [("wall_time", WALL_TIME)] if wall_time else []
+    fields += [("n_detections", pa.int64())]
+    fields += [(f"n_{column_name(names[c])}", pa.int64()) for c in sorted(classes)]
+    fields += [(f"p_any_{column_name(names[c])}", pa.float64()) for c in interest]
+    for k in range(1, top_k + 1):
+        fields += [(f"top{k}_class", pa.string()), (f"top{k}_score", pa.float64())]
+    return pa.schema(fields)
+
+
+TRACK_SCHEMA = pa.schema([
+    ("video", pa.string()), ("track_id", pa.int64()), ("class_name", pa.string()),
+    ("first_frame", pa.int64()), ("last_frame", pa.int64()), ("first_time_s", pa.float64()),
+    ("last_time_s", pa.float64()), ("duration_s", pa.float64()), ("frames_detected", pa.int64()),
+    ("mean_score", pa.float64()), ("max_score", pa.float64()), ("first_x", pa.float64()),
+    ("first_y", pa.float64()), ("last_x", pa.float64()), ("last_y", pa.float64()), ("path_px", pa.float64()),
+])
+
+
+class TrackTableSink:
+    """One row per track: its voted class, when it was first and last seen, how often, how confidently, where
+    it started and ended (box centres) and how far it travelled (pixels, summed between observations).
+
+    Aggregates grow with the number of tracks, not frames; the table is written when the run ends, with
+    each track's final voted class.
+    """
+
+    def __init__(self, path: str | Path, video: str, fmt: str = "parquet") -> None:
+        self.path = Path(path)
+        self._video, self._fmt = video, fmt
+        self._names: Sequence[str] = ()
+        # track id -> [first_frame, last_frame, first_t, last_t, n, score_sum, max_score, fx, fy, lx, ly, path, cls]
+        self._tracks: dict[int, list] = {}
+        self._table = TableWriter(path, TRACK_SCHEMA, fmt)
+
+    def write(self, frame: Frame, detections: Detections) -> None:
+        tracked = detections[detections.is_tracked]
+        if not len(tracked):
+            return
+        self._names = tracked.names
+        centres = (tracked.xyxy[:, :2] + tracked.xyxy[:, 2:]) / 2
+        for track, score, (x, y), voted in zip(tracked.track_id.tolist(), tracked.score.tolist(), centres.tolist(),
+                                               tracked.track_class.tolist()):
+            row = self._tracks.get(track)
+            if row is None:
+                self._tracks[track] = [frame.index, frame.index, frame.time, frame.time, 1, score, score, x, y, x, y,
+                                       0.0, voted]
+                continue
+            row[11] += float(np.hypot(x - row[9], y - row[10]))
+            row[1], row[3], row[9], row[10], row[12] = frame.index, frame.time, x, y, voted
+            row[4] += 1
+            row[5] += score
+            row[6] = max(row[6], score)
+
+    def close(self) -> None:
+        try:
+            rows = sorted(self._tracks.items())
+            ids = [track for track, _ in rows]
+            values = list(zip(*[row for _, row in rows])) or [()] * 13
+            first_t, last_t = np.asarray(values[2], np.float64), np.asarray(values[3], np.float64)
+            frames = np.asarray(values[4], np.int64)
+            self._table.write({
+                "video": pa.array([self._video] * len(ids), pa.string()),
+                "track_id": np.asarray(ids, np.int64),
+                "class_name": pa.array([self._names[c] for c in values[12]], pa.string()),
+                "first_frame": np.asarray(values[0], np.int64), "last_frame": np.asarray(values[1], np.int64),
+                "first_time_s": first_t, "last_time_s": last_t, "duration_s": last_t - first_t,
+                "frames_detected": frames,
+                "mean_score": np.asarray(values[5], np.float64) / np.maximum(frames, 1),
+                "max_score": np.asarray(values[6], np.float64),
+                "first_x": np.asarray(values[7], np.float64), "first_y": np.asarray(values[8], np.float64),
+                "last_x": np.asarray(values[9], np.float64), "last_y": np.asarray(values[10], np.float64),
+                "path_px": np.asarray(values[11], np.float64),
+            })
+        except BaseException:
+            self.abort()
+            raise
+        self._table.close()
+
+    def abort(self) -> None:
+        self._table.abort()
 
 
 def wall_times(origin: dt.datetime, seconds: np.ndarray) -> pa.Array:

@@ -13,6 +13,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 from ..detections import Detections
 from ..errors import InputError
 from .bytetrack import ByteTrack, ByteTrackConfig
+from .votes import ClassVote
 
 
 @runtime_checkable
@@ -47,13 +48,15 @@ def tracker_config(name: str, params: dict | None = None):
     return TRACKERS[name].Config.from_dict(params or {})
 
 
-def create_tracker(name: str, fps: float, params: dict | None = None) -> Tracker | None:
-    """A fresh tracker `name` for a video at `fps`; None for `none`."""
+def create_tracker(name: str, fps: float, params: dict | None = None, vote: bool = False) -> Tracker | None:
+    """A fresh tracker `name` for a video at `fps`; None for `none`. With `vote`, its rows also carry their
+    track's voted class (`ClassVote`)."""
     if name == NO_TRACKER:
         return None
     config = tracker_config(name, params)
-    return TRACKERS[name](fps=fps, config=config)
+    tracker = TRACKERS[name](fps=fps, config=config)
+    return ClassVote(tracker) if vote else tracker
 
 
-__all__ = ["ByteTrack", "ByteTrackConfig", "NO_TRACKER", "TRACKERS", "Tracker", "create_tracker", "tracker_config",
-           "tracker_defaults"]
+__all__ = ["ByteTrack", "ByteTrackConfig", "ClassVote", "NO_TRACKER", "TRACKERS", "Tracker", "create_tracker",
+           "tracker_config", "tracker_defaults"]

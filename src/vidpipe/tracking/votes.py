@@ -1,0 +1,60 @@
+"""One class per track: a score-weighted vote over each track's detections so far.
+
+A detector may call the same car `car` in one frame and `cell phone` in the next. The tracker keeps the
+object; the vote keeps its class: every detection adds its score to its class's tally for the track, and
+the track's class is the heaviest tally. Early on one confident frame decides; as the track ages the vote
+settles and a stray low-score label no longer moves it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..detections import Detections
+
+
+class ClassVote:
+    """Wraps a tracker: its output rows get `track_class`, the class voted over their track so far.
+
+    Tallies of tracks unseen for `forget_after_s` seconds of video are dropped, so memory stays flat on
+    endless streams (a track lost that long has ended: trackers keep lost tracks for a few seconds).
+    """
+
+    def __init__(self, tracker, forget_after_s: float = 60.0) -> None:
+        self.tracker = tracker
+        self.name = tracker.name
+        self.Config = tracker.Config
+        self.forget_after_s = forget_after_s
+        self._tallies: dict[int, np.ndarray] = {}
+        self._last_seen: dict[int, float] = {}
+
+    def update(self, detections: Detections, time: float | None = None) -> Detections:
+        tracked = self.tracker.update(detections, time)
+        return self.vote(tracked, time)
+
+    def vote(self, detections: Detections, time: float | None = None) -> Detections:
+        """Add this frame's tracked rows to their tracks' tallies; return the rows with their tracks' classes."""
+        classes = detections.class_id.copy()
+        n_classes = len(detections.names)
+        for i in np.flatnonzero(detections.is_tracked):
+            track = int(detections.track_id[i])
+            tally = self._tallies.get(track)
+            if tally is None:
+                tally = self._tallies[track] = np.zeros(n_classes)
+            tally[detections.class_id[i]] += float(detections.score[i])
+            classes[i] = int(np.argmax(tally))
+            if time is not None:
+                self._last_seen[track] = time
+        if time is not None and self._last_seen:
+            for track in [t for t, seen in self._last_seen.items() if time - seen > self.forget_after_s]:
+                del self._tallies[track], self._last_seen[track]
+        return Detections(detections.xyxy, detections.score, detections.class_id, detections.names,
+                          detections.track_id, classes)
+
+    def reset(self) -> None:
+        self.tracker.reset()
+        self._tallies.clear()
+        self._last_seen.clear()
+
+    def params(self) -> dict:
+        return self.tracker.params()
