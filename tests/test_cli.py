@@ -181,9 +181,21 @@ def write_text(path: Path, text: str) -> Path:
         (lambda d: [str(PARKING), "--stride", "0"], "--stride must be at least 1"),
         (lambda d: [str(PARKING), "--pipeline", "nosuchpreset"], "pipeline nosuchpreset not found"),
         (lambda d: [str(PARKING), "--pipeline", str(write_text(d / "p.yaml", "colour: red"))], "unknown key"),
+        (lambda d: [str(PARKING), "--pipeline", str(write_text(d / "c.yaml", "conf: abc"))], "conf must be a number"),
+        (lambda d: [str(PARKING), "--model", str(write_text(d / "model.txt", "x"))], "cannot load model"),
+        (lambda d: [str(PARKING), "--model", str(d)], "cannot load model"),
+        (lambda d: [str(PARKING), "--model", "yolo-nonexistent-9.pt"], "not found locally and could not be"),
+        (lambda d: [str(PARKING), "--imgsz", "0"], "imgsz must be an integer of at least 32"),
+        (lambda d: [str(PARKING), "--threads", "-1"], "threads must be at least 1"),
+        (lambda d: [str(PARKING), "--device", "tpu9"], "unknown device 'tpu9'"),
+        (lambda d: [str(PARKING), "--video-preset", "bogus"], "video_preset must be one of"),
+        (lambda d: [str(PARKING), "--iou", "2"], "iou must be a number in [0, 1]"),
+        (lambda d: [str(PARKING), "--table-format", "xls"], "'xls' is not one of 'parquet', 'csv'"),
     ],
     ids=["missing", "empty-folder", "text-as-mp4", "zero-frame-mp4", "zero-frame-avi", "unknown-class",
-         "missing-model", "unreadable-model", "bad-stride", "unknown-preset", "bad-preset-key"],
+         "missing-model", "unreadable-model", "bad-stride", "unknown-preset", "bad-preset-key", "preset-conf-abc",
+         "text-model", "folder-model", "unknown-model-offline", "imgsz-0", "threads-negative", "device-tpu9",
+         "bogus-video-preset", "iou-2", "table-format-xls"],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, make_args, message):
     (tmp_path / "in").mkdir()
@@ -207,6 +219,16 @@ def test_the_quickstart_clip_shows_what_the_model_gets_right(tmp_path):
     assert result.returncode == 0, result.stderr
     tracks = pd.read_parquet(tmp_path / "tracks.parquet")
     assert len(tracks) >= 10 and tracks["class_name"].isin(["car", "truck"]).mean() >= 0.8, tracks["class_name"]
+
+
+def test_a_gpu_asked_for_where_there_is_none_is_one_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: --device cuda is valid here")
+    result = run_cli("run", str(PARKING), "--device", "cuda", "-o", str(tmp_path / "out"), "-q")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "torch sees 0 CUDA GPU(s)" in lines[0], result.stderr
 
 
 def test_version_and_models():

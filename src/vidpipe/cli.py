@@ -14,7 +14,7 @@ from .live_options import LiveOptions
 
 LIVE_DEFAULTS = LiveOptions()
 
-EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_STOPPED, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Group(click.Group):
@@ -27,6 +27,15 @@ class _Group(click.Group):
             _fail(str(exc), EXIT_USAGE)
         except VidpipeError as exc:
             _fail(str(exc), EXIT_RUNTIME)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM before the first frame (model loading, connecting)
+            click.echo("vidpipe: interrupted before any frame was processed; nothing was written", err=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # Straight out: a stop that lands inside a library's import (torch's) can leave the interpreter to
+            # re-raise SIGINT at exit, which would replace this exit code with "killed by a signal".
+            os._exit(EXIT_STOPPED if ctx.invoked_subcommand == "live" else EXIT_INTERRUPTED)
+        except click.UsageError as exc:  # a bad option: the same one line as every other error
+            _fail(exc.format_message(), EXIT_USAGE)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except BrokenPipeError:  # whoever read the output has gone (`vidpipe models | head -1`): stop quietly
@@ -250,6 +259,9 @@ def batch(inputs: tuple[str, ...], out: str, pipeline: str | None, workers: int,
     counts = table["status"].value_counts()
     click.echo(f"{len(table)} videos: {counts.get('done', 0)} done, {counts.get('error', 0)} failed, "
                f"{counts.get('pending', 0)} pending; {out}/videos.parquet")
+    if table.attrs.get("interrupted"):
+        click.echo("vidpipe: interrupted: the same command resumes with the pending videos", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     failed = table.loc[table["status"] == "error", "video_id"].tolist()
     if failed:
         more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""

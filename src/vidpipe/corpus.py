@@ -33,12 +33,13 @@ from tqdm import tqdm
 
 from .config import PipelineConfig
 from .errors import InputError, VidpipeError
-from .files import PartialFile, write_atomic
+from .files import PartialFile, locked, write_atomic
 from .pipeline import Pipeline
 from .segments import YT8M_SEGMENT_SECONDS, segment_table
 from .session import frame_classes
 from .sinks import DETECTION_SCHEMA, TRACK_SCHEMA, column_name, frame_schema, write_table
 from .sources import natural_key, open_source, stem
+from .stopping import frame_boundary
 from .summary import RunSummary
 
 log = logging.getLogger("vidpipe")
@@ -135,6 +136,7 @@ class VideoProcessor:
         for stale in (folder / MARKER, folder / ERROR, *(_partition(self.out_dir, d, item.video_id) for d in DATASETS)):
             stale.unlink(missing_ok=True)  # from here until the marker, this video is not done
         start = time.perf_counter()
+        identity = source_identity(item.uri)  # before processing: a file replaced meanwhile is redone next time
         try:
             result = self.pipeline.run(item.uri, folder, progress=progress or False, name=item.video_id)
             if result.interrupted:
@@ -149,7 +151,7 @@ class VideoProcessor:
                 _write_parquet(table.rename_columns(["video_id" if c == "video" else c for c in table.column_names]),
                                _partition(self.out_dir, name, item.video_id))
             record = _record(item, "done", time.perf_counter() - start, result.summary, self.count_names)
-            _write_json(folder / MARKER, record)  # last: the video is done
+            _write_json(folder / MARKER, {**record, "source": identity})  # last: the video is done
         except Exception as exc:  # noqa: BLE001 - one bad video must not stop the corpus
             message = str(exc) if isinstance(exc, VidpipeError) else f"{type(exc).__name__}: {exc}"
             record = _record(item, "error", time.perf_counter() - start, error=message)
@@ -161,7 +163,10 @@ def run_batch(inputs: Sequence[str], out_dir: str | Path, config: PipelineConfig
               workers: int = 1, executor: str = "local", force: bool = False,
               segment_seconds: float = YT8M_SEGMENT_SECONDS, progress: bool = True,
               ray_address: str | None = None, num_cpus: float = 1, num_gpus: float = 0) -> pd.DataFrame:
-    """Process every video not done yet; return (and write as OUT/videos.parquet) one row per video."""
+    """Process every video not done yet; return (and write as OUT/videos.parquet) one row per video.
+
+    A stop signal abandons the videos under way (they stay pending) and still writes the table;
+    `table.attrs["interrupted"]` says so."""
     if executor not in EXECUTORS:
         raise InputError(f"unknown executor {executor!r} (use {' or '.join(EXECUTORS)})")
     if workers < 1:
@@ -170,21 +175,58 @@ def run_batch(inputs: Sequence[str], out_dir: str | Path, config: PipelineConfig
         raise InputError(f"--segment-seconds must be positive, got {segment_seconds}")
     config = config or PipelineConfig()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     items = collect(inputs)
-    todo = [item for item in items if force or not (_video_folder(out, item.video_id) / MARKER).is_file()]
+    with locked(out):  # one batch at a time in a corpus folder
+        return _run_batch(items, config, out, workers, executor, force, segment_seconds, progress, ray_address,
+                          num_cpus, num_gpus)
+
+
+def _run_batch(items: list[CorpusItem], config: PipelineConfig, out: Path, workers: int, executor: str,
+               force: bool, segment_seconds: float, progress: bool, ray_address: str | None, num_cpus: float,
+               num_gpus: float) -> pd.DataFrame:
+    todo = [item for item in items if force or not _done(out, item)]
     if len(todo) < len(items):
         log.info("%d of %d videos already done (--force redoes them)", len(items) - len(todo), len(items))
-    with _CorpusProgress(todo, config, progress) as bar:
-        if executor == "ray":
-            records = _run_ray(todo, config, out, segment_seconds, workers, ray_address, num_cpus, num_gpus)
-        else:
-            records = _run_local(todo, config, out, segment_seconds, workers, bar.queue)
-        for record in records:
-            bar.video_done(record)
-    table = videos_table(items, out)
-    write_table(table, out / "videos.parquet", "parquet")
+    interrupted = False
+    try:
+        with _CorpusProgress(todo, config, progress) as bar:
+            if executor == "ray":
+                records = _run_ray(todo, config, out, segment_seconds, workers, ray_address, num_cpus, num_gpus)
+            else:
+                records = _run_local(todo, config, out, segment_seconds, workers, bar.queue)
+            for record in records:
+                bar.video_done(record)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the video under way is abandoned and stays pending
+        interrupted = True
+        log.warning("interrupted: videos under way stay pending; the same command resumes")
+    with frame_boundary():  # a second stop signal waits until the table is written
+        table = videos_table(items, out)
+        write_table(table, out / "videos.parquet", "parquet")
+    table.attrs["interrupted"] = interrupted
     return table
+
+
+def source_identity(uri: str) -> dict:
+    """What a video id pointed to when it was done: the file's path, size and modification time (a URL: its
+    address), so a manifest that now maps the id to other content is noticed."""
+    path = Path(uri)
+    if "://" in uri or not path.is_file():
+        return {"uri": uri}
+    stat = path.stat()
+    return {"uri": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _done(out: Path, item: CorpusItem) -> bool:
+    """Done, and done from the same source: a video whose id now names other content is redone."""
+    marker = _video_folder(out, item.video_id) / MARKER
+    if not marker.is_file():
+        return False
+    recorded = json.loads(marker.read_text()).get("source")
+    if recorded != source_identity(item.uri):
+        log.warning("%s: its source is not what was processed before (%s, now %s); redoing it", item.video_id,
+                    (recorded or {}).get("uri", "unknown"), item.uri)
+        return False
+    return True
 
 
 def videos_table(items: Sequence[CorpusItem], out: Path) -> pd.DataFrame:

@@ -6,9 +6,14 @@ output of vidpipe (videos, tables, summaries, corpus markers, cached exports) is
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+from .errors import InputError, VidpipeError
 
 
 class PartialFile:
@@ -47,3 +52,24 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """Hold `folder` for one run: a second vidpipe writing into it at the same time is refused (exit 2), so
+    two runs never mix their outputs. The lock is the operating system's (flock on the folder itself): it
+    leaves no file behind, and a killed run holds none."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError as exc:
+        raise VidpipeError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"{folder} is being written by another vidpipe run; wait for it, or use another "
+                             f"--out") from None
+        yield
+    finally:
+        os.close(handle)

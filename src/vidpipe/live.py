@@ -131,24 +131,31 @@ class ReconnectingStream:
     def __iter__(self) -> Iterator[Frame]:
         start = time.monotonic()
         index = 0
+        last = start  # when the last frame arrived: a gap starts there, not when the loss is noticed
         while not self._closed.is_set():
             reason = None
             try:
                 for frame in self._current:
-                    now = time.monotonic()
-                    yield Frame(index, now - start, frame.image, captured=now)
+                    last = time.monotonic()
+                    yield Frame(index, last - start, frame.image, captured=last)
                     index += 1
             except Exception as exc:  # noqa: BLE001 - whatever broke the connection, reconnect
                 reason = str(exc) or type(exc).__name__
-            reason = reason or self._current.stop_reason or "the stream ended"
+            reason = self._explain(reason or self._current.stop_reason or "the stream ended")
             self._current.close()
-            gap = Gap(time.monotonic() - start, None, index - 1, reason)
+            gap = Gap(last - start, None, index - 1, reason)
             self.gaps.append(gap)
             log.warning("%s: %s; reconnecting", self.url, reason)
             if not self._reconnect(gap):
                 return
             gap.end_s = time.monotonic() - start
             log.info("%s: back after %.1f s", self.url, gap.end_s - gap.start_s)
+
+    def _explain(self, reason: str) -> str:
+        """FFmpeg says "Immediate exit requested" when its read timeout fires: say what happened instead."""
+        if "immediate exit requested" in reason.lower():
+            return f"no data for {self.options.read_timeout:g} s (--read-timeout)"
+        return reason
 
     def _reconnect(self, gap: Gap) -> bool:
         delay = self.options.reconnect_delay

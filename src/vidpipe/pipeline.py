@@ -86,6 +86,8 @@ class Pipeline:
             try:
                 status = self._drive(stream, session, progress if callable(progress) else bar.update, duration)
                 if session.stats.frames == 0:
+                    if status != "complete":  # stopped before the first frame: nothing to finish
+                        raise KeyboardInterrupt
                     raise InputError(_no_frames_message(source.info, self.config.sampling()))
             except BaseException:
                 session.abort()

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import threading
+import urllib.parse
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -24,6 +25,7 @@ from .frames import Frame
 
 log = logging.getLogger("vidpipe")
 JPEG_QUALITY = 80
+IDLE_TIMEOUT_S = 10.0
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>vidpipe preview</title>
 <style>
@@ -112,12 +114,15 @@ class PreviewServer:
         preview = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = IDLE_TIMEOUT_S  # a client that connects and says nothing does not hold a thread for ever
+
             def do_GET(self) -> None:  # the name is http.server's API
-                if self.path == "/":
+                path = urllib.parse.urlsplit(self.path).path  # exact routes; a query string is allowed
+                if path == "/":
                     self._send(200, "text/html; charset=utf-8", PAGE.encode())
-                elif self.path.startswith("/stats"):
+                elif path == "/stats":
                     self._send(200, "application/json", json.dumps(preview._stats()).encode())
-                elif self.path.startswith("/stream.mjpg"):
+                elif path == "/stream.mjpg":
                     self._stream()
                 else:
                     self._send(404, "text/plain", b"not found")
@@ -145,8 +150,8 @@ class PreviewServer:
                             continue
                         self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
                                          + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
-                except (BrokenPipeError, ConnectionResetError):
-                    return  # the viewer left
+                except OSError:  # the viewer left, or stopped reading for IDLE_TIMEOUT_S
+                    return
 
             def log_message(self, *args) -> None:
                 pass  # no access log on the user's terminal

@@ -8,10 +8,11 @@ object here, not an edit of the loop that feeds it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,9 +21,11 @@ from .config import PipelineConfig
 from .detections import Detections
 from .detectors import Detector, resolve_classes
 from .engine import StageProfile
+from .errors import VidpipeError
+from .files import locked
 from .frames import Frame, VideoInfo
 from .live import LiveMonitor
-from .sinks import DetectionTableSink, FrameTableSink, MotSink, Sink, TrackTableSink, VideoSink, Viewer
+from .sinks import TABLE_FORMATS, DetectionTableSink, FrameTableSink, MotSink, Sink, TrackTableSink, VideoSink, Viewer
 from .sources import Source
 from .summary import Counts, DetectorFacts, RunSummary, StageFigures, TrackerFacts, VideoOutput
 from .tracking import NO_TRACKER, Tracker
@@ -123,10 +126,18 @@ class RunSession:
         self.config, self.detector, self.tracker, self.source = config, detector, tracker, source
         self.out_dir = out_dir
         self.summary_path = out_dir / OUTPUT_NAMES["summary"]
-        self.summary_path.unlink(missing_ok=True)  # a stale summary must not vouch for new, partial outputs
         self.started = dt.datetime.now(dt.timezone.utc)
-        self.sinks = open_sinks(config, source.info, out_dir, detector.names,
-                                clock_origin=self.started if source.live else None)
+        self._lock = contextlib.ExitStack()  # the out folder is this run's until finish() or abort()
+        self._lock.enter_context(locked(out_dir))
+        try:
+            with _writing(out_dir):
+                for old in previous_outputs(out_dir):  # a new run's outputs never sit beside an old run's
+                    old.unlink(missing_ok=True)
+                self.sinks = open_sinks(config, source.info, out_dir, detector.names,
+                                        clock_origin=self.started if source.live else None)
+        except BaseException:
+            self._lock.close()
+            raise
         self.viewers = list(viewers)
         self.monitor = monitor  # live figures: fps, latency, counts (live runs and --overlay)
         self.annotator = Annotator(trails=config.trails, labels=config.labels, color_by=config.color_by,
@@ -144,12 +155,13 @@ class RunSession:
     def write(self, frame: Frame, detections: Detections) -> None:
         """One frame into every output: drawn once for the video and the viewers, recorded in the tables."""
         start = time.perf_counter()
-        if self._drawn:
-            shown = replace(frame, image=self.annotator.annotate(frame.image, detections))
-            for output in self._drawn:
-                output.write(shown, detections)
-        for sink in self._tables:
-            sink.write(frame, detections)
+        with _writing(self.out_dir):
+            if self._drawn:
+                shown = replace(frame, image=self.annotator.annotate(frame.image, detections))
+                for output in self._drawn:
+                    output.write(shown, detections)
+            for sink in self._tables:
+                sink.write(frame, detections)
         self.profile.busy_s += time.perf_counter() - start
         if self.monitor:
             self.monitor.frame_done(frame, detections)
@@ -157,15 +169,18 @@ class RunSession:
 
     def finish(self, status: str, profiles: Sequence[StageProfile] = ()) -> RunResult:
         """Close every output under its final name, then write the summary (last: its presence means done)."""
+        video = self.sinks.get("video")
+        if video and status != "complete":
+            video.end_audio_at_last_frame()  # the sound of frames never processed would run past the picture
         try:
-            for output in [*self.sinks.values(), *self.viewers]:
-                output.close()
+            with _writing(self.out_dir):
+                for output in [*self.sinks.values(), *self.viewers]:
+                    output.close()
         except BaseException:
             self.abort()
             raise
         wall = self.elapsed_s
         outputs = {key: sink.path for key, sink in self.sinks.items()}
-        video = self.sinks.get("video")
         summary = RunSummary(
             status=status,
             input=self.source.info,
@@ -182,7 +197,11 @@ class RunSession:
             video_output=VideoOutput(video.codec, video.width, video.height) if video else None,
             live=self.monitor.figures(self.source) if self.source.live and self.monitor else None,
         )
-        outputs["summary"] = summary.write(self.summary_path)
+        try:
+            with _writing(self.out_dir):
+                outputs["summary"] = summary.write(self.summary_path)
+        finally:
+            self._lock.close()
         return RunResult(self.out_dir, outputs, summary)
 
     def abort(self) -> None:
@@ -191,6 +210,7 @@ class RunSession:
             sink.abort()
         for viewer in self.viewers:
             viewer.close()
+        self._lock.close()
 
     def _detector_facts(self) -> DetectorFacts:
         cfg = self.config
@@ -198,6 +218,23 @@ class RunSession:
                              conf=cfg.detection_conf(), iou=cfg.iou, imgsz=cfg.imgsz, device=cfg.device,
                              batch_size=cfg.batch_size, runtime=self.detector.runtime,
                              precision=self.detector.precision)
+
+
+def previous_outputs(out_dir: Path) -> list[Path]:
+    """Every file a run may leave in `out_dir`, in either table format, finished or partial."""
+    names = [OUTPUT_NAMES[key] for key in ("video", "mot", "summary")]
+    names += [f"{OUTPUT_NAMES[key]}.{fmt}" for key in ("detections", "frames", "tracks") for fmt in TABLE_FORMATS]
+    return [out_dir / name for name in names] + [out_dir / f".{name}.partial" for name in names]
+
+
+@contextlib.contextmanager
+def _writing(out_dir: Path) -> Iterator[None]:
+    """An output that cannot be written (a read-only folder, a full disk) is one line naming the folder."""
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename or out_dir
+        raise VidpipeError(f"cannot write {where}: {exc.strerror or exc}") from None
 
 
 def _figures(profile: StageProfile, wall_s: float, frames: int) -> StageFigures:

@@ -154,6 +154,10 @@ class VideoSink:
         self._last_pts, self._last_time = pts, frame.time
         self.frames_written += 1
 
+    def end_audio_at_last_frame(self) -> None:
+        """Copy the source's audio only up to the last frame written (a run that stopped early)."""
+        self._audio_to_end = False
+
     def close(self) -> None:
         try:
             for packet in self._stream.encode(None):

@@ -7,10 +7,12 @@ arrays.
 
 from __future__ import annotations
 
+import bisect
 import configparser
 import enum
 import glob
 import math
+import os
 import re
 import urllib.error
 import urllib.parse
@@ -170,6 +172,7 @@ class VideoSource(_FileSource):
         self.sampling = sampling
         self.lost_frames = 0
         self.stop_reason: str | None = None  # why reading stopped early (a broken file, a lost stream)
+        quiet_ffmpeg()
         if timeout is None and _is_url(uri):
             timeout = (URL_TIMEOUT_S, URL_TIMEOUT_S)  # (open, read): a dead server must not hang vidpipe
         try:
@@ -199,9 +202,9 @@ class VideoSource(_FileSource):
             fps=fps,
             frame_count=stream.frames or None,
             duration=duration,
-            codec=stream.codec_context.name,
+            codec=stream.codec_context.codec.canonical_name,  # the codec (mp3), not the decoder (mp3float)
             time_base=stream.time_base,
-            audio_codec=audio[0].codec_context.name if audio else None,
+            audio_codec=audio[0].codec_context.codec.canonical_name if audio else None,
         )
         self._start_pts = stream.start_time
 
@@ -209,15 +212,18 @@ class VideoSource(_FileSource):
         import av
 
         decide = self.sampling.selector()
-        index = 0
+        positions = _SourcePositions()
+        decoded = 0
         stopped = False
         try:
             for packet in self._container.demux(self._stream):
+                positions.add_packet(packet.pts if packet.size else None)
                 try:
-                    decoded = packet.decode()
+                    frames = packet.decode()
                 except av.error.FFmpegError:
-                    continue  # a damaged packet: its frames count as lost below
-                for frame in decoded:
+                    continue  # a damaged packet: it keeps its place, and its frame counts as lost
+                for frame in frames:
+                    index = positions.index_of(frame.pts)
                     time = self._time(frame, index)
                     decision = decide(index, time)
                     if decision is Decision.STOP:
@@ -225,12 +231,13 @@ class VideoSource(_FileSource):
                         return
                     if decision is Decision.KEEP:
                         yield Frame(index, time, frame.to_ndarray(format="bgr24"))
-                    index += 1
+                    decoded += 1
         except av.error.FFmpegError as exc:
             self.stop_reason = _ffmpeg_reason(exc)  # the container breaks off: keep what was decoded
         finally:
-            if not stopped and self.info.frame_count:
-                self.lost_frames = max(0, self.info.frame_count - index)
+            if not stopped:
+                expected = self.info.frame_count or 0  # the header's count, where it has one
+                self.lost_frames = max(expected - decoded, positions.skipped + positions.pending)
 
     def _time(self, frame, index: int) -> float:
         if frame.pts is None or self._stream.time_base is None:
@@ -241,6 +248,40 @@ class VideoSource(_FileSource):
 
     def close(self) -> None:
         self._container.close()
+
+
+class _SourcePositions:
+    """Each decoded frame's index in the source, from the packets' timestamps: a frame's index is the rank of
+    its pts among every packet's, so frames the decoder drops (damaged data, a first GOP without its
+    keyframe) keep their places and the frames after them keep their true indices, at any frame rate,
+    variable ones included. Only the packets not yet passed by the decoder are held (its reorder window)."""
+
+    def __init__(self) -> None:
+        self._waiting: list[int] = []  # packet pts not yet reached by a decoded frame, sorted
+        self._passed = 0  # packets at or before the last decoded frame
+        self.skipped = 0  # packets passed that gave no frame: lost frames
+        self._last = -1
+
+    def add_packet(self, pts: int | None) -> None:
+        if pts is not None:
+            bisect.insort(self._waiting, pts)
+
+    def index_of(self, pts: int | None) -> int:
+        if pts is None or not self._waiting or pts < self._waiting[0]:
+            self._last += 1  # no timestamps to go by: decode order
+            return self._last
+        through = bisect.bisect_right(self._waiting, pts)
+        index = self._passed + through - 1
+        self.skipped += through - 1  # packets before this frame that never became a frame
+        self._passed += through
+        del self._waiting[:through]
+        self._last = index
+        return index
+
+    @property
+    def pending(self) -> int:
+        """Packets after the last decoded frame that gave no frame (a damaged end)."""
+        return len(self._waiting)
 
 
 class ImageSource(_FileSource):
@@ -337,6 +378,15 @@ def open_source(uri: str | Path, sampling: Sampling = Sampling(), fps: float | N
         return ImageSource([uri], _read_image_file, uri=uri, name=path.stem, fps=fps or 1.0, kind="image",
                            sampling=sampling)
     return VideoSource(uri, sampling, threads=threads)
+
+
+def quiet_ffmpeg() -> None:
+    """Keep FFmpeg's own `[h264 @ 0x...] error while decoding` lines off the user's terminal: damaged frames
+    are counted (`frames_lost`) and reported in one line instead. VIDPIPE_DEBUG=1 shows them."""
+    import av
+
+    if not os.environ.get("VIDPIPE_DEBUG"):
+        av.logging.set_level(None)
 
 
 def natural_key(text: str) -> list:

@@ -51,6 +51,23 @@ def resolve_runtime(requested: str, device: str | None, model: str) -> str:
     return requested
 
 
+def check_device(device: str | None) -> None:
+    """A device torch can use here, or one line saying why not (before any model is loaded)."""
+    if device is None or str(device).lower() == "cpu":
+        return
+    import torch
+
+    try:
+        parsed = torch.device(str(device))
+    except RuntimeError:
+        raise InputError(f"unknown device {device!r} (use cpu, cuda, cuda:N or mps)") from None
+    if parsed.type == "cuda" and not (torch.cuda.is_available() and (parsed.index or 0) < torch.cuda.device_count()):
+        seen = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        raise InputError(f"--device {device}: torch sees {seen} CUDA GPU(s) here (use --device cpu)")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"--device {device}: no Apple GPU (MPS) here (use --device cpu)")
+
+
 def missing(runtime: str) -> list[str]:
     return missing_modules(*NEEDS.get(runtime, ()))
 
@@ -197,7 +214,11 @@ def load_ultralytics(model: str):
 
     try:
         yolo = YOLO(model, task="detect")
+        yolo.names  # noqa: B018 - other formats than .pt load lazily: load now, where a failure is caught
     except Exception as exc:  # noqa: BLE001 - ultralytics raises many types for a bad file; all mean "unusable model"
+        if not Path(model).exists():
+            raise InputError(f"model {model} was not found locally and could not be downloaded "
+                             f"({_first_line(exc)})") from None
         raise InputError(f"cannot load model {model}: {_first_line(exc)}") from None
     if getattr(yolo, "task", "detect") != "detect":
         raise InputError(f"model {model} is a {yolo.task} model; vidpipe needs a detection model")
@@ -205,11 +226,12 @@ def load_ultralytics(model: str):
 
 
 def _first_line(exc: Exception) -> str:
-    """Ultralytics' message, first line, without its `ERROR ❌` decoration."""
+    """Ultralytics' message, first line, without its `ERROR ❌` decoration or its list of every format."""
     import re
 
     text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-    return re.sub(r"^(ERROR)?[^\w/.'\"]*", "", text)
+    text = re.sub(r"^(ERROR)?[^\w/.'\"]*", "", text)
+    return re.sub(r"\. Ultralytics supports: .*", " (use a .pt checkpoint or a format ultralytics exports)", text)
 
 
 def _cuda_available() -> bool:

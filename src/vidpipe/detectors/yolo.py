@@ -11,13 +11,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 
 from ..detections import Detections
 from ..errors import missing_modules
 from . import DetectorSettings, check_model_path, resolve_classes
-from .runtimes import SESSIONS, class_names, exported, load_ultralytics, resolve_runtime
+from .runtimes import SESSIONS, check_device, class_names, exported, load_ultralytics, resolve_runtime
 from .yolo_ops import Letterbox, postprocess
 
 DEFAULT_MODEL = str(files("vidpipe.models") / "yolov8n.pt")  # bundled: the default run needs no network
@@ -43,6 +44,9 @@ class YoloDetector:
     def __init__(self, settings: DetectorSettings = DetectorSettings()) -> None:
         model = str(settings.model or DEFAULT_MODEL)
         check_model_path(model)
+        check_device(settings.device)
+        if not Path(model).exists():  # a name (yolo11n.pt): ultralytics downloads it, or says why it cannot
+            model = str(load_ultralytics(model).ckpt_path or model)
         self.model = model
         self.runtime = resolve_runtime(settings.runtime, settings.device, model)
         self.threads = settings.threads

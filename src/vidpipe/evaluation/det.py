@@ -32,6 +32,9 @@ def labelled_images(images: str | Path, labels: str | Path) -> list[tuple[Path, 
              if p.suffix.lower() in IMAGE_SUFFIXES]
     if not pairs:
         raise InputError(f"{images} holds no images")
+    if not any(label.is_file() for _, label in pairs):  # AP against nothing would be a meaningless 0
+        raise InputError(f"{labels} has no label file for any image in {images} (YOLO format: "
+                         f"labels/<same path>.txt beside images/<same path>.jpg)")
     return pairs
 
 
@@ -39,7 +42,14 @@ def read_labels(path: Path, width: int, height: int, classes: int) -> tuple[np.n
     """Pixel xywh (top-left) boxes and class ids of one YOLO label file."""
     if not path.is_file():
         return np.zeros((0, 4)), np.zeros(0, np.int64)
-    rows = np.loadtxt(path, ndmin=2).reshape(-1, 5)
+    try:
+        rows = np.loadtxt(path, ndmin=2)
+    except ValueError as exc:
+        raise InputError(f"{path} is not a YOLO label file ({str(exc).splitlines()[0]})") from None
+    if rows.size and rows.shape[1] != 5:
+        raise InputError(f"{path} is not a YOLO label file: {rows.shape[1]} numbers a line, where "
+                         f"`class cx cy w h` has 5")
+    rows = rows.reshape(-1, 5)
     class_id = rows[:, 0].astype(np.int64)
     if len(class_id) and (class_id.min() < 0 or class_id.max() >= classes):
         raise InputError(f"{path}: class {class_id.max()} is not one of the detector's {classes} classes")

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..detections import Detections
+from ..errors import InputError
 from ..frames import Frame
 from ..sinks import MotSink
 from ..tracking import Tracker
@@ -81,6 +82,15 @@ def score(runs: list[TrackedSequence]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def _benchmark(runs: list[TrackedSequence]) -> str:
+    """MOT15 or MOT17 rules for the whole call: TrackEval scores one benchmark's rules at a time."""
+    kinds = {run.sequence.benchmark for run in runs}
+    if len(kinds) > 1:
+        raise InputError("these sequences mix 2D MOT 2015 ground truth (no classes) with MOT16/17's; score them "
+                         "in separate calls")
+    return kinds.pop()
+
+
 def _trackeval_hota(runs: list[TrackedSequence]) -> dict[str, dict[str, float]]:
     import trackeval
 
@@ -100,6 +110,7 @@ def _trackeval_hota(runs: list[TrackedSequence]) -> dict[str, dict[str, float]]:
             "TRACKERS_TO_EVAL": ["vidpipe"],
             "SKIP_SPLIT_FOL": True,
             "SEQ_INFO": {run.sequence.name: run.sequence.length for run in runs},
+            "BENCHMARK": _benchmark(runs),  # MOT15: no class preprocessing, as TrackEval scores that benchmark
             "PRINT_CONFIG": False,
         })
         evaluator = trackeval.Evaluator({
@@ -130,7 +141,11 @@ def _motmetrics_clear(runs: list[TrackedSequence]) -> dict[str, dict[str, float]
                 warnings.simplefilter("ignore")
                 gt = mm.io.loadtxt(str(run.sequence.gt_file), fmt="mot15-2D")
                 hypotheses = mm.io.loadtxt(str(run.tracks_file), fmt="mot15-2D")
-            accumulator, _ = mm.utils.CLEAR_MOT_M(gt, hypotheses, str(ini), "iou", distth=0.5)
+            if run.sequence.benchmark == "MOT15":  # no classes to filter on: score every box the gt considers
+                accumulator = mm.utils.compare_to_groundtruth(gt[gt["Confidence"] != 0], hypotheses, "iou",
+                                                              distth=0.5)
+            else:
+                accumulator, _ = mm.utils.CLEAR_MOT_M(gt, hypotheses, str(ini), "iou", distth=0.5)
             accumulators.append(accumulator)
             names.append(run.sequence.name)
     summary = mm.metrics.create().compute_many(

@@ -26,6 +26,7 @@ class MotSequence:
     path: Path
     fps: float
     length: int
+    benchmark: str = "MOT17"  # MOT15: 2D MOT 2015's ground truth, with no classes (-1 in the class column)
 
     @property
     def gt_file(self) -> Path:
@@ -58,7 +59,7 @@ class MotSequence:
             length = int(info["seqlength"])
         else:
             length = int(max(read_mot_file(path / "gt" / "gt.txt")[:, 0].max(initial=0), 1))
-        return cls(name, path, fps, length)
+        return cls(name, path, fps, length, ground_truth_format(path / "gt" / "gt.txt"))
 
     def detections(self) -> Iterator[tuple[Frame, Detections]]:
         """Every frame (0-based index, time from the frame rate) with its det.txt boxes as `person`."""
@@ -75,6 +76,15 @@ class MotSequence:
             boxes = np.hstack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])
             yield (Frame(index, index / self.fps, NO_IMAGE),
                    Detections(boxes, frame_rows[:, 6], np.zeros(len(frame_rows), np.int64), PEDESTRIAN))
+
+
+def ground_truth_format(path: Path) -> str:
+    """MOT15 where the ground truth has no classes (2D MOT 2015: -1 in the class column, as in TUD-Campus,
+    PETS09, ETH), else MOT17 (MOT16/17/20: classes, distractors and the consider flag)."""
+    rows = read_mot_file(path)
+    if rows.shape[1] >= 8 and len(rows) and (rows[:, 7] == -1).all():
+        return "MOT15"
+    return "MOT17"
 
 
 def read_mot_file(path: str | Path) -> np.ndarray:

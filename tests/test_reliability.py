@@ -1,0 +1,237 @@
+"""What happens when things go wrong: stop signals at any moment, odd inputs, bad options, busy or unwritable
+output folders. Each ends in one clear line, the right exit code, and outputs that tell the truth."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import PARKING, REPO, SUBURBAN, frame_times, run_cli
+from vidpipe.sources import open_source
+
+
+def vidpipe(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "vidpipe", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not condition() and time.time() < deadline:
+        time.sleep(0.05)
+    assert condition(), "timed out"
+
+
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def test_ctrl_c_in_a_batch_leaves_the_video_under_way_pending_and_resumes(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        shutil.copy(PARKING, folder / f"{name}.mp4")
+    out = tmp_path / "out"
+    command = ["batch", str(folder), "-o", str(out), "--max-frames", "150", "--no-video", "-q"]
+    process = vidpipe(*command)
+    wait_for(lambda: (out / "videos" / "a" / ".frames.parquet.partial").exists() or
+             (out / "videos" / "a" / "frames.parquet").exists())
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    videos = pd.read_parquet(out / "videos.parquet").set_index("video_id")
+    assert "error" not in set(videos["status"]) and videos.loc["c", "status"] == "pending"  # c was never begun
+    resumed = run_cli(*command)
+    assert resumed.returncode == 0, resumed.stderr
+    assert set(pd.read_parquet(out / "videos.parquet")["status"]) == {"done"}
+
+
+@pytest.mark.parametrize("command, code", [("run", 130), ("batch", 130), ("live", 0)])
+def test_a_stop_signal_during_start_up_is_a_stop_not_an_error(tmp_path, command, code):
+    """Stopped while the model loads: run and batch exit 130, live 0 (a stop is how live runs end)."""
+    out = tmp_path / "out"
+    process = vidpipe(command, str(PARKING), "-o", str(out), "-q")
+    time.sleep(1.0)  # importing and loading the model take longer than this
+    process.send_signal(signal.SIGTERM if command == "live" else signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr and "Aborted" not in stderr and "no decodable" not in stderr
+    if (out / "videos.parquet").exists():  # a batch stopped once it has begun still writes its table
+        assert "error" not in set(pd.read_parquet(out / "videos.parquet")["status"])
+
+
+def test_an_interrupted_run_copies_audio_only_as_far_as_the_video(tmp_path):
+    out = tmp_path / "out"
+    process = vidpipe("run", str(PARKING), "-o", str(out), "-q")
+    partial = out / ".annotated.mp4.partial"
+    wait_for(lambda: partial.exists() and partial.stat().st_size > 300_000)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    with av.open(str(out / "annotated.mp4")) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        video_end = frame_times(out / "annotated.mp4")[-1] + 1 / 12.5
+        audio_end = max(float((p.pts + p.duration) * audio.time_base) for p in container.demux(audio) if p.pts)
+    assert video_end < 25  # stopped well before the clip's 30 s
+    assert audio_end <= video_end + 0.1, (audio_end, video_end)
+    assert video.frames > 0
+
+
+def test_frame_indices_stay_the_source_index_after_undecodable_frames(tmp_path):
+    """60 kB of garbage in the middle of an MP4: the frames in the hole are lost and counted, and every
+    frame after it keeps the index its timestamp says (not shifted down by the frames lost)."""
+    data = bytearray(SUBURBAN.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 60_000] = np.random.default_rng(0).integers(0, 256, 60_000, dtype=np.uint8).tobytes()
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(bytes(data))
+    result = run_cli("run", str(broken), "-o", str(tmp_path / "out"), "--no-video", "-q")
+    assert result.returncode == 0, result.stderr
+    assert "[h264" not in result.stderr  # FFmpeg's own decoder lines stay off the terminal
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    frames = pd.read_parquet(tmp_path / "out" / "frames.parquet")
+    assert summary["frames_lost"] == 905 - len(frames) > 0
+    fps = summary["input"]["fps"]
+    assert (np.abs(np.round(frames["time_s"] * fps) - frames["frame"]) <= 1).all()
+    assert frames["frame"].diff().max() > 1  # the hole is visible in the indices
+
+
+def test_resume_redoes_a_video_whose_id_now_names_other_content(tmp_path):
+    manifest = tmp_path / "list.csv"
+    out = tmp_path / "out"
+    command = ["batch", str(manifest), "-o", str(out), "--max-frames", "5", "--no-video", "-q"]
+    manifest.write_text(f"video_id,path\nclip,{PARKING}\n")
+    assert run_cli(*command).returncode == 0
+    manifest.write_text(f"video_id,path\nclip,{SUBURBAN}\n")  # same id, other file
+    result = run_cli(*command)
+    assert result.returncode == 0, result.stderr
+    assert "clip: its source is not what was processed before" in result.stderr
+    summary = json.loads((out / "videos" / "clip" / "summary.json").read_text())
+    assert summary["input"]["uri"] == str(SUBURBAN)
+    unchanged = run_cli(*command)  # and a third run, with nothing changed, skips it
+    assert "already done" in unchanged.stderr and "redoing" not in unchanged.stderr
+
+
+def test_a_second_run_into_a_busy_folder_is_refused_and_a_new_run_clears_the_old_outputs(tmp_path):
+    out = tmp_path / "out"
+    first = run_cli("run", str(SUBURBAN), "-o", str(out), "--max-frames", "5", "--table-format", "csv", "-q")
+    assert first.returncode == 0 and (out / "detections.csv").exists() and (out / "annotated.mp4").exists()
+    busy = vidpipe("run", str(SUBURBAN), "-o", str(out), "--no-video", "-q")
+    try:
+        wait_for(lambda: (out / ".frames.parquet.partial").exists())
+        assert not (out / "detections.csv").exists() and not (out / "annotated.mp4").exists()  # old run: gone
+        second = run_cli("run", str(PARKING), "-o", str(out), "--max-frames", "3", "-q")
+        assert second.returncode == 2 and "being written by another vidpipe run" in one_line(second.stderr)
+    finally:
+        busy.send_signal(signal.SIGINT)
+        busy.communicate(timeout=120)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["input"]["name"] == "suburban-traffic"  # the refused run wrote nothing
+
+
+def test_an_output_folder_that_cannot_be_written_is_named(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run_cli("run", str(PARKING), "-o", str(blocker / "out"), "--max-frames", "2", "-q")
+    assert result.returncode == 1
+    assert f"cannot write to {blocker / 'out'}" in one_line(result.stderr)
+
+
+def test_summary_names_the_audio_codec_not_its_decoder(tmp_path):
+    clip = tmp_path / "mp3.mkv"
+    with av.open(str(PARKING)) as source, av.open(str(clip), "w") as out:
+        video = out.add_stream_from_template(source.streams.video[0])
+        audio = out.add_stream("mp3", rate=44100)
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = video
+                out.mux(packet)
+        silence = av.AudioFrame.from_ndarray(np.zeros((1, 1152 * 40), np.int16), format="s16", layout="mono")
+        silence.sample_rate = 44100
+        for packet in [*audio.encode(silence), *audio.encode(None)]:
+            out.mux(packet)
+    source = open_source(clip)
+    source.close()
+    assert source.info.audio_codec == "mp3" and open_source(PARKING).info.audio_codec == "aac"
+
+
+def test_eval_det_without_labels_or_with_bad_ones_is_a_usage_error(tmp_path):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    frame = next(iter(open_source(PARKING)))
+    import cv2
+
+    cv2.imwrite(str(images / "a.jpg"), frame.image)
+    result = run_cli("eval", "det", str(images), str(labels), "-q", "-o", str(tmp_path / "out"))
+    assert result.returncode == 2 and "has no label file for any image" in one_line(result.stderr)
+    (labels / "a.txt").write_text("2 0.5 0.5 0.1\n")  # four numbers, not five
+    result = run_cli("eval", "det", str(images), str(labels), "-q", "-o", str(tmp_path / "out"))
+    assert result.returncode == 2 and "is not a YOLO label file" in one_line(result.stderr)
+
+
+def test_preview_routes_are_exact_and_idle_clients_are_let_go(monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    from vidpipe import preview
+
+    monkeypatch.setattr(preview, "IDLE_TIMEOUT_S", 0.5)
+    server = preview.PreviewServer("127.0.0.1:0", lambda: {"fps": 1.0})
+    try:
+        assert json.loads(urllib.request.urlopen(server.url + "stats?x=1", timeout=5).read()) == {"fps": 1.0}
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(server.url + "stats/anything", timeout=5)
+        assert error.value.code == 404
+        host, port = server.url.split("//")[1].rstrip("/").split(":")
+        idle = socket.create_connection((host, int(port)))
+        idle.settimeout(5)
+        started = time.time()
+        assert idle.recv(1) == b""  # the server closed the silent connection...
+        assert time.time() - started < 3  # ...after its idle timeout, not never
+        idle.close()
+    finally:
+        server.close()
+
+
+def test_mot15_ground_truth_is_scored_as_trackeval_scores_mot15(tmp_path):
+    """2D MOT 2015's format: 10 columns, -1 for class, visibility and z. A hand-made sequence scores 100
+    against itself and less against a shifted copy."""
+    pytest.importorskip("trackeval")
+    from vidpipe.evaluation import mot
+    from vidpipe.evaluation.motchallenge import MotSequence
+
+    sequence = tmp_path / "TUD-Handmade"
+    (sequence / "gt").mkdir(parents=True)
+    rows = [f"{f},{i},{100 + 40 * i + 3 * f},{50 + f},30,80,1,-1,-1,-1" for f in range(1, 31) for i in (1, 2, 3)]
+    (sequence / "gt" / "gt.txt").write_text("\n".join(rows) + "\n")
+    (sequence / "seqinfo.ini").write_text("[Sequence]\nname=TUD-Handmade\nframeRate=25\nseqLength=30\n")
+    seq = MotSequence.open(sequence)
+    assert seq.benchmark == "MOT15"
+    shifted = tmp_path / "shifted.txt"
+    shifted.write_text("\n".join(
+        ",".join([*r.split(",")[:2], str(int(r.split(",")[2]) + (15 if int(r.split(",")[0]) % 2 else 0)),
+                  *r.split(",")[3:]]) for r in rows) + "\n")
+    perfect = mot.score([mot.TrackedSequence(seq, sequence / "gt" / "gt.txt", 30, 0.0)]).iloc[0]
+    worse = mot.score([mot.TrackedSequence(seq, shifted, 30, 0.0)]).iloc[0]
+    assert perfect["HOTA"] == pytest.approx(100) and perfect["MOTA"] == pytest.approx(100)
+    assert perfect["IDF1"] == pytest.approx(100)
+    assert worse["HOTA"] < 90 and worse["MOTA"] < 100
+    (sequence / "det").mkdir()
+    (sequence / "det" / "det.txt").write_text("\n".join(rows) + "\n")  # the tracker's input: the true boxes
+    cli = run_cli("eval", "mot", str(sequence), "-o", str(tmp_path / "eval"))
+    assert cli.returncode == 0 and "Traceback" not in cli.stderr + cli.stdout, cli.stderr
