@@ -43,6 +43,7 @@ class LiveStreamServer:
         self.port = port
         self._server: ThreadingHTTPServer | None = None
         self._running = threading.Event()
+        self.stalled = threading.Event()  # set: connections stay open but no data flows (a hung camera)
         self.start()
 
     @property
@@ -67,7 +68,7 @@ class LiveStreamServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            def do_GET(self) -> None:  # the name is http.server's API
                 self.send_response(200)
                 self.send_header("Content-Type", "video/mp2t")
                 self.end_headers()
@@ -96,6 +97,9 @@ class LiveStreamServer:
                             delay = start + offset + last - time.monotonic()
                             if delay > 0:
                                 time.sleep(delay)
+                            while server.stalled.is_set() and server._running.is_set():
+                                time.sleep(0.05)
+                                offset = time.monotonic() - start - last  # after a stall, real time again
                             packet.stream = stream
                             out.mux(packet)
                             self.wfile.flush()

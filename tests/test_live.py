@@ -76,6 +76,29 @@ def test_stream_drop_and_reconnect_keeps_the_run_going(traffic_stream, tmp_path)
     assert summary["status"] == "complete" and not (out / "annotated.mp4").exists()  # no --save: tables only
 
 
+def test_a_hung_stream_is_a_gap_from_its_last_frame_with_a_plain_reason(traffic_stream, tmp_path):
+    """The camera stops sending but keeps the connection open: after --read-timeout vidpipe reconnects, and the
+    gap it records starts at the last frame received (not when the timeout fired) and says why."""
+    out = tmp_path / "out"
+    process = vidpipe("live", traffic_stream.url, "-o", str(out), "--duration", "16", "--read-timeout", "2",
+                      "--reconnect-delay", "0.3", "--max-reconnect-delay", "1", "-q")
+    try:
+        wait_for(out / ".detections.parquet.partial")
+        time.sleep(4)
+        traffic_stream.stalled.set()
+        time.sleep(5)  # a 5 s outage, of which 2 s pass before the read timeout notices it
+    finally:
+        traffic_stream.stalled.clear()
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert "Immediate exit requested" not in stderr and "no data for 2 s (--read-timeout)" in stderr
+    gaps = json.loads((out / "summary.json").read_text())["live"]["gaps"]
+    assert len(gaps) >= 1 and gaps[0]["reason"] == "no data for 2 s (--read-timeout)"
+    # The outage as the viewer saw it: from the last frame (the stream's buffer plays on for about a second
+    # after the stall begins) to the first frame back, about 4 s; counted from the timeout it would be 2 s.
+    assert gaps[0]["seconds"] >= 3.0, gaps
+
+
 def test_latency_stays_bounded_when_the_source_is_faster_than_inference(traffic_stream, tmp_path):
     """A 24 fps stream into slow inference (torch on the CPU at 1280 px, far slower than 1/24 s a frame on
     any CPU): old frames are dropped, not queued."""

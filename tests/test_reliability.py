@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from conftest import PARKING, REPO, SUBURBAN, frame_times, run_cli
-from vidpipe.sources import open_source
+from vidpipe.sources import Sampling, open_source
 
 
 def vidpipe(*args: str) -> subprocess.Popen:
@@ -235,3 +235,39 @@ def test_mot15_ground_truth_is_scored_as_trackeval_scores_mot15(tmp_path):
     (sequence / "det" / "det.txt").write_text("\n".join(rows) + "\n")  # the tracker's input: the true boxes
     cli = run_cli("eval", "mot", str(sequence), "-o", str(tmp_path / "eval"))
     assert cli.returncode == 0 and "Traceback" not in cli.stderr + cli.stdout, cli.stderr
+
+
+def test_a_rotated_phone_video_is_detected_upright(tmp_path):
+    """Frames stored sideways with a display matrix saying "turn 90 degrees": vidpipe detects on the upright
+    picture (the same cars as in the upright original), and writes upright tables and video."""
+    originals = [f.image for f in open_source(SUBURBAN, Sampling(start=10, max_frames=6))]
+    clip = tmp_path / "phone.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 352, 640, "yuv420p"
+        stream.set_display_rotation(90)  # players turn the stored frame 90 degrees counter-clockwise
+        for i, image in enumerate(originals):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(image, -1)), format="bgr24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    result = run_cli("run", str(clip), "-o", str(tmp_path / "out"), "--tracker", "none", "-q")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["input"]["rotation"] == 90 and (summary["input"]["width"], summary["input"]["height"]) == (640, 352)
+    with av.open(str(tmp_path / "out" / "annotated.mp4")) as written:
+        first = next(written.decode(video=0))
+        assert (first.width, first.height) == (640, 352) and not first.rotation  # upright, nothing to turn
+    from vidpipe.detections import box_iou
+    from vidpipe.detectors import load_detector
+
+    upright = load_detector("yolo", conf=0.5).detect(originals)  # the confident boxes of the upright original
+    table = pd.read_parquet(tmp_path / "out" / "detections.parquet")
+    matched = total = 0
+    for index, expected in enumerate(upright):
+        ours = table.loc[table["frame"] == index, ["x1", "y1", "x2", "y2"]].to_numpy()
+        total += len(expected)
+        matched += int((box_iou(expected.xyxy, ours).max(axis=1, initial=0) >= 0.5).sum())
+    assert total >= 6 and matched / total >= 0.8, (matched, total)  # re-encoding moves scores a little

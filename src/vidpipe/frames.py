@@ -39,6 +39,7 @@ class VideoInfo:
     codec: str | None = None
     time_base: Fraction | None = None  # of the video stream; the video sink reuses it for exact timestamps
     audio_codec: str | None = None
+    rotation: int = 0  # degrees counter-clockwise the source asks players to turn it (phones); frames come upright
 
     @property
     def has_audio(self) -> bool:
@@ -56,4 +57,5 @@ class VideoInfo:
             "duration_s": self.duration,
             "codec": self.codec,
             "audio_codec": self.audio_codec,
+            "rotation": self.rotation,
         }

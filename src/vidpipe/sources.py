@@ -193,18 +193,21 @@ class VideoSource(_FileSource):
         elif self._container.duration is not None:
             duration = self._container.duration / 1_000_000
         audio = self._container.streams.audio
+        self._turns = 0 if _is_url(uri) else _display_turns(uri)  # quarter turns that make frames upright
+        width, height = stream.codec_context.width, stream.codec_context.height
         self.info = VideoInfo(
             name=stem(uri),
             uri=uri,
             kind="video",
-            width=stream.codec_context.width,
-            height=stream.codec_context.height,
+            width=height if self._turns % 2 else width,
+            height=width if self._turns % 2 else height,
             fps=fps,
             frame_count=stream.frames or None,
             duration=duration,
             codec=stream.codec_context.codec.canonical_name,  # the codec (mp3), not the decoder (mp3float)
             time_base=stream.time_base,
             audio_codec=audio[0].codec_context.codec.canonical_name if audio else None,
+            rotation=90 * self._turns,
         )
         self._start_pts = stream.start_time
 
@@ -230,7 +233,10 @@ class VideoSource(_FileSource):
                         stopped = True
                         return
                     if decision is Decision.KEEP:
-                        yield Frame(index, time, frame.to_ndarray(format="bgr24"))
+                        image = frame.to_ndarray(format="bgr24")
+                        if self._turns:  # as a player shows it: boxes, tables and video all upright
+                            image = np.ascontiguousarray(np.rot90(image, self._turns))
+                        yield Frame(index, time, image)
                     decoded += 1
         except av.error.FFmpegError as exc:
             self.stop_reason = _ffmpeg_reason(exc)  # the container breaks off: keep what was decoded
@@ -248,6 +254,20 @@ class VideoSource(_FileSource):
 
     def close(self) -> None:
         self._container.close()
+
+
+def _display_turns(uri: str) -> int:
+    """Counter-clockwise quarter turns the file's display matrix asks for (a phone held upright records its
+    frames sideways and says so there), read from the first frame."""
+    import av
+
+    try:
+        with av.open(uri, metadata_errors="ignore") as container:
+            for frame in container.decode(video=0):
+                return round((frame.rotation or 0) / 90) % 4
+    except (av.error.FFmpegError, AttributeError):
+        pass  # unreadable here: the main container reports it; an old PyAV knows no rotation
+    return 0
 
 
 class _SourcePositions:
