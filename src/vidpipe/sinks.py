@@ -279,7 +279,27 @@ class TableWriter:
         self._file.discard()
 
 
-class DetectionTableSink:
+class _BufferedTable:
+    """A table sink that buffers rows and writes them in `_flush()` (row groups); the last at `close()`."""
+
+    _table: TableWriter
+
+    def _flush(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        try:
+            self._flush()
+        except BaseException:
+            self.abort()
+            raise
+        self._table.close()
+
+    def abort(self) -> None:
+        self._table.abort()
+
+
+class DetectionTableSink(_BufferedTable):
     """One row per detection, streamed to Parquet (row groups) or CSV so memory stays flat.
 
     `class_name` is what the detector said in that frame; `track_class` the class voted over the row's
@@ -335,19 +355,7 @@ class DetectionTableSink:
         self._table.write(columns)
         self._chunks, self._buffered = [], 0
 
-    def close(self) -> None:
-        try:
-            self._flush()
-        except BaseException:
-            self.abort()
-            raise
-        self._table.close()
-
-    def abort(self) -> None:
-        self._table.abort()
-
-
-class FrameTableSink:
+class FrameTableSink(_BufferedTable):
     """One row per processed frame, empty frames included, so "nothing there" is visible, not missing.
 
     Columns: `video, frame, time_s, n_detections`; `n_<class>` counts for `classes` (the run's `--classes`,
@@ -405,17 +413,6 @@ class FrameTableSink:
         self._table.write(columns)
         self._rows = []
 
-    def close(self) -> None:
-        try:
-            self._flush()
-        except BaseException:
-            self.abort()
-            raise
-        self._table.close()
-
-    def abort(self) -> None:
-        self._table.abort()
-
 
 def frame_schema(names: Sequence[str], classes: Sequence[int], interest: Sequence[int], top_k: int,
                  wall_time: bool = False) -> pa.Schema:
@@ -439,7 +436,7 @@ TRACK_SCHEMA = pa.schema([
 ])
 
 
-class TrackTableSink:
+class TrackTableSink(_BufferedTable):
     """One row per track: its voted class, when it was first and last seen, how often, how confidently, where
     it started and ended (box centres) and how far it travelled (pixels, summed between observations).
 
@@ -474,33 +471,26 @@ class TrackTableSink:
             row[5] += score
             row[6] = max(row[6], score)
 
-    def close(self) -> None:
-        try:
-            rows = sorted(self._tracks.items())
-            ids = [track for track, _ in rows]
-            values = list(zip(*[row for _, row in rows])) or [()] * 13
-            first_t, last_t = np.asarray(values[2], np.float64), np.asarray(values[3], np.float64)
-            frames = np.asarray(values[4], np.int64)
-            self._table.write({
-                "video": pa.array([self._video] * len(ids), pa.string()),
-                "track_id": np.asarray(ids, np.int64),
-                "class_name": pa.array([self._names[c] for c in values[12]], pa.string()),
-                "first_frame": np.asarray(values[0], np.int64), "last_frame": np.asarray(values[1], np.int64),
-                "first_time_s": first_t, "last_time_s": last_t, "duration_s": last_t - first_t,
-                "frames_detected": frames,
-                "mean_score": np.asarray(values[5], np.float64) / np.maximum(frames, 1),
-                "max_score": np.asarray(values[6], np.float64),
-                "first_x": np.asarray(values[7], np.float64), "first_y": np.asarray(values[8], np.float64),
-                "last_x": np.asarray(values[9], np.float64), "last_y": np.asarray(values[10], np.float64),
-                "path_px": np.asarray(values[11], np.float64),
-            })
-        except BaseException:
-            self.abort()
-            raise
-        self._table.close()
-
-    def abort(self) -> None:
-        self._table.abort()
+    def _flush(self) -> None:
+        """The whole table, once, at close: a track's row is final only when the run ends."""
+        rows = sorted(self._tracks.items())
+        ids = [track for track, _ in rows]
+        values = list(zip(*[row for _, row in rows])) or [()] * 13
+        first_t, last_t = np.asarray(values[2], np.float64), np.asarray(values[3], np.float64)
+        frames = np.asarray(values[4], np.int64)
+        self._table.write({
+            "video": pa.array([self._video] * len(ids), pa.string()),
+            "track_id": np.asarray(ids, np.int64),
+            "class_name": pa.array([self._names[c] for c in values[12]], pa.string()),
+            "first_frame": np.asarray(values[0], np.int64), "last_frame": np.asarray(values[1], np.int64),
+            "first_time_s": first_t, "last_time_s": last_t, "duration_s": last_t - first_t,
+            "frames_detected": frames,
+            "mean_score": np.asarray(values[5], np.float64) / np.maximum(frames, 1),
+            "max_score": np.asarray(values[6], np.float64),
+            "first_x": np.asarray(values[7], np.float64), "first_y": np.asarray(values[8], np.float64),
+            "last_x": np.asarray(values[9], np.float64), "last_y": np.asarray(values[10], np.float64),
+            "path_px": np.asarray(values[11], np.float64),
+        })
 
 
 def wall_times(origin: dt.datetime, seconds: np.ndarray) -> pa.Array:
