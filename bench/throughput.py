@@ -276,6 +276,9 @@ def main() -> None:
         rss = f"{row['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in row else "-"
         print(f"({key}) {row['what']:<48} {row['fps']:6.1f} fps   peak RSS {rss}")
     print(f"vidpipe after start-up: {results['b']['fps_after_startup']:.1f} fps")
+    report = next(s for s in summary["stages"] if s["stage"] == "report")
+    print(f"report.html built from the tables and kept crops: {report['busy_fraction']:.1%} of (b)'s wall time "
+          f"({report['busy_fraction'] * summary['wall_time_s'] * 1000:.0f} ms; target < 2%)")
     b, b_steady = results["b"]["fps"], results["b"]["fps_after_startup"]
     print(f"b/a = {b / results['a']['fps']:.2f} (target >= 3.0)   b/d = {b / results['d']['fps']:.2f} (>= 1.2)   "
           f"b/c = {b_steady / results['c']['fps']:.2f} (>= 0.85, after start-up)")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -116,25 +115,6 @@ def test_latency_stays_bounded_when_the_source_is_faster_than_inference(traffic_
     assert latency["p95"] <= 2 * inference["mean"] + 1000 / 24, (latency, inference)
     assert live["frames_captured"] >= live["frames_dropped"] + json.loads((out / "summary.json").read_text())[
         "frames_processed"]
-
-
-@pytest.fixture()
-def browser():
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("needs Debian's chromium and chromium-driver (.ci/run installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-quic", "--window-size=1280,800"):
-        options.add_argument(flag)
-    session = webdriver.Chrome(service=Service(driver), options=options)
-    yield session
-    session.quit()
 
 
 def test_preview_page_in_a_real_browser(traffic_stream, tmp_path, browser):

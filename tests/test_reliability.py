@@ -89,6 +89,8 @@ def test_an_interrupted_run_copies_audio_only_as_far_as_the_video(tmp_path):
     assert video_end < 25  # stopped well before the clip's 30 s
     assert audio_end <= video_end + 0.1, (audio_end, video_end)
     assert video.frames > 0
+    report = (out / "report.html").read_text()  # the report says the run was cut short
+    assert 'id="status-banner"' in report and "<b>interrupted</b>" in report
 
 
 def test_frame_indices_stay_the_source_index_after_undecodable_frames(tmp_path):

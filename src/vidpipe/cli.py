@@ -95,6 +95,7 @@ PIPELINE_OPTIONS = [
     click.option("--video/--no-video", default=None, help="Write the annotated video [default: yes]."),
     click.option("--table-format", type=click.Choice(["parquet", "csv"]), help="Table format [default: parquet]."),
     click.option("--mot/--no-mot", default=None, help="Write tracks as MOTChallenge txt [default: yes]."),
+    click.option("--report/--no-report", default=None, help="Write report.html (plots, thumbnails) [default: yes]."),
     click.option("--stride", type=int, help="Process every Nth frame."),
     click.option("--sample-fps", type=float, help="Process frames at this rate, picked by timestamp (e.g. 1)."),
     click.option("--start", type=float, help="Start at this time (seconds)."),

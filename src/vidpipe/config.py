@@ -66,6 +66,7 @@ class PipelineConfig:
     table_format: str = "parquet"
     top_k: int = 3  # the per-frame table names the k highest-scoring objects
     mot: bool = True
+    report: bool = True  # report.html: facts, plots and thumbnails of what was found
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", split_classes(self.classes))

@@ -35,6 +35,7 @@ from .config import PipelineConfig
 from .errors import InputError, VidpipeError
 from .files import PartialFile, locked, write_atomic
 from .pipeline import Pipeline
+from .report import write_corpus_report
 from .segments import YT8M_SEGMENT_SECONDS, segment_table
 from .session import frame_classes
 from .sinks import DETECTION_SCHEMA, TRACK_SCHEMA, column_name, frame_schema, write_table
@@ -202,6 +203,9 @@ def _run_batch(items: list[CorpusItem], config: PipelineConfig, out: Path, worke
     with frame_boundary():  # a second stop signal waits until the table is written
         table = videos_table(items, out)
         write_table(table, out / "videos.parquet", "parquet")
+        if config.report:
+            tracks = list((out / "tracks").glob("*.parquet"))
+            write_corpus_report(out / "report.html", table, pd.read_parquet(out / "tracks") if tracks else None)
     table.attrs["interrupted"] = interrupted
     return table
 

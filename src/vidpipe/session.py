@@ -25,6 +25,7 @@ from .errors import VidpipeError
 from .files import locked
 from .frames import Frame, VideoInfo
 from .live import LiveMonitor
+from .report import Thumbnails, write_run_report
 from .sinks import TABLE_FORMATS, DetectionTableSink, FrameTableSink, MotSink, Sink, TrackTableSink, VideoSink, Viewer
 from .sources import Source
 from .summary import Counts, DetectorFacts, RunSummary, StageFigures, TrackerFacts, VideoOutput
@@ -36,6 +37,7 @@ OUTPUT_NAMES = {
     "frames": "frames",
     "tracks": "tracks",
     "mot": "tracks.txt",
+    "report": "report.html",
     "summary": "summary.json",
 }
 
@@ -143,6 +145,8 @@ class RunSession:
         self.annotator = Annotator(trails=config.trails, labels=config.labels, color_by=config.color_by,
                                    overlay=monitor.overlay_lines if monitor and config.overlay else None)
         self.stats = RunStats()
+        # crops of the tracks' best detections, for the report (untracked runs have no tracks to show)
+        self.thumbnails = Thumbnails() if config.report and tracker is not None else None
         self.profile = StageProfile("write")
         self._clock = time.perf_counter()
         self._drawn: list = [sink for key, sink in self.sinks.items() if key == "video"] + self.viewers
@@ -162,6 +166,8 @@ class RunSession:
                     output.write(shown, detections)
             for sink in self._tables:
                 sink.write(frame, detections)
+            if self.thumbnails:
+                self.thumbnails.write(frame, detections)
         self.profile.busy_s += time.perf_counter() - start
         if self.monitor:
             self.monitor.frame_done(frame, detections)
@@ -181,6 +187,8 @@ class RunSession:
             raise
         wall = self.elapsed_s
         outputs = {key: sink.path for key, sink in self.sinks.items()}
+        if self.config.report:
+            outputs["report"] = self.out_dir / OUTPUT_NAMES["report"]
         summary = RunSummary(
             status=status,
             input=self.source.info,
@@ -199,10 +207,19 @@ class RunSession:
         )
         try:
             with _writing(self.out_dir):
-                outputs["summary"] = summary.write(self.summary_path)
+                if self.config.report:
+                    summary = self._write_report(summary, outputs, wall)
+                outputs["summary"] = summary.write(self.summary_path)  # last: its presence means done
         finally:
             self._lock.close()
         return RunResult(self.out_dir, outputs, summary)
+
+    def _write_report(self, summary: RunSummary, outputs: dict[str, Path], wall: float) -> RunSummary:
+        """report.html from the finished tables and the kept crops; its cost is a stage of the summary."""
+        start = time.perf_counter()
+        write_run_report(outputs["report"], summary, outputs, self.thumbnails, outputs.get("video"))
+        report = StageProfile("report", items=1, busy_s=time.perf_counter() - start)
+        return replace(summary, stages=(*summary.stages, _figures(report, wall, self.stats.frames)))
 
     def abort(self) -> None:
         """Discard every partial output."""
@@ -222,7 +239,7 @@ class RunSession:
 
 def previous_outputs(out_dir: Path) -> list[Path]:
     """Every file a run may leave in `out_dir`, in either table format, finished or partial."""
-    names = [OUTPUT_NAMES[key] for key in ("video", "mot", "summary")]
+    names = [OUTPUT_NAMES[key] for key in ("video", "mot", "report", "summary")]
     names += [f"{OUTPUT_NAMES[key]}.{fmt}" for key in ("detections", "frames", "tracks") for fmt in TABLE_FORMATS]
     return [out_dir / name for name in names] + [out_dir / f".{name}.partial" for name in names]
 
