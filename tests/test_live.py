@@ -121,7 +121,7 @@ def test_preview_page_in_a_real_browser(traffic_stream, tmp_path, browser):
     out = tmp_path / "out"
     port = _free_port()
     process = vidpipe("live", traffic_stream.url, "-o", str(out), "--serve", f"127.0.0.1:{port}", "--overlay",
-                      "--duration", "60", "-q")
+                      "--line", "road=0,0.55,1,0.55", "--duration", "60", "-q")
     try:
         wait_for(out / ".detections.parquet.partial")
         time.sleep(2)
@@ -136,6 +136,7 @@ def test_preview_page_in_a_real_browser(traffic_stream, tmp_path, browser):
         assert fps > 0
         assert browser.find_element("id", "latency").text.endswith("ms")
         assert "car" in browser.find_element("id", "counts").text
+        assert "road" in browser.find_element("id", "lines").text  # the line's counts, live
     finally:
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=60)

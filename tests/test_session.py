@@ -81,7 +81,7 @@ def test_viewers_get_annotated_frames_and_no_file_is_expected_of_them(pipeline, 
     assert viewer.closed and len(viewer.frames) == 4 and not hasattr(viewer, "path")
     original = [f.image for f in open_source(PARKING, Sampling(start=5, max_frames=4))]
     assert any((shown.image != raw).any() for shown, raw in zip(viewer.frames, original))  # boxes were drawn
-    assert set(result.outputs) == {"detections", "frames", "tracks", "summary"}
+    assert set(result.outputs) == {"detections", "frames", "tracks", "report", "summary"}
 
 
 def test_the_write_step_is_public_and_the_session_owns_the_outputs(pipeline, tmp_path):

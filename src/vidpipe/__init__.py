@@ -31,6 +31,8 @@ _EXPORTS = {
     "ByteTrack": "tracking",
     "create_tracker": "tracking",
     "Annotator": "annotate",
+    "LineCounter": "analytics",
+    "Zone": "analytics",
     "Pipeline": "pipeline",
     "PipelineConfig": "config",
     "LiveOptions": "live_options",

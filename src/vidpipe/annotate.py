@@ -44,11 +44,12 @@ class Annotator:
 
     def __init__(self, trails: bool = False, trail_length: int = 30,
                  overlay: Callable[[], Sequence[str]] | None = None, labels: Sequence[str] = LABEL_PARTS,
-                 color_by: str = "track") -> None:
+                 color_by: str = "track", underlay: Callable[[np.ndarray], None] | None = None) -> None:
         self.trails = trails
         self.trail_length = trail_length
         self.overlay = overlay  # lines of status text (fps, latency...) for the top-left corner
         self.labels = [part for part in LABEL_PARTS if part in labels]
+        self.underlay = underlay  # draws under the boxes (counting lines and zones)
         self.color_by = color_by
         self._history: dict[int, deque] = {}
         self._frames_since_seen: dict[int, int] = {}
@@ -60,6 +61,8 @@ class Annotator:
         line = max(2, round(base / 180))  # 2 px at 360p, 6 px at 1080p: the same look at any size
         font_scale = max(0.5, base / 800)  # 11 px tall text at 360p and below, 30 px at 1080p
         text_thickness = max(1, round(base / 400))
+        if self.underlay:
+            self.underlay(canvas)
         if self.trails:
             self._draw_trails(canvas, detections, line)
         boxes = np.round(detections.xyxy).astype(int).tolist()

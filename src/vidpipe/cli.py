@@ -96,6 +96,17 @@ PIPELINE_OPTIONS = [
     click.option("--table-format", type=click.Choice(["parquet", "csv"]), help="Table format [default: parquet]."),
     click.option("--mot/--no-mot", default=None, help="Write tracks as MOTChallenge txt [default: yes]."),
     click.option("--report/--no-report", default=None, help="Write report.html (plots, thumbnails) [default: yes]."),
+    click.option("--line", "lines", multiple=True, callback=lambda ctx, param, value: list(value) or None,
+                 metavar="NAME=x1,y1,x2,y2", help="A counting line (repeatable); pixels, or fractions of the frame "
+                                                  "when all values lie in [0, 1]."),
+    click.option("--zone", "zones", multiple=True, callback=lambda ctx, param, value: list(value) or None,
+                 metavar="NAME=x1,y1,x2,y2,x3,y3,...", help="A zone: entries, exits, dwell time, occupancy "
+                                                           "(repeatable)."),
+    click.option("--anchor", type=click.Choice(["bottom-center", "center"]),
+                 help="The point of a box that lines and zones count [default: bottom-center]."),
+    click.option("--zone-hysteresis", "zone_hysteresis_s", type=float,
+                 help="Seconds an object must stay on the other side of a zone's border to count [default: 0.5]."),
+    click.option("--heatmap/--no-heatmap", default=None, help="Write heatmap.png of where tracked objects were."),
     click.option("--stride", type=int, help="Process every Nth frame."),
     click.option("--sample-fps", type=float, help="Process frames at this rate, picked by timestamp (e.g. 1)."),
     click.option("--start", type=float, help="Start at this time (seconds)."),

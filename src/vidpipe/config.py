@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from .analytics import ANCHORS, DEFAULT_HYSTERESIS_S, Region
 from .annotate import COLOR_BY, LABEL_PARTS
 from .detectors import DetectorSettings, split_classes
 from .errors import InputError
@@ -67,6 +68,12 @@ class PipelineConfig:
     top_k: int = 3  # the per-frame table names the k highest-scoring objects
     mot: bool = True
     report: bool = True  # report.html: facts, plots and thumbnails of what was found
+    # analytics: counting lines and zones (name, points in pixels or frame fractions, optional classes)
+    lines: list = field(default_factory=list)
+    zones: list = field(default_factory=list)
+    anchor: str = "bottom-center"  # the point of a box that counts: bottom-center (where it stands) | center
+    zone_hysteresis_s: float = DEFAULT_HYSTERESIS_S  # a zone's border must be crossed for this long to count
+    heatmap: bool = False  # heatmap.png: where tracked objects were
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", split_classes(self.classes))
@@ -76,6 +83,14 @@ class PipelineConfig:
         if unknown:
             raise InputError(f"labels: unknown part(s) {', '.join(map(repr, unknown))} (use any of "
                              f"{', '.join(LABEL_PARTS)}, or none)")
+        for kind in ("lines", "zones"):
+            given = getattr(self, kind)
+            if not isinstance(given, (list, tuple)):
+                raise InputError(f"{kind} must be a list of {kind}, got {given!r}")
+            regions = [Region.parse(r, kind[:-1]) if isinstance(r, str) else Region.of(r, kind[:-1]) for r in given]
+            object.__setattr__(self, kind, regions)
+        if self.anchor not in ANCHORS:
+            raise InputError(f"anchor must be one of {', '.join(ANCHORS)}, got {self.anchor!r}")
         if self.color_by not in COLOR_BY:
             raise InputError(f"color_by must be one of {', '.join(COLOR_BY)}, got {self.color_by!r}")
         _check_types(self)
@@ -165,7 +180,12 @@ class PipelineConfig:
                              f"time (use --max-frames or --duration to bound a live run)")
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The settings as a preset file writes them."""
+        values = asdict(self)
+        for kind in ("lines", "zones"):
+            values[kind] = [{"name": r.name, "points": [list(p) for p in r.points],
+                             **({"classes": list(r.classes)} if r.classes else {})} for r in getattr(self, kind)]
+        return values
 
 
 

@@ -37,8 +37,8 @@ from .files import PartialFile, locked, write_atomic
 from .pipeline import Pipeline
 from .report import write_corpus_report
 from .segments import YT8M_SEGMENT_SECONDS, segment_table
-from .session import frame_classes
-from .sinks import DETECTION_SCHEMA, TRACK_SCHEMA, column_name, frame_schema, write_table
+from .session import frame_classes, zone_columns
+from .sinks import DETECTION_SCHEMA, EVENT_SCHEMA, TRACK_SCHEMA, column_name, frame_schema, write_table
 from .sources import natural_key, open_source, stem
 from .stopping import frame_boundary
 from .summary import RunSummary
@@ -48,7 +48,7 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".m
                             ".wmv", ".3gp"})
 MARKER = "_SUCCESS"
 ERROR = "error.json"
-DATASETS = ("detections", "frames", "tracks", "segments")  # corpus-wide tables, one file per video each
+DATASETS = ("detections", "frames", "tracks", "events", "segments")  # corpus-wide tables, one file per video
 EXECUTORS = ("local", "ray")
 
 
@@ -129,8 +129,9 @@ class VideoProcessor:
         names = self.pipeline.detector.names
         counted, interest = frame_classes(config, names)
         self.count_names = [names[c] for c in counted]  # videos.parquet's n_<class> columns: the same for all
-        self.schemas = {"detections": DETECTION_SCHEMA, "tracks": TRACK_SCHEMA,
-                        "frames": frame_schema(names, counted, interest, config.top_k)}
+        self.schemas = {"detections": DETECTION_SCHEMA, "tracks": TRACK_SCHEMA, "events": EVENT_SCHEMA,
+                        "frames": frame_schema(names, counted, interest, config.top_k,
+                                               extra_columns=zone_columns(config))}
 
     def __call__(self, item: CorpusItem, progress: Callable[[int], None] | None = None) -> dict:
         folder = _video_folder(self.out_dir, item.video_id)

@@ -248,6 +248,7 @@ class LiveMonitor:
     """Live figures for the overlay, the preview page and the summary: fps, latency, drops, counts."""
 
     capture: LatestFrames | None = None
+    analytics: object | None = None  # the run's lines and zones (vidpipe.analytics.Analytics), for their counts
     latencies_ms: array = field(default_factory=lambda: array("d"))
     inference_ms: array = field(default_factory=lambda: array("d"))
     counts: dict = field(default_factory=dict)
@@ -272,7 +273,8 @@ class LiveMonitor:
             latency = self.latencies_ms[-1] if self.latencies_ms else None
             return {"fps": round(self.fps, 2), "latency_ms": None if latency is None else round(latency, 1),
                     "dropped": self.capture.dropped if self.capture else 0,
-                    "captured": self.capture.captured if self.capture else 0, "counts": dict(self.counts)}
+                    "captured": self.capture.captured if self.capture else 0, "counts": dict(self.counts),
+                    "lines": self.analytics.live_counts() if self.analytics else {}}
 
     def overlay_lines(self) -> list[str]:
         s = self.snapshot()

@@ -44,6 +44,7 @@ PAGE = """<!doctype html>
   <dt>dropped frames</dt><dd id="dropped">-</dd>
  </dl>
  <table id="counts"></table>
+ <table id="lines"></table>
 </aside>
 <script>
 async function refresh() {
@@ -55,6 +56,9 @@ async function refresh() {
     document.getElementById("dropped").textContent = stats.dropped;
     document.getElementById("counts").innerHTML = Object.entries(stats.counts)
       .map(([name, n]) => `<tr><td>${name}</td><td>${n}</td></tr>`).join("");
+    document.getElementById("lines").innerHTML = Object.entries(stats.lines || {})
+      .map(([name, c]) => `<tr><td>${name}</td><td>${
+        Object.entries(c).map(([k, v]) => k + " " + v).join(", ")}</td></tr>`).join("");
   } catch (error) { /* the run may be over */ }
 }
 setInterval(refresh, 500);

@@ -120,6 +120,16 @@ def write_run_report(path: Path, summary: RunSummary, tables: dict[str, Path], t
     if detections is not None and len(detections):
         parts.append(_section("detections-per-class", "Detections per class", _per_class(detections)))
         parts.append(_section("scores", "Scores per class", _scores(detections)))
+    events = _read(tables.get("events"))
+    if summary.lines and events is not None:
+        parts.append(_section("line-counts", "Line crossings over time", _counts_over_time(events, frames)))
+    if summary.zones and events is not None:
+        parts.append(_section("dwell", "Time spent in each zone", _dwell(events)))
+    heatmap = tables.get("heatmap")
+    if heatmap is not None and Path(heatmap).is_file():
+        data = base64.b64encode(Path(heatmap).read_bytes()).decode("ascii")
+        parts.append(_section("heatmap", "Where tracked objects were",
+                              f'<img alt="heatmap" style="max-width: 100%" src="data:image/png;base64,{data}">'))
     return write_atomic(path, _page(f"vidpipe: {summary.input.name}", "\n".join(parts)))
 
 
@@ -261,25 +271,56 @@ def _classes_over_time(frames: pd.DataFrame) -> str:
     columns = sorted(columns, key=lambda c: -frames[c].sum())[:PLOT_CLASSES]
     if not columns:
         return "<p>Nothing was detected.</p>"
-    height, window = 260, max(1, len(frames) // 300)  # about 300 points: the trend, not every frame's jitter
-    times = frames["time_s"].to_numpy()
-    smooth = {c: frames[c].rolling(window, min_periods=1).mean().to_numpy() for c in columns}
-    peak = max(float(v.max()) for v in smooth.values())
-    x_ticks, y_ticks = _ticks(float(times.max())), _ticks(peak, 4)
+    window = max(1, len(frames) // 300)  # about 300 points: the trend, not every frame's jitter
+    series = {c[2:].replace("_", " "): frames[c].rolling(window, min_periods=1).mean().to_numpy() for c in columns}
+    return _line_chart(frames["time_s"].to_numpy(), series, "objects")
+
+
+def _line_chart(times: np.ndarray, series: dict[str, np.ndarray], y_label: str) -> str:
+    """Lines over time (seconds), one colour per series, legend on the right."""
+    height = 260
+    peak = max([float(v.max()) for v in series.values()] + [1.0])
+    x_ticks, y_ticks = _ticks(float(times.max()) if len(times) else 1.0), _ticks(peak, 4)
     x = _linear(0, x_ticks[-1], LEFT, WIDTH - RIGHT)
     y = _linear(0, y_ticks[-1], height - BOTTOM, TOP)
     step = max(1, len(times) // 600)
-    colors, body = _colors([c[2:] for c in columns]), []
+    colors, body = _colors(list(series)), []
     for tick in y_ticks:
         body.append(f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:g}</text>')
-    for i, column in enumerate(columns):
-        points = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(times[::step], smooth[column][::step]))
-        name = column[2:].replace("_", " ")
-        body.append(f'<polyline points="{points}" fill="none" stroke="{colors[column[2:]]}" stroke-width="1.6"/>'
-                    f'<text x="{WIDTH - RIGHT + 10}" y="{TOP + 14 * i + 10}" fill="{colors[column[2:]]}">'
+    for i, (name, values) in enumerate(series.items()):
+        points = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(times[::step], values[::step]))
+        body.append(f'<polyline points="{points}" fill="none" stroke="{colors[name]}" stroke-width="1.6"/>'
+                    f'<text x="{WIDTH - RIGHT + 10}" y="{TOP + 14 * i + 10}" fill="{colors[name]}">'
                     f"&#9632; {html.escape(name)}</text>")
-    body.append(f'<text x="{LEFT - 40}" y="{TOP + 10}" fill="#555">objects</text>')
+    body.append(f'<text x="{LEFT - 40}" y="{TOP + 10}" fill="#555">{html.escape(y_label)}</text>')
     return _svg(height, body, x_ticks, "time (s)", x)
+
+
+def _counts_over_time(events: pd.DataFrame, frames: pd.DataFrame) -> str:
+    """Running totals of each line's crossings, per direction, over the run's time."""
+    crossings = events[events["kind"] == "cross"]
+    times = frames["time_s"].to_numpy() if frames is not None and len(frames) else np.asarray([0.0])
+    series = {}
+    for (name, direction), group in crossings.groupby(["name", "direction"], sort=True):
+        series[f"{name} {direction}"] = np.searchsorted(np.sort(group["time_s"].to_numpy()), times, side="right")
+    if not series:
+        return "<p>Nothing crossed the lines.</p>"
+    return _line_chart(times, {k: v.astype(float) for k, v in series.items()}, "crossings")
+
+
+def _dwell(events: pd.DataFrame) -> str:
+    """Each zone's visit lengths: enter and exit events paired per track."""
+    visits: dict[str, list[float]] = {}
+    for (name, _track), group in events[events["kind"].isin(["enter", "exit"])].groupby(["name", "track_id"]):
+        group = group.sort_values("time_s")
+        enters = group.loc[group["kind"] == "enter", "time_s"].to_numpy()
+        exits = group.loc[group["kind"] == "exit", "time_s"].to_numpy()
+        visits.setdefault(name, []).extend((exits[: len(enters)] - enters[: len(exits)]).tolist())
+    if not any(visits.values()):
+        return "<p>No visits.</p>"
+    longest = max(max(v) for v in visits.values() if v)
+    return _box_plot({k: np.asarray(v) for k, v in visits.items() if v}, _ticks(longest), "dwell time (s)",
+                     "visits")
 
 
 def _timeline(tracks: pd.DataFrame) -> str:
@@ -307,23 +348,28 @@ def _per_class(detections: pd.DataFrame) -> str:
 
 
 def _scores(detections: pd.DataFrame) -> str:
-    """A box per class: the middle half of its scores, a line at the median, whiskers from 5% to 95%."""
     names = list(detections["class_name"].value_counts().index[:PLOT_CLASSES])
+    groups = {n: detections.loc[detections["class_name"] == n, "score"].to_numpy(np.float64) for n in names}
+    return _box_plot(groups, [0, 0.2, 0.4, 0.6, 0.8, 1.0], "detection score", "detections")
+
+
+def _box_plot(groups: dict[str, np.ndarray], ticks: list[float], label: str, unit: str) -> str:
+    """A box per group: the middle half of its values, a line at the median, whiskers from 5% to 95%."""
+    names = list(groups)
     height = TOP + BOTTOM + ROW * len(names)
-    x = _linear(0, 1, LEFT, WIDTH - RIGHT)
+    x = _linear(0, ticks[-1], LEFT, WIDTH - RIGHT)
     colors, body = _colors(names), []
     for i, name in enumerate(names):
-        scores = detections.loc[detections["class_name"] == name, "score"].to_numpy(np.float64)
-        p5, q1, median, q3, p95 = np.percentile(scores, [5, 25, 50, 75, 95])
+        p5, q1, median, q3, p95 = np.percentile(groups[name], [5, 25, 50, 75, 95])
         middle = TOP + ROW * i + ROW / 2
         body.append(f'<text x="{LEFT - 6}" y="{middle + 4:.1f}" text-anchor="end">{html.escape(name)}</text>'
                     f'<line x1="{x(p5):.1f}" y1="{middle:.1f}" x2="{x(p95):.1f}" y2="{middle:.1f}" stroke="#555"/>'
                     f'<rect x="{x(q1):.1f}" y="{middle - 6:.1f}" width="{max(x(q3) - x(q1), 1):.1f}" height="12" '
                     f'fill="{colors[name]}"><title>{html.escape(name)}: median {median:.2f}, '
-                    f"{len(scores):,} detections</title></rect>"
+                    f"{len(groups[name]):,} {unit}</title></rect>"
                     f'<line x1="{x(median):.1f}" y1="{middle - 6:.1f}" x2="{x(median):.1f}" y2="{middle + 6:.1f}" '
                     f'stroke="#000" stroke-width="2"/>')
-    return _svg(height, body, [0, 0.2, 0.4, 0.6, 0.8, 1.0], "detection score", x)
+    return _svg(height, body, ticks, label, x)
 
 
 def _thumbnails(tracks: pd.DataFrame, thumbnails: Thumbnails) -> str:

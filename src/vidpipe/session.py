@@ -16,17 +16,30 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cv2
+
+from .analytics import Analytics
 from .annotate import Annotator
 from .config import PipelineConfig
 from .detections import Detections
 from .detectors import Detector, resolve_classes
 from .engine import StageProfile
 from .errors import VidpipeError
-from .files import locked
+from .files import locked, write_atomic
 from .frames import Frame, VideoInfo
 from .live import LiveMonitor
 from .report import Thumbnails, write_run_report
-from .sinks import TABLE_FORMATS, DetectionTableSink, FrameTableSink, MotSink, Sink, TrackTableSink, VideoSink, Viewer
+from .sinks import (
+    TABLE_FORMATS,
+    DetectionTableSink,
+    FrameTableSink,
+    MotSink,
+    Sink,
+    TrackTableSink,
+    VideoSink,
+    Viewer,
+    write_events,
+)
 from .sources import Source
 from .summary import Counts, DetectorFacts, RunSummary, StageFigures, TrackerFacts, VideoOutput
 from .tracking import NO_TRACKER, Tracker
@@ -37,6 +50,8 @@ OUTPUT_NAMES = {
     "frames": "frames",
     "tracks": "tracks",
     "mot": "tracks.txt",
+    "events": "events",
+    "heatmap": "heatmap.png",
     "report": "report.html",
     "summary": "summary.json",
 }
@@ -54,9 +69,10 @@ class RunResult:
 
 
 def open_sinks(config: PipelineConfig, info: VideoInfo, out_dir: Path, names: Sequence[str],
-               clock_origin: dt.datetime | None = None) -> dict[str, Sink]:
+               clock_origin: dt.datetime | None = None, analytics: Analytics | None = None) -> dict[str, Sink]:
     """The file outputs `config` asks for, by key; `clock_origin` (live runs) adds wall-clock times to the
-    tables. If one cannot be opened, those already opened are discarded."""
+    tables, `analytics` the zones' occupancy columns. If one cannot be opened, those already opened are
+    discarded."""
     sinks: dict[str, Sink] = {}
     try:
         if config.video:
@@ -73,6 +89,7 @@ def open_sinks(config: PipelineConfig, info: VideoInfo, out_dir: Path, names: Se
         sinks["frames"] = FrameTableSink(
             out_dir / f"{OUTPUT_NAMES['frames']}.{config.table_format}", info.name, names, config.table_format,
             classes=class_ids, interest=interest, top_k=config.top_k, clock_origin=clock_origin,
+            extra=analytics.occupancy if analytics else None, extra_columns=zone_columns(config),
         )
         if config.tracker != NO_TRACKER:
             sinks["tracks"] = TrackTableSink(out_dir / f"{OUTPUT_NAMES['tracks']}.{config.table_format}", info.name,
@@ -84,6 +101,11 @@ def open_sinks(config: PipelineConfig, info: VideoInfo, out_dir: Path, names: Se
             sink.abort()
         raise
     return sinks
+
+
+def zone_columns(config: PipelineConfig) -> list[str]:
+    """The frames table's occupancy columns, one per zone (zones count tracks: none without a tracker)."""
+    return [f"{zone.name}_n" for zone in config.zones] if config.tracker != NO_TRACKER else []
 
 
 def frame_classes(config: PipelineConfig, names: Sequence[str]) -> tuple[list[int], list[int]]:
@@ -131,19 +153,26 @@ class RunSession:
         self.started = dt.datetime.now(dt.timezone.utc)
         self._lock = contextlib.ExitStack()  # the out folder is this run's until finish() or abort()
         self._lock.enter_context(locked(out_dir))
+        info = source.info
+        # lines, zones and heatmaps follow tracks: an untracked run (`--tracker none`) has none
+        self.analytics = Analytics.build(config.lines, config.zones, info.width, info.height, config.anchor,
+                                         config.zone_hysteresis_s, config.heatmap) if tracker else Analytics()
         try:
             with _writing(out_dir):
                 for old in previous_outputs(out_dir):  # a new run's outputs never sit beside an old run's
                     old.unlink(missing_ok=True)
-                self.sinks = open_sinks(config, source.info, out_dir, detector.names,
-                                        clock_origin=self.started if source.live else None)
+                self.sinks = open_sinks(config, info, out_dir, detector.names,
+                                        clock_origin=self.started if source.live else None, analytics=self.analytics)
         except BaseException:
             self._lock.close()
             raise
         self.viewers = list(viewers)
         self.monitor = monitor  # live figures: fps, latency, counts (live runs and --overlay)
+        if monitor:
+            monitor.analytics = self.analytics  # the live page shows the lines' and zones' counts
         self.annotator = Annotator(trails=config.trails, labels=config.labels, color_by=config.color_by,
-                                   overlay=monitor.overlay_lines if monitor and config.overlay else None)
+                                   overlay=monitor.overlay_lines if monitor and config.overlay else None,
+                                   underlay=self.analytics.draw if self.analytics else None)
         self.stats = RunStats()
         # crops of the tracks' best detections, for the report (untracked runs have no tracks to show)
         self.thumbnails = Thumbnails() if config.report and tracker is not None else None
@@ -159,6 +188,8 @@ class RunSession:
     def write(self, frame: Frame, detections: Detections) -> None:
         """One frame into every output: drawn once for the video and the viewers, recorded in the tables."""
         start = time.perf_counter()
+        if self.analytics:  # first: the frames table and the picture show this frame's counts
+            self.analytics.update(frame, detections)
         with _writing(self.out_dir):
             if self._drawn:
                 shown = replace(frame, image=self.annotator.annotate(frame.image, detections))
@@ -182,11 +213,12 @@ class RunSession:
             with _writing(self.out_dir):
                 for output in [*self.sinks.values(), *self.viewers]:
                     output.close()
+                outputs = {key: sink.path for key, sink in self.sinks.items()}
+                outputs.update(self._write_analytics())
         except BaseException:
             self.abort()
             raise
         wall = self.elapsed_s
-        outputs = {key: sink.path for key, sink in self.sinks.items()}
         if self.config.report:
             outputs["report"] = self.out_dir / OUTPUT_NAMES["report"]
         summary = RunSummary(
@@ -204,6 +236,8 @@ class RunSession:
             outputs={key: path.name for key, path in outputs.items()},
             video_output=VideoOutput(video.codec, video.width, video.height) if video else None,
             live=self.monitor.figures(self.source) if self.source.live and self.monitor else None,
+            lines={line.name: line.figures() for line in self.analytics.lines} or None,
+            zones={zone.name: zone.figures() for zone in self.analytics.zones} or None,
         )
         try:
             with _writing(self.out_dir):
@@ -213,6 +247,20 @@ class RunSession:
         finally:
             self._lock.close()
         return RunResult(self.out_dir, outputs, summary)
+
+    def _write_analytics(self) -> dict[str, Path]:
+        """events.parquet (lines and zones) and heatmap.png, where configured."""
+        written = {}
+        if self.analytics.lines or self.analytics.zones:
+            self.analytics.close()
+            path = self.out_dir / f"{OUTPUT_NAMES['events']}.{self.config.table_format}"
+            written["events"] = write_events(path, self.source.info.name, self.analytics.events,
+                                             self.config.table_format)
+        if self.analytics.heatmap:
+            ok, png = cv2.imencode(".png", self.analytics.heatmap.render())
+            if ok:
+                written["heatmap"] = write_atomic(self.out_dir / OUTPUT_NAMES["heatmap"], png.tobytes())
+        return written
 
     def _write_report(self, summary: RunSummary, outputs: dict[str, Path], wall: float) -> RunSummary:
         """report.html from the finished tables and the kept crops; its cost is a stage of the summary."""
@@ -239,8 +287,9 @@ class RunSession:
 
 def previous_outputs(out_dir: Path) -> list[Path]:
     """Every file a run may leave in `out_dir`, in either table format, finished or partial."""
-    names = [OUTPUT_NAMES[key] for key in ("video", "mot", "report", "summary")]
-    names += [f"{OUTPUT_NAMES[key]}.{fmt}" for key in ("detections", "frames", "tracks") for fmt in TABLE_FORMATS]
+    names = [OUTPUT_NAMES[key] for key in ("video", "mot", "heatmap", "report", "summary")]
+    names += [f"{OUTPUT_NAMES[key]}.{fmt}" for key in ("detections", "frames", "tracks", "events")
+              for fmt in TABLE_FORMATS]
     return [out_dir / name for name in names] + [out_dir / f".{name}.partial" for name in names]
 
 

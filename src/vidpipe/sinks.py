@@ -8,7 +8,7 @@ web page) get the annotated frames too, and keep no file.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
@@ -367,15 +367,19 @@ class FrameTableSink(_BufferedTable):
 
     def __init__(self, path: str | Path, video: str, names: Sequence[str], fmt: str = "parquet",
                  classes: Sequence[int] | None = None, interest: Sequence[int] = (), top_k: int = 3,
-                 clock_origin: dt.datetime | None = None) -> None:
+                 clock_origin: dt.datetime | None = None,
+                 extra: Callable[[], dict[str, int]] | None = None, extra_columns: Sequence[str] = ()) -> None:
+        """`extra` gives this frame's values of `extra_columns` (integers: zone occupancies)."""
         self.path = Path(path)
+        self._extra, self._extra_columns = extra, list(extra_columns)
         self._video = video
         self._names = np.asarray(names, dtype=object)
         self._classes = np.asarray(sorted(range(len(names)) if classes is None else classes), np.int64)
         self._interest = list(interest)
         self._top_k = top_k
         self._origin = clock_origin
-        schema = frame_schema(names, self._classes, self._interest, top_k, wall_time=clock_origin is not None)
+        schema = frame_schema(names, self._classes, self._interest, top_k, wall_time=clock_origin is not None,
+                              extra_columns=self._extra_columns)
         self._table = TableWriter(path, schema, fmt)
         self._rows: list[tuple] = []  # (index, time, counts, p_any, top classes, top scores) until flushed
 
@@ -383,15 +387,17 @@ class FrameTableSink(_BufferedTable):
         counts = np.bincount(detections.class_id, minlength=len(self._names))[self._classes]
         p_any = [p_any_present(detections.score[detections.class_id == c]) for c in self._interest]
         order = np.argsort(-detections.score, kind="stable")[: self._top_k]
+        extra = self._extra() if self._extra else {}
         self._rows.append((frame.index, frame.time, len(detections), counts, p_any,
-                           detections.class_id[order], detections.score[order]))
+                           detections.class_id[order], detections.score[order],
+                           [extra.get(c, 0) for c in self._extra_columns]))
         if len(self._rows) >= FLUSH_FRAMES:
             self._flush()
 
     def _flush(self) -> None:
         if not self._rows:
             return
-        index, time, total, counts, p_any, top_class, top_score = zip(*self._rows)
+        index, time, total, counts, p_any, top_class, top_score, extra = zip(*self._rows)
         times = np.asarray(time, np.float64)
         columns: dict = {"video": pa.array([self._video] * len(index), pa.string()),
                          "frame": np.asarray(index, np.int64), "time_s": times}
@@ -410,12 +416,15 @@ class FrameTableSink(_BufferedTable):
                 [self._names[c[k]] if ok else None for c, ok in zip(top_class, present)], pa.string())
             columns[f"top{k + 1}_score"] = np.array(
                 [float(s[k]) if ok else np.nan for s, ok in zip(top_score, present)], np.float64)
+        extra = np.asarray(extra, np.int64).reshape(len(index), len(self._extra_columns))
+        for j, name in enumerate(self._extra_columns):
+            columns[name] = extra[:, j]
         self._table.write(columns)
         self._rows = []
 
 
 def frame_schema(names: Sequence[str], classes: Sequence[int], interest: Sequence[int], top_k: int,
-                 wall_time: bool = False) -> pa.Schema:
+                 wall_time: bool = False, extra_columns: Sequence[str] = ()) -> pa.Schema:
     """The per-frame table's columns, fixed by the model's names and the run's settings, not by the video."""
     fields = [("video", pa.string()), ("frame", pa.int64()), ("time_s", pa.float64())]
     fields += [("wall_time", WALL_TIME)] if wall_time else []
@@ -424,7 +433,28 @@ def frame_schema(names: Sequence[str], classes: Sequence[int], interest: Sequenc
     fields += [(f"p_any_{column_name(names[c])}", pa.float64()) for c in interest]
     for k in range(1, top_k + 1):
         fields += [(f"top{k}_class", pa.string()), (f"top{k}_score", pa.float64())]
+    fields += [(name, pa.int64()) for name in extra_columns]
     return pa.schema(fields)
+
+
+EVENT_SCHEMA = pa.schema([
+    ("video", pa.string()), ("frame", pa.int64()), ("time_s", pa.float64()), ("track_id", pa.int64()),
+    ("class_name", pa.string()), ("kind", pa.string()), ("name", pa.string()), ("direction", pa.string()),
+])
+
+
+def write_events(path: Path, video: str, events: Sequence, fmt: str) -> Path:
+    """The analytics' events (line crossings, zone entries and exits), in time order."""
+    events = sorted(events, key=lambda e: (e.frame, e.time_s))
+    table = TableWriter(path, EVENT_SCHEMA, fmt)
+    try:
+        table.write({"video": [video] * len(events), **{f: [getattr(e, f) for e in events]
+                                                         for f in EVENT_SCHEMA.names[1:]}})
+    except BaseException:
+        table.abort()
+        raise
+    table.close()
+    return Path(path)
 
 
 TRACK_SCHEMA = pa.schema([

@@ -128,6 +128,8 @@ class RunSummary:
     outputs: dict[str, str]  # output key -> file name, beside summary.json
     video_output: VideoOutput | None = None
     live: LiveFigures | None = None
+    lines: dict[str, dict] | None = None  # per counting line: {"in": {class: n}, "out": {class: n}}
+    zones: dict[str, dict] | None = None  # per zone: visits, mean_dwell_s, max_dwell_s, peak_occupancy
     vidpipe_version: str = __version__
 
     @property
@@ -159,6 +161,10 @@ class RunSummary:
             data["video_output"] = asdict(self.video_output)
         if self.live:
             data["live"] = asdict(self.live)
+        if self.lines:
+            data["lines"] = self.lines
+        if self.zones:
+            data["zones"] = self.zones
         return data
 
     def write(self, path: str | Path) -> Path:
@@ -185,7 +191,7 @@ class RunSummary:
             wall_time_s=data["wall_time_s"], started_at=data["started_at"], engine=data["engine"],
             stages=tuple(StageFigures(**stage) for stage in data["stages"]), outputs=data["outputs"],
             video_output=VideoOutput(**data["video_output"]) if data.get("video_output") else None,
-            live=live, vidpipe_version=data["vidpipe_version"],
+            live=live, lines=data.get("lines"), zones=data.get("zones"), vidpipe_version=data["vidpipe_version"],
         )
 
 
