@@ -47,6 +47,8 @@ def test_detector_and_sampling_settings_come_from_the_config_with_their_own_defa
     ({"trackers": {"sort": {}}}, "unknown tracker 'sort'"),
     ({"bytetrack": {"track_buffer": 90}}, "tracker parameters go under trackers:"),
     ({"labels": "class,name"}, "labels: unknown part(s) 'name'"),
+    ({"detect_every": 0}, "detect_every must be at least 1"),
+    ({"detect_every": 2, "tracker": "none"}, "--detect-every needs a tracker"),
     ({"color_by": "score"}, "color_by must be one of track, class"),
 ])
 def test_every_bad_value_fails_when_the_config_is_built(values, message):

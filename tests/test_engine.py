@@ -97,3 +97,26 @@ def test_detection_table_sink_releases_images(tmp_path):
     assert alive() is None  # the buffered row kept the frame's index and time, not its pixels
     sink.close()
     assert len(pd.read_parquet(tmp_path / "d.parquet")) == 1
+
+
+def test_detect_every_k_frames_fills_the_frames_between_with_the_trackers_predictions(tmp_path):
+    """--detect-every 3: every frame is in the tables; detector rows on every 3rd frame; the rows between are
+    predictions (detected = false) that move with their track; threaded and sequential agree."""
+    for engine, flags in (("threaded", []), ("sequential", ["--sequential"])):
+        result = run_cli("run", str(SUBURBAN), "-o", str(tmp_path / engine), "--detect-every", "3",
+                         "--max-frames", "60", "--no-video", *flags, "-q")
+        assert result.returncode == 0, result.stderr
+    frames = pd.read_parquet(tmp_path / "threaded" / "frames.parquet")
+    table = pd.read_parquet(tmp_path / "threaded" / "detections.parquet")
+    assert frames["frame"].tolist() == list(range(60))
+    assert set(table.loc[table["detected"], "frame"] % 3) == {0}
+    assert set(table.loc[~table["detected"], "frame"] % 3) == {1, 2}
+    predicted = table[~table["detected"] & (table["frame"] > 30)]
+    assert len(predicted) > 20 and (predicted["track_id"] >= 1).all()
+    moved = 0
+    for _, rows in predicted.groupby("track_id"):
+        moved += rows["x1"].nunique() > 1 or rows["y1"].nunique() > 1
+    assert moved >= 1  # a predicted box follows its track's motion, it is not a copy of the last one
+    pd.testing.assert_frame_equal(table, pd.read_parquet(tmp_path / "sequential" / "detections.parquet"))
+    tracks = pd.read_parquet(tmp_path / "threaded" / "tracks.parquet")
+    assert tracks["frames_detected"].sum() == table["detected"].sum()  # predictions are not detections

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -164,6 +165,23 @@ def test_eval_det_cli_with_yolov8n(tmp_path):
     assert 55 < scores["640"]["AP50_95"] <= 100 and scores["640"]["objects"] == 30
     assert scores["320"]["AP50_95"] < scores["640"]["AP50_95"] - 3
     assert scores["640"]["model"].endswith("yolov8n.pt")
+
+
+def test_eval_det_takes_the_runtime_and_exports_once_for_every_image_shape(tmp_path):
+    """COCO8's images come in several shapes: one export serves all of them, and the runtime asked for is the
+    one measured."""
+    root = shared_path("data", "coco8")
+    env = {**os.environ, "VIDPIPE_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-m", "vidpipe", "eval", "det", str(root / "images"),
+                             str(root / "labels"), "--runtime", "onnx", "--precision", "fp32", "-o",
+                             str(tmp_path / "out"), "-q"], capture_output=True, text=True, cwd=REPO, env=env,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    scores = json.loads((tmp_path / "out" / "det_metrics.json").read_text())[0]
+    assert (scores["runtime"], scores["precision"]) == ("onnx", "fp32") and scores["AP50_95"] > 55
+    shapes = {cv2.imread(str(p)).shape for p in (root / "images").rglob("*.jpg")}
+    assert len(shapes) > 2  # several letterbox shapes...
+    assert len(list((tmp_path / "cache" / "exports").iterdir())) == 1  # ...and one export
 
 
 def test_eval_det_bad_folders(tmp_path):

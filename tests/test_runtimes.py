@@ -41,19 +41,25 @@ def test_missing_runtime_names_what_to_install(monkeypatch):
         runtimes.resolve_runtime("onnx", None, DEFAULT_MODEL)
 
 
-def test_export_is_cached_by_model_shape_and_runtime(tmp_path, monkeypatch):
+@pytest.mark.parametrize("runtime", ["onnx", "openvino"])
+def test_one_export_serves_every_frame_shape(tmp_path, monkeypatch, runtime):
+    """Exported once per model and runtime, with a dynamic input: a second frame shape, or a second
+    detector, compiles from the same export and exports nothing."""
+    import cv2
+
     monkeypatch.setenv("VIDPIPE_CACHE", str(tmp_path))
     frames = [f.image for f in open_source(PARKING, Sampling(max_frames=2))]
-    detector = load_detector("yolo", runtime="onnx")
-    detector.detect(frames)
+    detector = load_detector("yolo", runtime=runtime)
+    detector.detect(frames)  # 768x432: letterboxed to 384x640
     (export,) = (tmp_path / "exports").iterdir()
     meta = json.loads((export / "model.json").read_text())
-    assert meta["runtime"] == "onnx" and meta["shape"] == [384, 640] and (export / "model.onnx").is_file()
-    assert export.name.startswith(f"yolov8n-{runtimes.file_hash(DEFAULT_MODEL)}-onnx")
-    stamp = (export / "model.onnx").stat().st_mtime_ns
-    load_detector("yolo", runtime="onnx").detect(frames)
-    assert [p.name for p in (tmp_path / "exports").iterdir()] == [export.name]
-    assert (export / "model.onnx").stat().st_mtime_ns == stamp  # reused, not exported again
+    assert meta["runtime"] == runtime and meta["shape"] == "dynamic"
+    assert export.name.startswith(f"yolov8n-{runtimes.file_hash(DEFAULT_MODEL)}-{runtime}")
+    stamps = {p.name: p.stat().st_mtime_ns for p in export.iterdir()}
+    detector.detect([cv2.resize(frames[0], (480, 640)), cv2.resize(frames[0], (1280, 720))])  # two more shapes
+    load_detector("yolo", runtime=runtime).detect(frames)
+    assert [p.name for p in (tmp_path / "exports").iterdir()] == [export.name]  # still the one export
+    assert {p.name: p.stat().st_mtime_ns for p in export.iterdir()} == stamps  # reused, not written again
 
 
 def test_a_cached_model_runs_without_torch(tmp_path):

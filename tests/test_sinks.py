@@ -95,7 +95,7 @@ def test_detection_table_has_one_row_per_detection(tmp_path, fmt):
     sink.close()
     table = pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path)
     assert list(table.columns) == ["video", "frame", "time_s", "track_id", "class_id", "class_name", "track_class",
-                                   "score", "x1", "y1", "x2", "y2"]
+                                   "score", "detected", "x1", "y1", "x2", "y2"]
     assert table["track_class"].tolist() == table["class_name"].tolist()  # untracked: a row's class is its own
     assert len(table) == sink.rows == 0 + 1 + 2 + 0 + 1 + 2 + 0
     assert table["frame"].tolist() == [2, 4, 4, 8, 10, 10]

@@ -78,6 +78,8 @@ PIPELINE_OPTIONS = [
     click.option("--device", help="cpu, cuda, cuda:0, mps... [default: best available]."),
     click.option("--classes", help="Only these classes: names or ids, comma-separated (e.g. person,car)."),
     click.option("--batch-size", type=int, help="Frames per inference batch [default: 4]."),
+    click.option("--detect-every", type=int, help="Run the detector on every Kth frame; the frames between get "
+                                                  "the tracker's predicted boxes (detected = false) [default: 1]."),
     click.option("--runtime", type=click.Choice(["auto", "torch", "onnx", "openvino"]),
                  help="Inference runtime for YOLO checkpoints [default: auto: OpenVINO on a CPU, torch on a GPU]."),
     click.option("--precision", type=click.Choice(["auto", "fp32"]),
@@ -316,6 +318,10 @@ def eval_group() -> None:
 @click.option("--conf", type=float, help="With --detect: detection threshold.")
 @click.option("--imgsz", type=int, help="With --detect: inference size.")
 @click.option("--device", help="With --detect: cpu, cuda...")
+@click.option("--runtime", type=click.Choice(["auto", "torch", "onnx", "openvino"]), help="With --detect: runtime.")
+@click.option("--precision", type=click.Choice(["auto", "fp32"]), help="With --detect: precision.")
+@click.option("--detect-every", type=int, help="With --detect: detect on every Kth frame, the tracker predicts the "
+                                               "rest (scored on every frame).")
 @click.option("-o", "--out", type=click.Path(file_okay=False), default="runs/eval-mot", show_default=True,
               help="Folder for <sequence>.txt tracks and mot_metrics.csv/json.")
 def eval_mot(sequences: tuple[str, ...], tracker: str | None, pipeline: str | None, detect: bool, out: str,
@@ -364,6 +370,8 @@ def eval_mot(sequences: tuple[str, ...], tracker: str | None, pipeline: str | No
 @click.option("--iou", type=float, help="NMS IoU threshold.")
 @click.option("--imgsz", type=int, help="Inference size.")
 @click.option("--device", help="cpu, cuda...")
+@click.option("--runtime", type=click.Choice(["auto", "torch", "onnx", "openvino"]), help="Inference runtime.")
+@click.option("--precision", type=click.Choice(["auto", "fp32"]), help="auto (bf16 where the CPU has it) or fp32.")
 @click.option("-o", "--out", type=click.Path(file_okay=False), default="runs/eval-det", show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def eval_det(images: str, labels: str, pipeline: str | None, out: str, quiet: bool, **detector_options) -> None:
@@ -382,8 +390,9 @@ def eval_det(images: str, labels: str, pipeline: str | None, out: str, quiet: bo
     pairs = labelled_images(images, labels)
     config = PipelineConfig.load(pipeline, tracker="none", **detector_options)
     detector = Pipeline(config).detector
-    result = {"detector": config.detector, "model": detector.model, "imgsz": config.imgsz, "conf": config.conf,
-              **evaluate(detector, pairs, progress=not quiet)}
+    scores = evaluate(detector, pairs, progress=not quiet)
+    result = {"detector": config.detector, "model": detector.model, "runtime": detector.runtime,
+              "precision": detector.precision, "imgsz": config.imgsz, "conf": config.conf, **scores}
     _write_results(pd.DataFrame([result]), Path(out), "det_metrics")
     click.echo(f"{result['images']} images, {result['objects']} objects: AP50 {result['AP50']:.2f}, "
                f"AP50-95 {result['AP50_95']:.2f}")

@@ -45,6 +45,7 @@ class PipelineConfig:
     runtime: str = _DETECTION.runtime  # auto | torch | onnx | openvino (YOLO): auto exports to OpenVINO on a CPU
     precision: str = _DETECTION.precision  # auto (the runtime's default, bf16 on CPUs that have it) | fp32
     engine: str = "threaded"  # threaded (stages overlap) | sequential (one frame at a time, one thread)
+    detect_every: int = 1  # run the detector on every Kth frame; the tracker predicts the frames between
     threads: int | None = _DETECTION.threads  # cap on each library's threads; None: all cores
     # tracking
     tracker: str = "bytetrack"
@@ -104,6 +105,11 @@ class PipelineConfig:
             raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.detect_every < 1:
+            raise InputError(f"detect_every must be at least 1, got {self.detect_every}")
+        if self.detect_every > 1 and self.tracker == NO_TRACKER:
+            raise InputError("--detect-every needs a tracker: the frames between detections are the tracker's "
+                             "predictions")
         if self.sequence_fps is not None and self.sequence_fps <= 0:
             raise InputError(f"sequence_fps must be positive, got {self.sequence_fps}")
         if self.video_preset not in X264_PRESETS:

@@ -24,6 +24,7 @@ class Detections:
     names: Sequence[str]
     track_id: np.ndarray | None = None  # (n,) int64; NO_TRACK where untracked
     track_class: np.ndarray | None = None  # (n,) int64: the class voted over the row's whole track so far
+    detected: np.ndarray | None = None  # (n,) bool: False for a tracker's prediction on a skipped frame
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -37,8 +38,9 @@ class Detections:
         )
         # Until a vote says otherwise (an untracked row, a fresh track), a row's class is its own.
         track_class = class_id if self.track_class is None else np.asarray(self.track_class, np.int64).reshape(-1)
+        detected = np.ones(n, bool) if self.detected is None else np.asarray(self.detected, bool).reshape(-1)
         for label, arr in (("score", score), ("class_id", class_id), ("track_id", track_id),
-                           ("track_class", track_class)):
+                           ("track_class", track_class), ("detected", detected)):
             if len(arr) != n:
                 raise ValueError(f"Detections: {label} has {len(arr)} rows, xyxy has {n}")
         if n and (class_id.min() < 0 or class_id.max() >= len(self.names)):
@@ -48,6 +50,7 @@ class Detections:
         object.__setattr__(self, "class_id", class_id)
         object.__setattr__(self, "track_id", track_id)
         object.__setattr__(self, "track_class", track_class)
+        object.__setattr__(self, "detected", detected)
 
     @classmethod
     def empty(cls, names: Sequence[str]) -> Detections:
@@ -65,6 +68,7 @@ class Detections:
             class_id=self.class_id[index],
             track_id=self.track_id[index],
             track_class=self.track_class[index],
+            detected=self.detected[index],
         )
 
     def with_track_ids(self, track_id: np.ndarray) -> Detections:

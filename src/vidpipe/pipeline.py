@@ -133,8 +133,10 @@ class Pipeline:
                 source.close()
 
     def frames(self, source: Iterable[Frame], tracker: Tracker | None = None) -> Iterator[tuple[Frame, Detections]]:
-        """Each frame of any iterable with its detections (tracked when given a tracker); one thread."""
-        return iter(SequentialStream(source, self.detector, tracker, self.config.batch_size))
+        """Each frame of any iterable with its detections (tracked when given a tracker, which then also
+        predicts the frames `detect_every` skips); one thread."""
+        every = self.config.detect_every if tracker is not None else 1
+        return iter(SequentialStream(source, self.detector, tracker, self.config.batch_size, every))
 
     def tracker_for(self, info: VideoInfo) -> Tracker | None:
         """A fresh tracker for one input, its rows carrying their track's voted class (None for `none`)."""
@@ -142,10 +144,11 @@ class Pipeline:
 
     def _stream(self, source: Source, tracker: Tracker | None, monitor: LiveMonitor | None) -> FrameStream:
         """The frame stream for this source, chosen once."""
+        every = self.config.detect_every
         if source.live:
-            return LiveStream(source, self.detector, tracker, monitor or LiveMonitor())
+            return LiveStream(source, self.detector, tracker, monitor or LiveMonitor(), every)
         kind = SequentialStream if self.config.engine == "sequential" else StagedStream
-        return kind(source, self.detector, tracker, self.config.batch_size)
+        return kind(source, self.detector, tracker, self.config.batch_size, every)
 
     def _drive(self, stream: FrameStream, session: RunSession, report: Callable[[int], None],
                duration: float | None) -> str:

@@ -61,7 +61,7 @@ class Thumbnails:
         self._frames: dict[int, int] = {}  # track -> frames seen
 
     def write(self, frame: Frame, detections: Detections) -> None:
-        tracked = np.flatnonzero(detections.is_tracked)
+        tracked = np.flatnonzero(detections.is_tracked & detections.detected)  # seen, not predicted
         for i in tracked:
             track, score = int(detections.track_id[i]), float(detections.score[i])
             self._frames[track] = self._frames.get(track, 0) + 1

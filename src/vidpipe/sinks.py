@@ -38,6 +38,7 @@ DETECTION_SCHEMA = pa.schema(
         ("class_name", pa.string()),
         ("track_class", pa.string()),
         ("score", pa.float32()),
+        ("detected", pa.bool_()),
         ("x1", pa.float32()),
         ("y1", pa.float32()),
         ("x2", pa.float32()),
@@ -345,6 +346,7 @@ class DetectionTableSink(_BufferedTable):
             "class_name": pa.array(np.concatenate([d.class_name for d in dets]).tolist(), pa.string()),
             "track_class": pa.array(np.concatenate([d.track_class_name for d in dets]).tolist(), pa.string()),
             "score": np.concatenate([d.score for d in dets]),
+            "detected": np.concatenate([d.detected for d in dets]),
             "x1": xyxy[:, 0],
             "y1": xyxy[:, 1],
             "x2": xyxy[:, 2],
@@ -483,7 +485,7 @@ class TrackTableSink(_BufferedTable):
         self._table = TableWriter(path, TRACK_SCHEMA, fmt)
 
     def write(self, frame: Frame, detections: Detections) -> None:
-        tracked = detections[detections.is_tracked]
+        tracked = detections[detections.is_tracked & detections.detected]  # what was seen, not predicted
         if not len(tracked):
             return
         self._names = tracked.names

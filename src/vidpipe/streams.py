@@ -5,7 +5,9 @@
 - `SequentialStream` (`--sequential`): the same work on one thread, one batch at a time; same outputs.
 - `LiveStream` (cameras, live streams): the newest-frame mailbox; one frame at a time, never a stale one.
 
-Each yields pairs in source order, reports its stages' profiles and stops its threads in `close()`.
+Each yields pairs in source order, reports its stages' profiles and stops its threads in `close()`. With
+`detect_every` K > 1, the detector sees every Kth frame and the tracker predicts the boxes of the others
+(`Detections.detected` False), in every stream.
 """
 
 from __future__ import annotations
@@ -46,23 +48,41 @@ def batched(items: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
         yield batch
 
 
-def detect(detector: Detector, batch: list[Frame]) -> list[Pair]:
-    return list(zip(batch, detector.detect([f.image for f in batch])))
+class Schedule:
+    """Which frames the detector sees: every `every`th processed frame, counted across batches."""
+
+    def __init__(self, every: int = 1) -> None:
+        self.every, self._count = every, 0
+
+    def pick(self, batch: list[Frame]) -> list[bool]:
+        picked = [(self._count + i) % self.every == 0 for i in range(len(batch))]
+        self._count += len(batch)
+        return picked
 
 
-def track(tracker: Tracker | None, pairs: list[Pair]) -> list[Pair]:
+def detect(detector: Detector, batch: list[Frame], picked: list[bool]) -> list[Detections | None]:
+    """Detections for the picked frames, None for the others."""
+    found = iter(detector.detect([f.image for f, p in zip(batch, picked) if p]))
+    return [next(found) if p else None for p in picked]
+
+
+def track(tracker: Tracker | None, batch: list[Frame], found: list[Detections | None]) -> list[Pair]:
+    """Each frame with its tracked detections; a frame the detector skipped gets the tracker's prediction."""
     if tracker is None:
-        return pairs
-    return [(frame, tracker.update(detections, frame.time)) for frame, detections in pairs]
+        return list(zip(batch, found))
+    return [(frame, tracker.predict(frame.time) if detections is None else tracker.update(detections, frame.time))
+            for frame, detections in zip(batch, found)]
 
 
 class SequentialStream:
     """Detect a batch, track it, hand it on; one thread."""
 
-    def __init__(self, frames: Iterable[Frame], detector: Detector, tracker: Tracker | None, batch_size: int) -> None:
+    def __init__(self, frames: Iterable[Frame], detector: Detector, tracker: Tracker | None, batch_size: int,
+                 detect_every: int = 1) -> None:
         self.profiles: list[StageProfile] = []
+        schedule = Schedule(detect_every)
         self._pairs = (pair for batch in batched(frames, batch_size)
-                       for pair in track(tracker, detect(detector, batch)))
+                       for pair in track(tracker, batch, detect(detector, batch, schedule.pick(batch))))
 
     def __iter__(self) -> Iterator[Pair]:
         return self._pairs
@@ -74,18 +94,24 @@ class SequentialStream:
 class StagedStream:
     """The staged engine: decoding overlaps inference, which overlaps the consumer's writing."""
 
-    def __init__(self, frames: Iterable[Frame], detector: Detector, tracker: Tracker | None, batch_size: int) -> None:
-        batches: Iterable = batched(frames, batch_size)
+    def __init__(self, frames: Iterable[Frame], detector: Detector, tracker: Tracker | None, batch_size: int,
+                 detect_every: int = 1) -> None:
+        schedule = Schedule(detect_every)
+        batches: Iterable = ((batch, schedule.pick(batch)) for batch in batched(frames, batch_size))
         if isinstance(detector, StagedDetector):
             # The reading thread decodes, prepares and submits; the model queues the work, and the detect
             # stage only waits for results, so inference never pauses for Python's pre- or post-processing.
-            batches = ((batch, detector.submit(detector.prepare([f.image for f in batch]))) for batch in batches)
+            batches = ((batch, picked, detector.submit(detector.prepare([f.image for f, p in zip(batch, picked)
+                                                                         if p])))
+                       for batch, picked in batches)
 
-            def step(item: tuple[list[Frame], object]) -> list[Pair]:
-                return track(tracker, list(zip(item[0], detector.collect(item[1]))))
+            def step(item: tuple[list[Frame], list[bool], object]) -> list[Pair]:
+                batch, picked, submitted = item
+                found = iter(detector.collect(submitted))
+                return track(tracker, batch, [next(found) if p else None for p in picked])
         else:
-            def step(batch: list[Frame]) -> list[Pair]:
-                return track(tracker, detect(detector, batch))
+            def step(item: tuple[list[Frame], list[bool]]) -> list[Pair]:
+                return track(tracker, item[0], detect(detector, *item))
         self._stages = Stages(batches, [("detect", step)], queue_size=QUEUE_BATCHES)
         self.profiles = self._stages.profiles
         self._pairs = (pair for batch in self._stages for pair in batch)
@@ -100,15 +126,21 @@ class StagedStream:
 class LiveStream:
     """Newest frame first, one at a time (batching would only add latency); inference time is recorded."""
 
-    def __init__(self, source: Source, detector: Detector, tracker: Tracker | None, monitor: LiveMonitor) -> None:
+    def __init__(self, source: Source, detector: Detector, tracker: Tracker | None, monitor: LiveMonitor,
+                 detect_every: int = 1) -> None:
         # Compile the model for this frame size before the first real frame, whose latency would show it.
         detector.detect([np.zeros((source.info.height, source.info.width, 3), np.uint8)])
         self.profiles: list[StageProfile] = []
         capture = LatestFrames(source)
         monitor.capture = capture
 
+        schedule = Schedule(detect_every)
+
         def pairs() -> Iterator[Pair]:
             for frame in capture:
+                if not schedule.pick([frame])[0]:  # a skipped frame: the tracker's prediction, at once
+                    yield frame, tracker.predict(frame.time)
+                    continue
                 start = time.perf_counter()
                 (detections,) = detector.detect([frame.image])
                 monitor.inference_ms.append(1000 * (time.perf_counter() - start))

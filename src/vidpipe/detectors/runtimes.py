@@ -1,9 +1,10 @@
 """CPU inference runtimes for YOLO checkpoints: a cached export, and a session that runs it.
 
 On a CPU, `auto` picks OpenVINO (about 6x torch on the development machine, bf16 where the CPU has it),
-else ONNX Runtime (about 3x), else torch. A `.pt` checkpoint is exported once per (checkpoint hash, input
-shape, batch, runtime version) by ultralytics' exporter into the cache directory (`$VIDPIPE_CACHE`, else
-`~/.cache/vidpipe`) and reused; its class names are cached beside it, so later runs never import torch.
+else ONNX Runtime (about 3x), else torch. A `.pt` checkpoint is exported once per (checkpoint hash, runtime
+version), with a dynamic input size, by ultralytics' exporter into the cache directory (`$VIDPIPE_CACHE`,
+else `~/.cache/vidpipe`) and reused for every frame size (each size compiles from it, in milliseconds); its
+class names are cached beside it, so later runs never import torch.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import queue
 import shutil
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -95,14 +97,16 @@ def class_names(model: str) -> tuple[str, ...]:
     return names
 
 
-def exported(model: str, runtime: str, shape: tuple[int, int]) -> Path:
-    """The model exported for `runtime` at input `shape` (h, w), batch 1: from the cache, or exported now."""
+def exported(model: str, runtime: str) -> Path:
+    """The model exported once for `runtime`, batch 1, with a dynamic input size: every frame shape compiles
+    from this one export (a new shape costs a compile, not an export). From the cache, or exported now."""
     version = _runtime_version(runtime)
-    key = f"{Path(model).stem}-{file_hash(model)}-{runtime}{version}-{shape[0]}x{shape[1]}-b1"
+    key = f"{Path(model).stem}-{file_hash(model)}-{runtime}{version}-dynamic-b1"
     target = cache_dir() / "exports" / key
     if (target / "model.json").is_file():
         return target
-    log.info("exporting %s for %s at %dx%d (once; cached in %s)", Path(model).name, runtime, *shape, target.parent)
+    log.info("exporting %s for %s (once, for every frame size; cached in %s)", Path(model).name, runtime,
+             target.parent)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
         checkpoint = Path(tmp) / Path(model).name
@@ -111,14 +115,14 @@ def exported(model: str, runtime: str, shape: tuple[int, int]) -> Path:
         options = {"simplify": True} if runtime == "onnx" else {}
         with warnings.catch_warnings():  # torch.jit's deprecation notices are ultralytics' business
             warnings.simplefilter("ignore")
-            out = Path(yolo.export(format=runtime, imgsz=shape, batch=1, half=False, dynamic=False,
+            out = Path(yolo.export(format=runtime, imgsz=640, batch=1, half=False, dynamic=True,
                                    verbose=False, **options))
         staged = Path(tmp) / "export"
         staged.mkdir()
         for item in (out.iterdir() if out.is_dir() else [out]):
             shutil.move(str(item), staged / ("model.onnx" if item.suffix == ".onnx" else item.name))
         (staged / "model.json").write_text(json.dumps({"source": str(model), "runtime": runtime,
-                                                       "version": version, "shape": shape, "batch": 1}))
+                                                       "version": version, "shape": "dynamic", "batch": 1}))
         try:
             os.replace(staged, target)  # atomic: a concurrent export of the same key leaves one whole copy
         except OSError:
@@ -135,7 +139,7 @@ class OpenVinoSession:
     queues do). No Python callback runs on OpenVINO's threads, so inference never waits for the GIL.
     """
 
-    def __init__(self, path: Path, precision: str = "auto", threads: int | None = None) -> None:
+    def __init__(self, path: Path, shape: tuple[int, int], precision: str = "auto", threads: int | None = None) -> None:
         import openvino as ov
 
         config = {"PERFORMANCE_HINT": "THROUGHPUT"}
@@ -143,8 +147,12 @@ class OpenVinoSession:
             config["INFERENCE_NUM_THREADS"] = threads
         if precision == "fp32":
             config["INFERENCE_PRECISION_HINT"] = "f32"
-        xml = next(path.glob("*.xml"))
-        self._compiled = ov.Core().compile_model(str(xml), "CPU", config)
+        start = time.perf_counter()
+        core = ov.Core()
+        model = core.read_model(str(next(path.glob("*.xml"))))
+        model.reshape([1, 3, *shape])  # static for this frame size: OpenVINO runs static shapes fastest
+        self._compiled = core.compile_model(model, "CPU", config)
+        self.compile_ms = 1000 * (time.perf_counter() - start)
         self._idle: queue.SimpleQueue = queue.SimpleQueue()
         self.precision = _precision_name(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
 
@@ -176,13 +184,15 @@ class OnnxSession:
 
     precision = "fp32"
 
-    def __init__(self, path: Path, precision: str = "auto", threads: int | None = None) -> None:
+    def __init__(self, path: Path, shape: tuple[int, int], precision: str = "auto", threads: int | None = None) -> None:
         import onnxruntime as ort
 
+        start = time.perf_counter()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or 0
         self._session = ort.InferenceSession(str(path / "model.onnx"), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
+        self.compile_ms = 1000 * (time.perf_counter() - start)
 
     def submit(self, tensors: np.ndarray) -> Callable[[], np.ndarray]:
         """ONNX Runtime's API is synchronous: the model runs when the result is asked for."""

@@ -7,6 +7,7 @@ ultralytics' arithmetic: the same boxes, within the runtime's numerical precisio
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -21,6 +22,7 @@ from . import DetectorSettings, check_model_path, resolve_classes
 from .runtimes import SESSIONS, check_device, class_names, exported, load_ultralytics, resolve_runtime
 from .yolo_ops import Letterbox, postprocess
 
+log = logging.getLogger("vidpipe")
 DEFAULT_MODEL = str(files("vidpipe.models") / "yolov8n.pt")  # bundled: the default run needs no network
 
 
@@ -113,8 +115,9 @@ class YoloDetector:
 
     def _session(self, shape: tuple[int, int]):
         if shape not in self._sessions:
-            path = exported(self.model, self.runtime, shape)
-            session = SESSIONS[self.runtime](path, self._precision_request, self.threads)
+            path = exported(self.model, self.runtime)
+            session = SESSIONS[self.runtime](path, shape, self._precision_request, self.threads)
+            log.debug("%s compiled for %dx%d in %.0f ms", self.runtime, *shape, session.compile_ms)
             self._sessions[shape] = session
             self.precision = session.precision
         return self._sessions[shape]

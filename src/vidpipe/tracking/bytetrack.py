@@ -85,6 +85,9 @@ class ByteTrack:
         self._state = np.zeros(0, np.int8)
         self._id = np.zeros(0, np.int64)  # 0 until confirmed
         self._last_seen = np.zeros(0)  # seconds
+        self._class = np.zeros(0, np.int64)  # class and score of each track's latest detection
+        self._score = np.zeros(0, np.float32)
+        self._names: tuple[str, ...] = ()
         self._next_id = 1
         self._time: float | None = None
 
@@ -97,6 +100,7 @@ class ByteTrack:
         `time` is the frame's timestamp in seconds (default: one frame after the previous call).
         """
         cfg = self.config
+        self._names = tuple(detections.names)
         if time is None:
             time = 0.0 if self._time is None else self._time + 1.0 / self.fps
         steps = 1.0 if self._time is None else (time - self._time) * self.fps
@@ -137,11 +141,13 @@ class ByteTrack:
         )
         self._state[rows] = TRACKED
         self._last_seen[rows] = time
+        self._class[rows], self._score[rows] = detections.class_id[matched], score[matched]
 
         # new tracks from unmatched confident detections; at the first frame they are confirmed at once
         new = rest_high[score[rest_high] >= cfg.new_track_thresh]
         first_new_row = len(self._state)
-        self._add_tracks(boxes[new], TRACKED if first_frame else TENTATIVE, time)
+        self._add_tracks(boxes[new], TRACKED if first_frame else TENTATIVE, time, detections.class_id[new],
+                         score[new])
         if first_frame:
             det_track[new] = np.arange(first_new_row, first_new_row + len(new))
 
@@ -161,6 +167,21 @@ class ByteTrack:
         """Where each track is expected in the current frame (xyxy), for drawing or debugging."""
         return xywh_to_xyxy(self._mean[:, :4])
 
+    def predict(self, time: float) -> Detections:
+        """The confirmed, currently tracked objects where the motion model expects them at `time`, for a frame
+        the detector skipped (`--detect-every`). Nothing changes: the next `update` continues from the last
+        detector frame, as if the skipped frames had not been there. Rows carry each track's latest class and
+        score, and `detected` False."""
+        rows = np.flatnonzero((self._state == TRACKED) & (self._id > 0))
+        if not self._names:
+            return Detections.empty(("object",))
+        if not len(rows):
+            return Detections.empty(self._names)
+        steps = 0.0 if self._time is None else (time - self._time) * self.fps
+        mean, _ = self._kf.predict(self._mean[rows].copy(), self._cov[rows].copy(), steps)
+        return Detections(xywh_to_xyxy(mean[:, :4]), self._score[rows], self._class[rows], self._names,
+                          self._id[rows], detected=np.zeros(len(rows), bool))
+
     def _associate(self, tracks, dets, boxes, score, max_cost, fuse):
         """Optimal one-to-one matching of track rows to detection rows under `max_cost`.
 
@@ -176,9 +197,12 @@ class ByteTrack:
         pairs = np.stack([tracks[ti], dets[di]], axis=1)
         return pairs, np.delete(tracks, ti), np.delete(dets, di)
 
-    def _add_tracks(self, boxes_xyxy: np.ndarray, state: int, time: float) -> None:
+    def _add_tracks(self, boxes_xyxy: np.ndarray, state: int, time: float, class_id: np.ndarray,
+                    score: np.ndarray) -> None:
         mean, cov = self._kf.initiate(xyxy_to_xywh(boxes_xyxy))
         n = len(mean)
+        self._class = np.concatenate([self._class, class_id.astype(np.int64)])
+        self._score = np.concatenate([self._score, score.astype(np.float32)])
         self._mean = np.concatenate([self._mean, mean])
         self._cov = np.concatenate([self._cov, cov])
         self._state = np.concatenate([self._state, np.full(n, state, np.int8)])
@@ -196,3 +220,4 @@ class ByteTrack:
             keep = ~drop
             self._mean, self._cov = self._mean[keep], self._cov[keep]
             self._state, self._id, self._last_seen = self._state[keep], self._id[keep], self._last_seen[keep]
+            self._class, self._score = self._class[keep], self._score[keep]

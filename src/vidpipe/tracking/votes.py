@@ -8,6 +8,8 @@ settles and a stray low-score label no longer moves it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..detections import Detections
@@ -48,8 +50,16 @@ class ClassVote:
         if time is not None and self._last_seen:
             for track in [t for t, seen in self._last_seen.items() if time - seen > self.forget_after_s]:
                 del self._tallies[track], self._last_seen[track]
-        return Detections(detections.xyxy, detections.score, detections.class_id, detections.names,
-                          detections.track_id, classes)
+        return replace(detections, track_class=classes)
+
+    def predict(self, time: float) -> Detections:
+        """The tracker's predictions for a skipped frame, with each track's vote as it stands (no new evidence)."""
+        predicted = self.tracker.predict(time)
+        classes = predicted.class_id.copy()
+        for i, track in enumerate(predicted.track_id.tolist()):
+            if track in self._tallies:
+                classes[i] = int(np.argmax(self._tallies[track]))
+        return replace(predicted, track_class=classes)
 
     def reset(self) -> None:
         self.tracker.reset()
