@@ -253,6 +253,11 @@ def main() -> None:
     summary = json.loads((work / "b" / "summary.json").read_text())
     results["b"] = {"what": "vidpipe run (defaults)", "fps": args.frames / wall, "peak_rss_mb": rss,
                     "fps_after_startup": summary["fps"]}  # summary.json, as any user reads it
+    for k in (2, 3):  # the detector on every Kth frame, the tracker's predictions between
+        wall_k, rss_k = measure([*vidpipe, "run", str(clip), "-o", str(work / f"b{k}"), "--detect-every", str(k),
+                                 "-q"], work)
+        results[f"b{k}"] = {"what": f"vidpipe run --detect-every {k}", "fps": args.frames / wall_k,
+                            "peak_rss_mb": rss_k}
     from vidpipe.config import PipelineConfig
     from vidpipe.pipeline import Pipeline
     from vidpipe.sources import Sampling, open_source
@@ -283,6 +288,8 @@ def main() -> None:
     print(f"b/a = {b / results['a']['fps']:.2f} (target >= 3.0)   b/d = {b / results['d']['fps']:.2f} (>= 1.2)   "
           f"b/c = {b_steady / results['c']['fps']:.2f} (>= 0.85, after start-up)")
     print(f"peak RSS b/a = {results['b']['peak_rss_mb'] / results['a']['peak_rss_mb']:.2f} (<= 1.0)")
+    print("   ".join(f"b{k}/a = {results[f'b{k}']['fps'] / results['a']['fps']:.2f} (--detect-every {k})"
+                       for k in (2, 3)))
     cores = psutil.cpu_count()
     ceiling = 1000 * cores / (c["cpu_ms"] + sum(other.values()))  # fps with every core busy on this work only
     steps = ", ".join(f"{name} {ms:.1f}" for name, ms in other.items())

@@ -353,6 +353,7 @@ def eval_mot(sequences: tuple[str, ...], tracker: str | None, pipeline: str | No
     for seq in seqs:
         stream = detector.frames(open_source(seq.image_dir, fps=seq.fps)) if detector else seq.detections()
         tracker_ = create_tracker(config.tracker, seq.fps, config.tracker_params())
+        stream = mot.every_kth(stream, config.detect_every)
         runs.append(mot.track(seq, tracker_, stream, Path(out) / f"{seq.name}.txt"))
     table = mot.score(runs)
     _write_results(table, Path(out), "mot_metrics")

@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,15 +45,26 @@ class TrackedSequence:
         return 1000 * self.tracker_seconds / max(self.frames, 1)
 
 
-def track(sequence: MotSequence, tracker: Tracker, stream: Iterable[tuple[Frame, Detections]],
+def every_kth(stream: Iterable[tuple[Frame, Detections]], k: int) -> Iterator[tuple[Frame, Detections | None]]:
+    """The stream with the detections of all but every `k`th frame withheld (None): the tracker must predict
+    those frames, as with `--detect-every k`; every frame is still scored."""
+    for i, (frame, detections) in enumerate(stream):
+        yield frame, detections if i % k == 0 else None
+
+
+def track(sequence: MotSequence, tracker: Tracker, stream: Iterable[tuple[Frame, Detections | None]],
           tracks_file: str | Path) -> TrackedSequence:
-    """Run `tracker` over a sequence's frames and detections; write its tracks as MOTChallenge txt."""
+    """Run `tracker` over a sequence's frames and detections (None: a frame the detector skipped, which the
+    tracker predicts); write its tracks as MOTChallenge txt."""
     sink = MotSink(tracks_file)
     elapsed, frames = 0.0, 0
     try:
         for frame, detections in stream:
             start = time.perf_counter()
-            tracked = tracker.update(detections, frame.time)
+            if detections is None:
+                tracked = tracker.predict(frame.time)
+            else:
+                tracked = tracker.update(detections, frame.time)
             elapsed += time.perf_counter() - start
             sink.write(frame, tracked)
             frames += 1
