@@ -95,6 +95,11 @@ class Region:
         return points
 
 
+def zone_column(name: str) -> str:
+    """The frames table's occupancy column of zone `name`."""
+    return f"{name}_n"
+
+
 def anchor_points(detections: Detections, anchor: str) -> np.ndarray:
     """Where each box counts: the middle of its bottom edge (where an object stands) or its centre."""
     x = (detections.xyxy[:, 0] + detections.xyxy[:, 2]) / 2
@@ -308,7 +313,7 @@ class Analytics:
 
     def occupancy(self) -> dict[str, int]:
         """This frame's tracks inside each zone (the frames table's `<zone>_n` columns)."""
-        return {f"{zone.name}_n": sum(zone.occupancy.values()) for zone in self.zones}
+        return {zone_column(zone.name): sum(zone.occupancy.values()) for zone in self.zones}
 
     def draw(self, canvas: np.ndarray) -> None:
         """The lines with their running in/out counts and the zones shaded with their occupancy."""

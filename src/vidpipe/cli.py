@@ -66,6 +66,14 @@ def main() -> None:
         log.propagate = False
 
 
+# The runtime and precision options, the same for `run`, `live`, `batch` and `eval` (with --detect for `eval mot`).
+RUNTIME_OPTION = click.option(
+    "--runtime", type=click.Choice(["auto", "torch", "onnx", "openvino"]),
+    help="Inference runtime for YOLO checkpoints [default: auto: OpenVINO on a CPU, torch on a GPU].")
+PRECISION_OPTION = click.option(
+    "--precision", type=click.Choice(["auto", "fp32"]),
+    help="auto: the runtime's default (bf16 on CPUs that have it); fp32 forces full precision.")
+
 # The pipeline's settings, shared by `run` and `batch`; each maps to a PipelineConfig key (None: not given).
 PIPELINE_OPTIONS = [
     click.option("-p", "--pipeline", help="Preset pipeline: a YAML file or a shipped name (default, traffic, "
@@ -80,10 +88,8 @@ PIPELINE_OPTIONS = [
     click.option("--batch-size", type=int, help="Frames per inference batch [default: 4]."),
     click.option("--detect-every", type=int, help="Run the detector on every Kth frame; the frames between get "
                                                   "the tracker's predicted boxes (detected = false) [default: 1]."),
-    click.option("--runtime", type=click.Choice(["auto", "torch", "onnx", "openvino"]),
-                 help="Inference runtime for YOLO checkpoints [default: auto: OpenVINO on a CPU, torch on a GPU]."),
-    click.option("--precision", type=click.Choice(["auto", "fp32"]),
-                 help="auto: the runtime's default (bf16 on CPUs that have it); fp32 forces full precision."),
+    RUNTIME_OPTION,
+    PRECISION_OPTION,
     click.option("--sequential", "engine", flag_value="sequential", default=None,
                  help="Run the stages one after another on one thread (same outputs; the default overlaps them)."),
     click.option("--threads", type=int, help="Cap on the decoder's, runtime's and encoder's threads."),
@@ -318,8 +324,8 @@ def eval_group() -> None:
 @click.option("--conf", type=float, help="With --detect: detection threshold.")
 @click.option("--imgsz", type=int, help="With --detect: inference size.")
 @click.option("--device", help="With --detect: cpu, cuda...")
-@click.option("--runtime", type=click.Choice(["auto", "torch", "onnx", "openvino"]), help="With --detect: runtime.")
-@click.option("--precision", type=click.Choice(["auto", "fp32"]), help="With --detect: precision.")
+@RUNTIME_OPTION
+@PRECISION_OPTION
 @click.option("--detect-every", type=int, help="With --detect: detect on every Kth frame, the tracker predicts the "
                                                "rest (scored on every frame).")
 @click.option("-o", "--out", type=click.Path(file_okay=False), default="runs/eval-mot", show_default=True,
@@ -371,8 +377,8 @@ def eval_mot(sequences: tuple[str, ...], tracker: str | None, pipeline: str | No
 @click.option("--iou", type=float, help="NMS IoU threshold.")
 @click.option("--imgsz", type=int, help="Inference size.")
 @click.option("--device", help="cpu, cuda...")
-@click.option("--runtime", type=click.Choice(["auto", "torch", "onnx", "openvino"]), help="Inference runtime.")
-@click.option("--precision", type=click.Choice(["auto", "fp32"]), help="auto (bf16 where the CPU has it) or fp32.")
+@RUNTIME_OPTION
+@PRECISION_OPTION
 @click.option("-o", "--out", type=click.Path(file_okay=False), default="runs/eval-det", show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def eval_det(images: str, labels: str, pipeline: str | None, out: str, quiet: bool, **detector_options) -> None:

@@ -33,12 +33,12 @@ from tqdm import tqdm
 
 from .config import PipelineConfig
 from .errors import InputError, VidpipeError
-from .files import PartialFile, locked, write_atomic
+from .files import locked, write_atomic
 from .pipeline import Pipeline
 from .report import write_corpus_report
 from .segments import YT8M_SEGMENT_SECONDS, segment_table
 from .session import frame_classes, zone_columns
-from .sinks import DETECTION_SCHEMA, EVENT_SCHEMA, TRACK_SCHEMA, column_name, frame_schema, write_table
+from .sinks import DETECTION_SCHEMA, EVENT_SCHEMA, TRACK_SCHEMA, column_name, frame_schema, write_arrow, write_table
 from .sources import natural_key, open_source, stem
 from .stopping import frame_boundary
 from .summary import RunSummary
@@ -150,8 +150,8 @@ class VideoProcessor:
             write_table(segments, folder / "segments.parquet", "parquet")
             tables["segments"] = pa.Table.from_pandas(segments, preserve_index=False)
             for name, table in tables.items():  # the corpus datasets: video_id first, a string in every reader
-                _write_parquet(table.rename_columns(["video_id" if c == "video" else c for c in table.column_names]),
-                               _partition(self.out_dir, name, item.video_id))
+                write_arrow(table.rename_columns(["video_id" if c == "video" else c for c in table.column_names]),
+                            _partition(self.out_dir, name, item.video_id), "parquet")
             record = _record(item, "done", time.perf_counter() - start, result.summary, self.count_names)
             _write_json(folder / MARKER, {**record, "source": identity})  # last: the video is done
         except Exception as exc:  # noqa: BLE001 - one bad video must not stop the corpus
@@ -296,16 +296,6 @@ def _read(path: Path, schema: pa.Schema) -> pa.Table:
         return pq.read_table(path).cast(schema)
     options = pyarrow.csv.ConvertOptions(column_types=schema, strings_can_be_null=True)
     return pyarrow.csv.read_csv(path, convert_options=options).select(schema.names).cast(schema)
-
-
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    out = PartialFile(path)
-    try:
-        pq.write_table(table, out.partial)
-    except BaseException:
-        out.discard()
-        raise
-    out.commit()
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import cv2
 
+from .analytics import Analytics
 from .detections import Detections
 from .errors import InputError
 from .frames import Frame, VideoInfo
@@ -248,7 +249,7 @@ class LiveMonitor:
     """Live figures for the overlay, the preview page and the summary: fps, latency, drops, counts."""
 
     capture: LatestFrames | None = None
-    analytics: object | None = None  # the run's lines and zones (vidpipe.analytics.Analytics), for their counts
+    analytics: Analytics | None = None  # the run's lines and zones, for their counts on the live page
     latencies_ms: array = field(default_factory=lambda: array("d"))
     inference_ms: array = field(default_factory=lambda: array("d"))
     counts: dict = field(default_factory=dict)

@@ -113,19 +113,16 @@ class Pipeline:
             for frame, detections in stream:
                 if session:
                     session.write(frame, detections)
-                try:
-                    yield frame, detections
-                except GeneratorExit:
-                    status = "interrupted"
-                    raise
+                yield frame, detections
+        except GeneratorExit:  # the caller's loop stopped early: finish what it saw
+            status = "interrupted"
+            raise
         except BaseException:
-            if session and status != "interrupted":
-                session.abort()
-                session = None
+            status = "failed"
             raise
         finally:
             stream.close()
-            if session and session.stats.frames:
+            if session and status != "failed" and session.stats.frames:
                 session.finish(status, stream.profiles)
             elif session:
                 session.abort()

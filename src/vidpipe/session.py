@@ -18,7 +18,7 @@ from pathlib import Path
 
 import cv2
 
-from .analytics import Analytics
+from .analytics import Analytics, zone_column
 from .annotate import Annotator
 from .config import PipelineConfig
 from .detections import Detections
@@ -105,7 +105,7 @@ def open_sinks(config: PipelineConfig, info: VideoInfo, out_dir: Path, names: Se
 
 def zone_columns(config: PipelineConfig) -> list[str]:
     """The frames table's occupancy columns, one per zone (zones count tracks: none without a tracker)."""
-    return [f"{zone.name}_n" for zone in config.zones] if config.tracker != NO_TRACKER else []
+    return [zone_column(zone.name) for zone in config.zones] if config.tracker != NO_TRACKER else []
 
 
 def frame_classes(config: PipelineConfig, names: Sequence[str]) -> tuple[list[int], list[int]]:

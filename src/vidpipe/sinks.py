@@ -259,8 +259,8 @@ class TableWriter:
         self._writer = writer(str(self._file.partial), schema)
         self.rows = 0
 
-    def write(self, columns: dict) -> None:
-        table = pa.table(columns, schema=self.schema)
+    def write(self, columns: dict | pa.Table) -> None:
+        table = columns if isinstance(columns, pa.Table) else pa.table(columns, schema=self.schema)
         self._writer.write_table(table)
         self.rows += table.num_rows
 
@@ -445,18 +445,23 @@ EVENT_SCHEMA = pa.schema([
 ])
 
 
+def write_arrow(table: pa.Table, path: str | Path, fmt: str) -> Path:
+    """A whole Arrow table, written atomically in `fmt` (parquet or csv) with its own schema."""
+    writer = TableWriter(path, table.schema, fmt)
+    try:
+        writer.write(table)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    return Path(path)
+
+
 def write_events(path: Path, video: str, events: Sequence, fmt: str) -> Path:
     """The analytics' events (line crossings, zone entries and exits), in time order."""
     events = sorted(events, key=lambda e: (e.frame, e.time_s))
-    table = TableWriter(path, EVENT_SCHEMA, fmt)
-    try:
-        table.write({"video": [video] * len(events), **{f: [getattr(e, f) for e in events]
-                                                         for f in EVENT_SCHEMA.names[1:]}})
-    except BaseException:
-        table.abort()
-        raise
-    table.close()
-    return Path(path)
+    columns = {"video": [video] * len(events), **{f: [getattr(e, f) for e in events] for f in EVENT_SCHEMA.names[1:]}}
+    return write_arrow(pa.table(columns, schema=EVENT_SCHEMA), path, fmt)
 
 
 TRACK_SCHEMA = pa.schema([

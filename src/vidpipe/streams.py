@@ -60,10 +60,15 @@ class Schedule:
         return picked
 
 
+def spread(found: Iterable[Detections], picked: list[bool]) -> list[Detections | None]:
+    """The detections of the picked frames in their places, None for the frames the detector skipped."""
+    found = iter(found)
+    return [next(found) if p else None for p in picked]
+
+
 def detect(detector: Detector, batch: list[Frame], picked: list[bool]) -> list[Detections | None]:
     """Detections for the picked frames, None for the others."""
-    found = iter(detector.detect([f.image for f, p in zip(batch, picked) if p]))
-    return [next(found) if p else None for p in picked]
+    return spread(detector.detect([f.image for f, p in zip(batch, picked) if p]), picked)
 
 
 def track(tracker: Tracker | None, batch: list[Frame], found: list[Detections | None]) -> list[Pair]:
@@ -107,8 +112,7 @@ class StagedStream:
 
             def step(item: tuple[list[Frame], list[bool], object]) -> list[Pair]:
                 batch, picked, submitted = item
-                found = iter(detector.collect(submitted))
-                return track(tracker, batch, [next(found) if p else None for p in picked])
+                return track(tracker, batch, spread(detector.collect(submitted), picked))
         else:
             def step(item: tuple[list[Frame], list[bool]]) -> list[Pair]:
                 return track(tracker, item[0], detect(detector, *item))
