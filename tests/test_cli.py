@@ -61,13 +61,17 @@ def test_annotated_video_has_its_index_first_so_browsers_play_it_at_once(full_ru
 
 
 def test_the_one_time_export_message_has_a_line_of_its_own(tmp_path):
-    """The export happens while the progress bar is drawn: its message must not be glued onto the bar."""
+    """The export (and the int8 model, and the choice of precision) happen while the progress bar is drawn:
+    their messages must not be glued onto the bar, nor NNCF's own bars printed."""
     env = {**os.environ, "VIDPIPE_CACHE": str(tmp_path / "cache")}  # an empty cache: the model is exported
     result = subprocess.run([sys.executable, "-m", "vidpipe", "run", str(SUBURBAN), "-o", str(tmp_path / "out"),
                              "--max-frames", "8"], capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
     assert result.returncode == 0, result.stderr
-    pieces = [p.strip() for p in re.split(r"[\r\n]", result.stderr) if "exporting" in p]
-    assert pieces and all(p.startswith("vidpipe: exporting") for p in pieces), result.stderr
+    for word in ("exporting", "quantizing", "--precision auto"):  # the last two where `auto` takes int8
+        pieces = [p.strip() for p in re.split(r"[\r\n]", result.stderr) if word in p]
+        assert all(p.startswith(f"vidpipe: {word}") for p in pieces), result.stderr
+        assert pieces or word != "exporting", result.stderr
+    assert "Statistics collection" not in result.stdout + result.stderr  # NNCF's bar
 
 
 def test_tables_have_one_row_per_detection(full_run):

@@ -67,27 +67,33 @@ def test_detections_equal_ultralytics_predict(reference, images, runtime):
 
 
 def test_bus_jpg_sanity(yolo, reference):
-    """bus.jpg through the default runtime and precision (whatever this machine picks: bf16 where the CPU has
-    it, fp32 elsewhere, torch on a GPU) finds what ultralytics' own predict finds: a bus and three people,
-    scores within 0.015 of its."""
+    """bus.jpg through the default runtime and precision (whatever this machine picks: int8 or bf16 on
+    OpenVINO, fp32, torch on a GPU) finds what ultralytics' own predict finds: a bus and three people, scores
+    within 0.015 of its (0.03 for int8, 0.019 off on the AMD EPYC)."""
     path = ultralytics_images()[0]
     (detections,) = yolo.detect([cv2.imread(str(path))])
     confident = detections[detections.score >= 0.5]
     theirs = reference.predict(str(path), conf=0.5, verbose=False)[0].boxes
     assert sorted(confident.class_name.tolist()) == ["bus", "person", "person", "person"]
     assert sorted(reference.names[int(c)] for c in theirs.cls) == ["bus", "person", "person", "person"]
-    np.testing.assert_allclose(np.sort(confident.score)[::-1], np.sort(theirs.conf.numpy())[::-1], atol=0.015)
+    np.testing.assert_allclose(np.sort(confident.score)[::-1], np.sort(theirs.conf.numpy())[::-1],
+                               atol=0.03 if yolo.precision == "int8" else 0.015)
 
 
-def test_reduced_precision_keeps_the_detections(yolo):
-    """The default (bf16 where the CPU has it) against fp32 on the same letterboxed frames of both sample
-    clips: at least 98% of boxes matched both ways (same class, IoU >= 0.8), the bar for the default."""
+def test_reduced_precision_keeps_the_detections(monkeypatch):
+    """The runtime's own default (bf16 where the CPU has it; `auto` for a checkpoint without an int8 gate)
+    against fp32 on the same letterboxed frames of both sample clips: at least 98% of boxes matched both
+    ways (same class, IoU >= 0.8). int8 has its own test (test_quantize)."""
+    from vidpipe.detectors import quantize
     from vidpipe.evaluation.det import agreement
 
+    monkeypatch.setattr(quantize, "GATED", {})
     frames = [f.image for clip in (PARKING, SUBURBAN) for f in open_source(clip, Sampling(sample_fps=2))]
-    matched, theirs, ours = agreement(full_precision("openvino").detect(frames), yolo.detect(frames), iou=0.8)
+    default = load_detector("yolo", runtime="openvino")
+    matched, theirs, ours = agreement(full_precision("openvino").detect(frames), default.detect(frames), iou=0.8)
+    assert default.precision in ("fp32", "bf16")
     assert theirs > 100
-    assert matched / ours >= 0.98 and matched / theirs >= 0.98, (yolo.precision, matched, ours, theirs)
+    assert matched / ours >= 0.98 and matched / theirs >= 0.98, (default.precision, matched, ours, theirs)
 
 
 def test_batches_of_video_frames_equal_single_frames(yolo):

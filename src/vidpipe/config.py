@@ -43,7 +43,7 @@ class PipelineConfig:
     classes: list[str | int] | None = None
     batch_size: int = 4  # CPU runtimes queue frame by frame, so bigger batches only hold more frames
     runtime: str = _DETECTION.runtime  # auto | torch | onnx | openvino (YOLO): auto exports to OpenVINO on a CPU
-    precision: str = _DETECTION.precision  # auto (the runtime's default, bf16 on CPUs that have it) | fp32
+    precision: str = _DETECTION.precision  # auto | fp32 | bf16 | int8 (see detectors.quantize)
     engine: str = "threaded"  # threaded (stages overlap) | sequential (one frame at a time, one thread)
     detect_every: int = 1  # run the detector on every Kth frame; the tracker predicts the frames between
     threads: int | None = _DETECTION.threads  # cap on each library's threads; None: all cores

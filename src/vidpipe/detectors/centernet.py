@@ -36,6 +36,9 @@ class CenterNetDetector:
         """`iou` and `imgsz` do not apply: the model resizes its input and suppresses overlaps itself."""
         if settings.runtime not in ("auto", "tensorflow"):
             raise InputError(f"the centernet detector runs on TensorFlow; --runtime {settings.runtime} does not apply")
+        if settings.precision not in ("auto", "fp32"):
+            raise InputError(f"--precision {settings.precision} is for the yolo detector on OpenVINO; centernet "
+                             "runs in fp32")
         self.runtime, self.precision = "tensorflow", "fp32"
         problem = self.check()
         if problem:

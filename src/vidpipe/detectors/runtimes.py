@@ -33,11 +33,15 @@ NEEDS = {"openvino": ("openvino",), "onnx": ("onnxruntime", "onnx", "onnxslim")}
 EXTRA = {"openvino": "pip install openvino", "onnx": "pip install 'vidpipe[onnx]'"}
 
 
-def resolve_runtime(requested: str, device: str | None, model: str) -> str:
+def resolve_runtime(requested: str, device: str | None, model: str, precision: str = "auto") -> str:
     """The runtime to use: `auto` prefers OpenVINO, then ONNX Runtime, on CPU; torch on GPUs and for
-    models that are not PyTorch checkpoints (ultralytics runs its other formats itself)."""
+    models that are not PyTorch checkpoints (ultralytics runs its other formats itself). int8 is OpenVINO's."""
     if requested not in RUNTIMES:
         raise InputError(f"unknown runtime {requested!r} (use {', '.join(RUNTIMES)})")
+    if precision in ("int8", "bf16"):
+        if requested not in ("auto", "openvino"):
+            raise InputError(f"--precision {precision} runs on OpenVINO, not on {requested} (use --runtime openvino)")
+        requested = "openvino"
     on_cpu = device is None or str(device).lower() == "cpu"
     if requested == "auto":
         if not (on_cpu and model.endswith(".pt") and (device is not None or not _cuda_available())):
@@ -51,6 +55,16 @@ def resolve_runtime(requested: str, device: str | None, model: str) -> str:
         if missing(requested):
             raise InputError(f"--runtime {requested} needs {', '.join(missing(requested))}: {EXTRA[requested]}")
     return requested
+
+
+def check_bf16() -> None:
+    """bf16 asked for on a CPU without it: one line now, rather than OpenVINO quietly running fp32."""
+    import openvino as ov
+
+    core = ov.Core()
+    if "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        raise InputError(f"--precision bf16: this CPU ({core.get_property('CPU', 'FULL_DEVICE_NAME')}) has no bf16 "
+                         "arithmetic (use auto, fp32 or int8)")
 
 
 def check_device(device: str | None) -> None:
@@ -145,16 +159,18 @@ class OpenVinoSession:
         config = {"PERFORMANCE_HINT": "THROUGHPUT"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        if precision == "fp32":
-            config["INFERENCE_PRECISION_HINT"] = "f32"
-        start = time.perf_counter()
         core = ov.Core()
+        if precision in ("fp32", "bf16"):
+            config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "bf16": "bf16"}[precision]
+        # An int8 model (`quantize.quantized`) keeps some layers in floating point: the CPU's default for those.
+        start = time.perf_counter()
         model = core.read_model(str(next(path.glob("*.xml"))))
         model.reshape([1, 3, *shape])  # static for this frame size: OpenVINO runs static shapes fastest
         self._compiled = core.compile_model(model, "CPU", config)
         self.compile_ms = 1000 * (time.perf_counter() - start)
         self._idle: queue.SimpleQueue = queue.SimpleQueue()
-        self.precision = _precision_name(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self.precision = "int8" if precision == "int8" else _precision_name(
+            self._compiled.get_property("INFERENCE_PRECISION_HINT"))
 
     def submit(self, tensors: np.ndarray) -> Callable[[], np.ndarray]:
         """Start one request per tensor of (n, 3, h, w) float32 and return at once; the returned function

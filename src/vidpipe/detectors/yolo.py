@@ -19,7 +19,8 @@ import numpy as np
 from ..detections import Detections
 from ..errors import missing_modules
 from . import DetectorSettings, check_model_path, resolve_classes
-from .runtimes import SESSIONS, check_device, class_names, exported, load_ultralytics, resolve_runtime
+from .quantize import auto_precision, quantized
+from .runtimes import SESSIONS, check_bf16, check_device, class_names, exported, load_ultralytics, resolve_runtime
 from .yolo_ops import Letterbox, postprocess
 
 log = logging.getLogger("vidpipe")
@@ -50,7 +51,7 @@ class YoloDetector:
         if not Path(model).exists():  # a name (yolo11n.pt): ultralytics downloads it, or says why it cannot
             model = str(load_ultralytics(model).ckpt_path or model)
         self.model = model
-        self.runtime = resolve_runtime(settings.runtime, settings.device, model)
+        self.runtime = resolve_runtime(settings.runtime, settings.device, model, settings.precision)
         self.threads = settings.threads
         if self.runtime == "torch":
             self._yolo = load_ultralytics(model)
@@ -62,11 +63,14 @@ class YoloDetector:
             self.names = tuple(names[i] for i in range(len(names)))
             self.precision = "fp32"
         else:
+            if settings.precision == "bf16":
+                check_bf16()
             self.names = class_names(model)
             self.precision = settings.precision  # the session reports what the CPU really uses
         self.conf, self.iou, self.imgsz, self.device = settings.conf, settings.iou, settings.imgsz, settings.device
-        self._precision_request = settings.precision
         self.classes = resolve_classes(settings.classes, self.names)
+        self._precision_request = settings.precision
+        self._model_path: Path | None = None  # the export every frame shape compiles from, made on first use
         self._sessions: dict[tuple[int, int], object] = {}
 
     @staticmethod
@@ -113,10 +117,18 @@ class YoloDetector:
                                      classes=self.classes, verbose=False)
         return [(r.boxes.xyxy.cpu().numpy(), r.boxes.conf.cpu().numpy(), r.boxes.cls.cpu().numpy()) for r in results]
 
+    def _exported(self) -> Path:
+        """The export for this runtime and precision; `auto` on OpenVINO may choose int8 (see `quantize`)."""
+        if self._model_path is None:
+            if self.runtime == "openvino" and self._precision_request == "auto":
+                self._precision_request = auto_precision(self.model, self.threads).precision
+            int8 = self._precision_request == "int8"
+            self._model_path = quantized(self.model) if int8 else exported(self.model, self.runtime)
+        return self._model_path
+
     def _session(self, shape: tuple[int, int]):
         if shape not in self._sessions:
-            path = exported(self.model, self.runtime)
-            session = SESSIONS[self.runtime](path, shape, self._precision_request, self.threads)
+            session = SESSIONS[self.runtime](self._exported(), shape, self._precision_request, self.threads)
             log.debug("%s compiled for %dx%d in %.0f ms", self.runtime, *shape, session.compile_ms)
             self._sessions[shape] = session
             self.precision = session.precision
