@@ -66,7 +66,7 @@ def test_a_cached_model_runs_without_torch(tmp_path):
     """Once exported (and quantised, where `auto` takes int8), a run needs neither torch nor ultralytics:
     faster start, a third of the memory."""
     code = ("import sys, vidpipe\n"
-            f"vidpipe.run({str(PARKING)!r}, {str(tmp_path / 'out')!r}, max_frames=3, video=False)\n"
+            f"vidpipe.run({str(PARKING)!r}, {str(tmp_path / 'out')!r}, max_frames=3, video=False, runtime='openvino')\n"
             "print('HEAVY', [m for m in ('torch', 'ultralytics') if m in sys.modules])")
     env_cache = {"VIDPIPE_CACHE": str(tmp_path / "cache")}
     first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
