@@ -160,10 +160,9 @@ def timed(work, frames: int) -> tuple[float, float]:
 
 def precisions() -> list[str]:
     """fp32 and int8 everywhere; bf16 where the CPU has it."""
-    import openvino as ov
+    from vidpipe.detectors.runtimes import openvino_cpu
 
-    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    return ["fp32", *(["bf16"] if "BF16" in capabilities else []), "int8"]
+    return ["fp32", *(["bf16"] if "BF16" in openvino_cpu()[1] else []), "int8"]
 
 
 def auto_choice() -> str:

@@ -18,8 +18,6 @@ import contextlib
 import io
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -30,7 +28,7 @@ import numpy as np
 
 from ..errors import InputError, missing_modules
 from ..files import write_atomic
-from .runtimes import _runtime_version, cache_dir, exported, file_hash
+from .runtimes import _runtime_version, cache_dir, cache_entry, exported, file_hash, openvino_cpu
 from .yolo_ops import Letterbox
 
 log = logging.getLogger("vidpipe")
@@ -89,26 +87,19 @@ def quantized(model: str) -> Path:
     import openvino as ov
 
     start = time.perf_counter()
-    fp32_model = ov.Core().read_model(str(next(fp32.glob("*.xml"))))
-    frames = list(calibration_tensors())
-    nncf.set_log_level(logging.ERROR)
-    with contextlib.redirect_stdout(io.StringIO()):  # NNCF's own progress bars would break vidpipe's
-        int8_model = nncf.quantize(
-            fp32_model, nncf.Dataset(frames), subset_size=len(frames), preset=nncf.QuantizationPreset.MIXED,
-            ignored_scope=nncf.IgnoredScope(patterns=KEPT_FLOAT, types=["Sigmoid"], validate=False))
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".quantize-") as tmp:
-        staged = Path(tmp) / "export"
-        staged.mkdir()
+    meta = {"source": str(model), "runtime": "openvino", "version": _runtime_version("openvino"),
+            "precision": "int8", "recipe": RECIPE}
+    with cache_entry(target, meta) as staged:
+        fp32_model = ov.Core().read_model(str(next(fp32.glob("*.xml"))))
+        frames = list(calibration_tensors())
+        nncf.set_log_level(logging.ERROR)
+        with contextlib.redirect_stdout(io.StringIO()):  # NNCF's own progress bars would break vidpipe's
+            int8_model = nncf.quantize(
+                fp32_model, nncf.Dataset(frames), subset_size=len(frames), preset=nncf.QuantizationPreset.MIXED,
+                ignored_scope=nncf.IgnoredScope(patterns=KEPT_FLOAT, types=["Sigmoid"], validate=False))
         ov.save_model(int8_model, str(staged / "model.xml"))
-        (staged / "model.json").write_text(json.dumps({
-            "source": str(model), "runtime": "openvino", "version": _runtime_version("openvino"),
-            "precision": "int8", "recipe": RECIPE, "calibration": {"clips": CALIBRATION, "frames": len(frames)},
-            "seconds": round(time.perf_counter() - start, 1)}))
-        try:
-            os.replace(staged, target)
-        except OSError:
-            if not (target / "model.json").is_file():
-                raise
+        meta.update(calibration={"clips": CALIBRATION, "frames": len(frames)},
+                    seconds=round(time.perf_counter() - start, 1))
     return target
 
 
@@ -140,17 +131,16 @@ class Choice:
 
 def auto_precision(model: str, threads: int | None = None) -> Choice:
     """int8 where the checkpoint passed the gate and int8 measured faster here; else the runtime's default."""
-    gate = GATED.get(file_hash(model))
+    checkpoint = file_hash(model)
+    gate = GATED.get(checkpoint)
     if gate is None:
         return Choice("auto", "int8's accuracy was not measured for this checkpoint")
     if not gate.passed:
         return Choice("auto", f"int8 failed the accuracy gate on {gate.data}")
     if check():
         return Choice("auto", "NNCF is not installed")
-    import openvino as ov
-
-    cpu = ov.Core().get_property("CPU", "FULL_DEVICE_NAME")
-    cached = cache_dir() / "choices" / f"{file_hash(model)}-r{RECIPE}-{_slug(cpu)}-{_runtime_version('openvino')}.json"
+    cpu, _ = openvino_cpu()
+    cached = cache_dir() / "choices" / f"{checkpoint}-r{RECIPE}-{_slug(cpu)}-{_runtime_version('openvino')}.json"
     if cached.is_file():
         return Choice(**json.loads(cached.read_text()))
     default_fps, default_precision = _speed(exported(model, "openvino"), threads)

@@ -9,6 +9,8 @@ class names are cached beside it, so later runs never import torch.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -18,7 +20,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -57,14 +59,20 @@ def resolve_runtime(requested: str, device: str | None, model: str, precision: s
     return requested
 
 
-def check_bf16() -> None:
-    """bf16 asked for on a CPU without it: one line now, rather than OpenVINO quietly running fp32."""
+@functools.cache
+def openvino_cpu() -> tuple[str, tuple[str, ...]]:
+    """The CPU as OpenVINO sees it: its name and what it computes fast (FP32, BF16, INT8...)."""
     import openvino as ov
 
     core = ov.Core()
-    if "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-        raise InputError(f"--precision bf16: this CPU ({core.get_property('CPU', 'FULL_DEVICE_NAME')}) has no bf16 "
-                         "arithmetic (use auto, fp32 or int8)")
+    return core.get_property("CPU", "FULL_DEVICE_NAME"), tuple(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def check_bf16() -> None:
+    """bf16 asked for on a CPU without it: one line now, rather than OpenVINO quietly running fp32."""
+    name, capabilities = openvino_cpu()
+    if "BF16" not in capabilities:
+        raise InputError(f"--precision bf16: this CPU ({name}) has no bf16 arithmetic (use auto, fp32 or int8)")
 
 
 def check_device(device: str | None) -> None:
@@ -121,9 +129,9 @@ def exported(model: str, runtime: str) -> Path:
         return target
     log.info("exporting %s for %s (once, for every frame size; cached in %s)", Path(model).name, runtime,
              target.parent)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
-        checkpoint = Path(tmp) / Path(model).name
+    meta = {"source": str(model), "runtime": runtime, "version": version, "shape": "dynamic", "batch": 1}
+    with cache_entry(target, meta) as staged:
+        checkpoint = staged.parent / Path(model).name  # beside the entry, not in it
         shutil.copyfile(model, checkpoint)
         yolo = load_ultralytics(str(checkpoint))
         options = {"simplify": True} if runtime == "onnx" else {}
@@ -131,18 +139,27 @@ def exported(model: str, runtime: str) -> Path:
             warnings.simplefilter("ignore")
             out = Path(yolo.export(format=runtime, imgsz=640, batch=1, half=False, dynamic=True,
                                    verbose=False, **options))
-        staged = Path(tmp) / "export"
-        staged.mkdir()
         for item in (out.iterdir() if out.is_dir() else [out]):
             shutil.move(str(item), staged / ("model.onnx" if item.suffix == ".onnx" else item.name))
-        (staged / "model.json").write_text(json.dumps({"source": str(model), "runtime": runtime,
-                                                       "version": version, "shape": "dynamic", "batch": 1}))
+    return target
+
+
+@contextlib.contextmanager
+def cache_entry(target: Path, meta: dict) -> Iterator[Path]:
+    """A folder to build a cached model in; when the block ends, `meta` (which the block may add to) is
+    written as its model.json and the folder appears at `target` whole, in one rename: a concurrent build of
+    the same key leaves one whole copy, and a crash leaves none."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as tmp:
+        staged = Path(tmp) / "entry"
+        staged.mkdir()
+        yield staged
+        (staged / "model.json").write_text(json.dumps(meta))
         try:
-            os.replace(staged, target)  # atomic: a concurrent export of the same key leaves one whole copy
+            os.replace(staged, target)
         except OSError:
             if not (target / "model.json").is_file():
                 raise
-    return target
 
 
 class OpenVinoSession:
