@@ -54,6 +54,29 @@ def test_variable_frame_rate_timestamps_come_from_pts():
     assert abs(times[-1] - 904 / 24.0) > 0.001  # a constant-rate assumption would be wrong here
 
 
+@pytest.mark.parametrize("pix_fmt, shortcut", [("yuv420p", True), ("yuvj420p", False), ("yuv444p", False)])
+def test_frames_are_the_bgr_pyav_converts(tmp_path, pix_fmt, shortcut):
+    """Video-range 4:2:0 frames take OpenCV's conversion (the source's fast path), within rounding of PyAV's;
+    full-range and 4:4:4 frames, which that conversion would misread, are PyAV's own, exactly."""
+    path = tmp_path / f"{pix_fmt}.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 768, 432, pix_fmt
+        for frame in open_source(PARKING, Sampling(max_frames=5)):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame.image, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    with av.open(str(path)) as container:
+        expected = [f.to_ndarray(format="bgr24").astype(int) for f in container.decode(video=0)]
+    ours = [f.image.astype(int) for f in open_source(path)]
+    assert len(ours) == len(expected) == 5
+    for mine, theirs in zip(ours, expected):
+        difference = np.abs(mine - theirs)
+        assert difference.mean() < 1.5 and difference.max() <= 8  # rounding and chroma siting only
+        assert (difference.max() > 0) == shortcut  # OpenCV rounds unlike swscale: which one converted
+
+
 @pytest.mark.parametrize("suffix, codec", [("mkv", "libx264"), ("mov", "libx264"), ("avi", "mpeg4"),
                                            ("webm", "libvpx-vp9")])
 def test_common_containers(tmp_path, suffix, codec):

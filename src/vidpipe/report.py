@@ -12,15 +12,18 @@ import base64
 import html
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import pandas as pd
 
 from .detections import Detections
 from .files import write_atomic
 from .frames import Frame
 from .summary import RunSummary
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TIMELINE_TRACKS = 40  # tracks drawn in the timeline; the rest are counted
 THUMBNAILS = 12
@@ -135,6 +138,8 @@ def write_run_report(path: Path, summary: RunSummary, tables: dict[str, Path], t
 
 def write_corpus_report(path: Path, videos: pd.DataFrame, tracks: pd.DataFrame | None) -> Path:
     """OUT/report.html: a sortable row per video, totals per class, where each class lasts longest, failures."""
+    import pandas as pd
+
     counts = [c for c in videos.columns if c.startswith("n_")]
     rows = []
     for row in videos.itertuples(index=False):
@@ -390,6 +395,8 @@ def _thumbnails(tracks: pd.DataFrame, thumbnails: Thumbnails) -> str:
 
 
 def _read(path: Path | None) -> pd.DataFrame | None:
+    import pandas as pd  # here, not at the top: 0.4 s that a run needs only for its report, at its end
+
     if path is None or not Path(path).is_file():
         return None
     return pd.read_parquet(path) if Path(path).suffix == ".parquet" else pd.read_csv(path)

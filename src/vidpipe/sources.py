@@ -233,7 +233,7 @@ class VideoSource(_FileSource):
                         stopped = True
                         return
                     if decision is Decision.KEEP:
-                        image = frame.to_ndarray(format="bgr24")
+                        image = _bgr(frame)
                         if self._turns:  # as a player shows it: boxes, tables and video all upright
                             image = np.ascontiguousarray(np.rot90(image, self._turns))
                         yield Frame(index, time, image)
@@ -254,6 +254,18 @@ class VideoSource(_FileSource):
 
     def close(self) -> None:
         self._container.close()
+
+
+FULL_RANGE = 2  # FFmpeg's AVCOL_RANGE_JPEG: 0-255 luma, which OpenCV's conversion does not read
+
+
+def _bgr(frame) -> np.ndarray:
+    """A decoded frame as BGR. OpenCV converts 8-bit 4:2:0 video-range frames (nearly every camera and web
+    video) in a third of the CPU time swscale takes, with the same BT.601 matrix PyAV applies; full-range,
+    4:2:2, 10-bit and other formats go through PyAV."""
+    if frame.format.name == "yuv420p" and frame.color_range != FULL_RANGE and not (frame.width | frame.height) & 1:
+        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
+    return frame.to_ndarray(format="bgr24")
 
 
 def _display_turns(uri: str) -> int:
