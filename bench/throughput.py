@@ -7,7 +7,8 @@ On the same 1280x720 clip (built from the sample videos), with the same YOLOv8n 
   (c) vidpipe's detector alone (its chosen runtime, pre- and post-processing) on frames already in memory;
   (d) the supervision recipe in bench/supervision_recipe.py (ultralytics OpenVINO export, Roboflow ByteTrack,
       supervision annotators and VideoSink).
-It prints frames per second (whole command, start-up included, for a, b and d), the ratios b/a, b/d and b/c,
+It prints frames per second (whole command, start-up included, for a, b and d; (a), (b) and (b) with
+`--detect-every 2` run `--repeat` times in turns, and each reports its median), the ratios b/a, b/d and b/c,
 and peak memory (RSS of the process tree). `--agreement` adds, for every runtime and precision, how many
 boxes match an fp32 runtime fed the same letterboxed input; `--long` compares vidpipe's peak RSS on a
 1-minute and a 10-minute input.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -150,6 +152,12 @@ def other_work_cpu(clip: Path, pipeline, frames: list, detections: list) -> dict
     return cost
 
 
+def spread(frames: int, runs: list[tuple[float, float]]) -> str:
+    """The runs' fps, lowest to highest, where there were several."""
+    return f"(runs: {', '.join(f'{frames / wall:.1f}' for wall, _ in sorted(runs, reverse=True))})" \
+        if len(runs) > 1 else ""
+
+
 def timed(work, frames: int) -> tuple[float, float]:
     """Frames per second and CPU milliseconds (all threads of this process) per frame of `work()`."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -244,6 +252,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=600, help="clip length (1280x720, 30 fps)")
     parser.add_argument("--agreement", action="store_true", help="also compare runtimes' detections")
     parser.add_argument("--long", action="store_true", help="also compare peak RSS on 1- and 10-minute inputs")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of (a), (b) and (b2), in turns; their median")
     parser.add_argument("--keep", type=Path, help="keep the clip and outputs in this folder")
     parser.add_argument("--detector", choices=["yolo", "centernet"], default="yolo",
                         help="centernet: measure (b) and (c) for the centernet backend (needs --model)")
@@ -263,24 +272,32 @@ def main() -> None:
     vidpipe = [sys.executable, "-m", "vidpipe"]
     subprocess.run([*vidpipe, "run", str(clip), "-o", str(work / "warm"), "--max-frames", "8", "-q"], check=True,
                    capture_output=True)  # the one-time export is cached before anything is timed
-    results = {}
-    wall, rss = measure([tool("yolo"), "track", f"model={MODEL}", f"source={clip}", "save=True", f"project={work}",
-                         "name=a", "exist_ok=True", "verbose=False"], work)
-    results["a"] = {"what": "yolo track save=True", "fps": args.frames / wall, "peak_rss_mb": rss}
-    wall, rss = measure([*vidpipe, "run", str(clip), "-o", str(work / "b"), "-q"], work)
+    # The rows the targets compare, run in turns `--repeat` times: on a shared machine one run of the same
+    # command varies by several per cent, so each row reports its median.
+    compared = {"a": ("yolo track save=True", [tool("yolo"), "track", f"model={MODEL}", f"source={clip}", "save=True",
+                                               f"project={work}", "name=a", "exist_ok=True", "verbose=False"]),
+                "b": ("vidpipe run (defaults)", [*vidpipe, "run", str(clip), "-o", str(work / "b"), "-q"]),
+                "b2": ("vidpipe run --detect-every 2",  # the detector on every 2nd frame, the tracker's between
+                       [*vidpipe, "run", str(clip), "-o", str(work / "b2"), "--detect-every", "2", "-q"])}
+    runs: dict[str, list] = {key: [] for key in compared}
+    after_startup = []
+    for _ in range(args.repeat):
+        for key, (_, command) in compared.items():
+            runs[key].append(measure(command, work))
+            if key == "b":  # summary.json, as any user reads it
+                after_startup.append(json.loads((work / "b" / "summary.json").read_text())["fps"])
     summary = json.loads((work / "b" / "summary.json").read_text())
-    results["b"] = {"what": "vidpipe run (defaults)", "fps": args.frames / wall, "peak_rss_mb": rss,
-                    "fps_after_startup": summary["fps"]}  # summary.json, as any user reads it
+    results = {key: {"what": what, "fps": args.frames / statistics.median(w for w, _ in runs[key]),
+                     "peak_rss_mb": max(r for _, r in runs[key]), "spread": spread(args.frames, runs[key])}
+               for key, (what, _) in compared.items()}
+    results["b"]["fps_after_startup"] = statistics.median(after_startup)
     for precision in precisions():  # each precision this CPU runs, forced, so a bf16 CPU cannot hide the others
         wall_p, rss_p = measure([*vidpipe, "run", str(clip), "-o", str(work / f"b-{precision}"), "--precision",
                                  precision, "-q"], work)
         results[f"b-{precision}"] = {"what": f"vidpipe run --precision {precision}", "fps": args.frames / wall_p,
                                      "peak_rss_mb": rss_p}
-    for k in (2, 3):  # the detector on every Kth frame, the tracker's predictions between
-        wall_k, rss_k = measure([*vidpipe, "run", str(clip), "-o", str(work / f"b{k}"), "--detect-every", str(k),
-                                 "-q"], work)
-        results[f"b{k}"] = {"what": f"vidpipe run --detect-every {k}", "fps": args.frames / wall_k,
-                            "peak_rss_mb": rss_k}
+    wall_3, rss_3 = measure([*vidpipe, "run", str(clip), "-o", str(work / "b3"), "--detect-every", "3", "-q"], work)
+    results["b3"] = {"what": "vidpipe run --detect-every 3", "fps": args.frames / wall_3, "peak_rss_mb": rss_3}
     from vidpipe.config import PipelineConfig
     from vidpipe.pipeline import Pipeline
     from vidpipe.sources import Sampling, open_source
@@ -299,10 +316,11 @@ def main() -> None:
     results["d"] = {"what": "supervision + OpenVINO + Roboflow ByteTrack", "fps": args.frames / wall,
                     "peak_rss_mb": rss}
 
-    print(f"clip: {args.frames} frames, 1280x720, 30 fps; {psutil.cpu_count()} CPU cores")
+    print(f"clip: {args.frames} frames, 1280x720, 30 fps; {psutil.cpu_count()} CPU cores; (a), (b) and (b2): "
+          f"median of {args.repeat} runs in turns")
     for key, row in results.items():
         rss = f"{row['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in row else "-"
-        print(f"({key}) {row['what']:<48} {row['fps']:6.1f} fps   peak RSS {rss}")
+        print(f"({key}) {row['what']:<48} {row['fps']:6.1f} fps   peak RSS {rss}   {row.get('spread', '')}")
     print(f"vidpipe after start-up: {results['b']['fps_after_startup']:.1f} fps")
     report = next(s for s in summary["stages"] if s["stage"] == "report")
     print(f"report.html built from the tables and kept crops: {report['busy_fraction']:.1%} of (b)'s wall time "

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 PAD_VALUE = 114
+SCALE = np.float32(1 / 255)  # uint8 pixels to [0, 1]
 STRIDE = 32
 MAX_WH = 7680  # class offset for class-aware NMS, larger than any box coordinate
 MAX_NMS = 30_000  # candidates kept before NMS
@@ -51,17 +52,24 @@ class Letterbox:
         return round(dh - 0.1), round(dh + 0.1), round(dw - 0.1), round(dw + 0.1)
 
     def tensor(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """BGR uint8 frames -> float32 NCHW RGB in [0, 1]."""
+        """BGR uint8 frames -> float32 NCHW RGB in [0, 1].
+
+        Each resized frame's channels are scaled straight into their place in one tensor, and only the
+        bands around them are filled: no padded copy and no temporaries. cv2.dnn.blobFromImages gives the
+        same numbers, but its temporaries cost 4x the time on a pipeline thread (fresh pages each frame)."""
         top, bottom, left, right = self.padding
-        padded = []
-        for image in images:
+        w, h = self.resized
+        out = np.empty((len(images), 3, *self.shape), np.float32)
+        for band in (out[:, :, :top], out[:, :, top + h:], out[:, :, :, :left], out[:, :, :, left + w:]):
+            band.fill(PAD_VALUE * SCALE)
+        for k, image in enumerate(images):
             if image.shape[:2] != self.source:
                 raise ValueError(f"frame of shape {image.shape[:2]} in a batch letterboxed for {self.source}")
-            resized = image if self.resized == (image.shape[1], image.shape[0]) else cv2.resize(
-                image, self.resized, interpolation=cv2.INTER_LINEAR)
-            padded.append(cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT,
-                                             value=(PAD_VALUE,) * 3))
-        return cv2.dnn.blobFromImages(padded, scalefactor=1 / 255, swapRB=True)  # one C++ pass: scale, RGB, NCHW
+            resized = image if (w, h) == (image.shape[1], image.shape[0]) else cv2.resize(
+                image, (w, h), interpolation=cv2.INTER_LINEAR)
+            for channel in range(3):  # RGB from BGR
+                np.multiply(resized[:, :, 2 - channel], SCALE, out=out[k, channel, top:top + h, left:left + w])
+        return out
 
     def to_source(self, xyxy: np.ndarray) -> np.ndarray:
         """Network-input boxes back to source pixels, clipped to the frame."""
