@@ -62,6 +62,27 @@ def test_one_export_serves_every_frame_shape(tmp_path, monkeypatch, runtime):
     assert {p.name: p.stat().st_mtime_ns for p in export.iterdir()} == stamps  # reused, not written again
 
 
+def test_openvino_keeps_each_compiled_shape_and_runs_without_that_cache(tmp_path, monkeypatch):
+    """A shape compiled once is loaded from OpenVINO's cache by later sessions (a third of the compile
+    time); where that cache cannot be written, the model compiles as before and gives the same boxes. (A
+    truncated blob, as from a process killed while writing it, is compiled again by OpenVINO itself.)"""
+    monkeypatch.setenv("VIDPIPE_CACHE", str(tmp_path))
+    frames = [f.image for f in open_source(PARKING, Sampling(max_frames=2))]
+    first = load_detector("yolo", runtime="openvino", precision="fp32").detect(frames)
+    blobs = sorted((tmp_path / "compiled").iterdir())
+    assert len(blobs) == 1 and blobs[0].stat().st_size > 1_000_000
+    again = load_detector("yolo", runtime="openvino", precision="fp32").detect(frames)
+    assert sorted((tmp_path / "compiled").iterdir()) == blobs  # loaded, not compiled and written again
+    for folder in (tmp_path / "compiled").iterdir():
+        folder.unlink()
+    (tmp_path / "compiled").rmdir()
+    (tmp_path / "compiled").write_text("not a folder")  # OpenVINO cannot keep anything here
+    unkept = load_detector("yolo", runtime="openvino", precision="fp32").detect(frames)
+    for a, b, c in zip(first, again, unkept):
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
+        np.testing.assert_allclose(a.xyxy, c.xyxy, atol=1e-3)
+
+
 def test_a_cached_model_runs_without_torch(tmp_path):
     """Once exported (and quantised, where `auto` takes int8), a run needs neither torch nor ultralytics:
     faster start, a third of the memory."""
