@@ -291,13 +291,12 @@ def main() -> None:
                      "peak_rss_mb": max(r for _, r in runs[key]), "spread": spread(args.frames, runs[key])}
                for key, (what, _) in compared.items()}
     results["b"]["fps_after_startup"] = statistics.median(after_startup)
-    for precision in precisions():  # each precision this CPU runs, forced, so a bf16 CPU cannot hide the others
-        wall_p, rss_p = measure([*vidpipe, "run", str(clip), "-o", str(work / f"b-{precision}"), "--precision",
-                                 precision, "-q"], work)
-        results[f"b-{precision}"] = {"what": f"vidpipe run --precision {precision}", "fps": args.frames / wall_p,
-                                     "peak_rss_mb": rss_p}
-    wall_3, rss_3 = measure([*vidpipe, "run", str(clip), "-o", str(work / "b3"), "--detect-every", "3", "-q"], work)
-    results["b3"] = {"what": "vidpipe run --detect-every 3", "fps": args.frames / wall_3, "peak_rss_mb": rss_3}
+    # Run once each: every precision this CPU runs, forced, so a bf16 CPU cannot hide the others; and K = 3.
+    once = {f"b-{p}": [f"vidpipe run --precision {p}", "--precision", p] for p in precisions()}
+    once["b3"] = ["vidpipe run --detect-every 3", "--detect-every", "3"]
+    for key, (what, *flags) in once.items():
+        wall, rss = measure([*vidpipe, "run", str(clip), "-o", str(work / key), *flags, "-q"], work)
+        results[key] = {"what": what, "fps": args.frames / wall, "peak_rss_mb": rss}
     from vidpipe.config import PipelineConfig
     from vidpipe.pipeline import Pipeline
     from vidpipe.sources import Sampling, open_source
