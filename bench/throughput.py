@@ -33,6 +33,7 @@ from pathlib import Path
 
 import av
 import cv2
+import numpy as np
 import psutil
 from machine import describe, tool
 
@@ -194,18 +195,25 @@ def supervision_model(workdir: Path) -> Path:
 def agreement(frames_per_clip: int) -> list[dict]:
     """Per runtime and precision: share of boxes matched (same class, IoU >= 0.5 and 0.8) with an fp32 runtime
     fed the same letterboxed input, both ways, on the sample clips at the default confidence (the int8 model
-    was calibrated on other frames of these clips; tests/test_quantize.py measures it on clips it never saw)."""
+    was calibrated on other frames of these clips; tests/test_quantize.py measures it on clips it never saw).
+    The row `onnx, 1 px` is the scale: the reference against itself on the frames moved one pixel."""
     from vidpipe.detectors import load_detector
     from vidpipe.evaluation.det import agreement as count_matches
     from vidpipe.sources import Sampling, open_source
+
+    def detect(detector, images: list) -> list:
+        return [d for i in range(0, len(images), 8) for d in detector.detect(images[i : i + 8])]
 
     images = [f.image for clip in SAMPLES for f in open_source(clip, Sampling(max_frames=frames_per_clip))]
     outputs = []
     for runtime, precision in (("onnx", "fp32"), ("torch", "fp32"), ("openvino", "fp32"),
                                *(("openvino", p) for p in precisions()[1:])):
         detector = load_detector("yolo", model=str(MODEL), runtime=runtime, precision=precision)
-        detections = [d for i in range(0, len(images), 8) for d in detector.detect(images[i : i + 8])]
-        outputs.append((runtime, detector.precision, detections))
+        outputs.append((runtime, detector.precision, detect(detector, images)))
+        if len(outputs) == 1:  # the scale: the reference itself on its frames moved one pixel right
+            moved = [np.ascontiguousarray(np.pad(image, ((0, 0), (1, 0), (0, 0)), mode="edge")[:, :-1])
+                     for image in images]
+            outputs.append(("onnx, 1 px", "fp32", detect(detector, moved)))
     reference = outputs[0][2]
     rows = []
     for runtime, actual, detections in outputs:
@@ -350,7 +358,7 @@ def main() -> None:
     if args.agreement:
         print("\nagreement with ONNX Runtime fp32 on the same letterboxed input (same class, IoU >= 0.5 or 0.8):")
         for row in agreement(frames_per_clip=200):
-            print(f"  {row['runtime']:<9} {row['precision']:<5} IoU {row['iou']}  boxes {row['boxes']:>5}  "
+            print(f"  {row['runtime']:<10} {row['precision']:<5} IoU {row['iou']}  boxes {row['boxes']:>5}  "
                   f"reference matched {row['reference_matched_%']:6.2f}%  "
                   f"own boxes matched {row['candidate_matched_%']:6.2f}%")
     if not args.keep:

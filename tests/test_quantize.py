@@ -23,24 +23,53 @@ def int8():
     return load_detector("yolo", precision="int8")
 
 
-def held_out_frames() -> list[np.ndarray]:
+@pytest.fixture(scope="module")
+def held_out() -> list[np.ndarray]:
     """Real frames the int8 model never saw: two clips vidpipe does not ship, and COCO images."""
     clips = [shared_path("sample_videos", name) for name in ("walkway-pedestrians.mp4", "street-montage.mp4")]
     frames = [f.image for clip in clips for f in open_source(clip, Sampling(sample_fps=3))]
     return frames + [cv2.imread(str(p)) for p in sorted(shared_path("data", "coco8", "images").rglob("*.jpg"))]
 
 
-def test_int8_finds_the_boxes_fp32_finds_on_frames_it_was_not_calibrated_on(int8):
+@pytest.fixture(scope="module")
+def fp32():
+    return load_detector("yolo", runtime="openvino", precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def fp32_boxes(fp32, held_out) -> list:
+    return fp32.detect(held_out)
+
+
+@pytest.fixture(scope="module")
+def int8_boxes(int8, held_out) -> list:
+    return int8.detect(held_out)
+
+
+def shares(reference, candidate) -> tuple[float, float]:
+    """The share of each run's boxes that the other run matches (same class, IoU >= 0.5)."""
+    matched, theirs, ours = agreement(reference, candidate, iou=0.5)
+    assert theirs > 300, theirs
+    return matched / theirs, matched / ours
+
+
+def test_int8_finds_the_boxes_fp32_finds_on_frames_it_was_not_calibrated_on(int8, fp32, fp32_boxes, int8_boxes):
     """Boxes matched both ways (same class, IoU >= 0.5) at the default confidence. Measured on the AMD EPYC
     (AVX2), recipe 2: 94.6% of fp32's 503 boxes and 94.4% of int8's 504, short of the issue's 95% by two and
     three boxes; most of the unmatched boxes score within 0.05 of the 0.25 threshold in one of the two. The
     bar here is 92%."""
-    frames = held_out_frames()
-    fp32 = load_detector("yolo", runtime="openvino", precision="fp32")
-    reference, candidate = fp32.detect(frames), int8.detect(frames)
-    matched, theirs, ours = agreement(reference, candidate, iou=0.5)
-    assert theirs > 300 and int8.precision == "int8" and fp32.precision == "fp32"
-    assert matched / theirs >= 0.92 and matched / ours >= 0.92, (matched, theirs, ours)
+    assert int8.precision == "int8" and fp32.precision == "fp32"
+    assert min(shares(fp32_boxes, int8_boxes)) >= 0.92
+
+
+def test_int8_moves_the_boxes_less_than_a_one_pixel_shift_of_the_frame_does(fp32, held_out, fp32_boxes, int8_boxes):
+    """What 95% means for this detector: fp32 against itself, on the same frames moved one pixel right, keeps
+    only 90.9% / 91.8% of its boxes (AMD EPYC; a JPEG quality-95 round trip keeps 96.4%). int8's changes must
+    stay within that: they are the size of the detector's own jitter, mostly boxes near the threshold."""
+    shifted = [np.ascontiguousarray(np.pad(image, ((0, 0), (1, 0), (0, 0)), mode="edge")[:, :-1])
+               for image in held_out]
+    floor = shares(fp32_boxes, fp32.detect(shifted))
+    assert min(shares(fp32_boxes, int8_boxes)) >= min(floor), floor
 
 
 def test_one_int8_model_serves_every_frame_shape(int8):
