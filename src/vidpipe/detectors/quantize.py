@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import InputError, missing_modules
 from ..files import write_atomic
-from .runtimes import _runtime_version, cache_dir, cache_entry, exported, file_hash, openvino_cpu
+from .runtimes import _runtime_version, cache_dir, cache_entry, decline_telemetry, exported, file_hash, openvino_cpu
 from .yolo_ops import Letterbox
 
 log = logging.getLogger("vidpipe")
@@ -84,6 +84,7 @@ def quantized(model: str) -> Path:
     log.info("quantizing %s to int8 (once, calibrated on the bundled sample clips; cached in %s)",
              Path(model).name, target.parent)
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "No CUDA runtime" as NNCF loads torch
+    decline_telemetry()
     import nncf
     import openvino as ov
 

@@ -17,6 +17,7 @@ import logging
 import os
 import queue
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -59,9 +60,31 @@ def resolve_runtime(requested: str, device: str | None, model: str, precision: s
     return requested
 
 
+def decline_telemetry() -> None:
+    """Call before OpenVINO or NNCF is imported. Unless the user has chosen (`opt_in_out`), importing either
+    sends an event to Google Analytics from a forked process, and where the network hangs the process exits 3 s
+    late. vidpipe reaches no network at run time, so its process declines where no choice was made; an explicit
+    opt-in or opt-out is kept."""
+    try:
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:  # an OpenVINO without its telemetry package: nothing to decline
+        return
+    check = OptInChecker.check
+    if getattr(check, "declines_by_default", False):
+        return
+
+    def check_declining_by_default(self, *args, **kwargs):
+        result = check(self, *args, **kwargs)
+        return ConsentCheckResult.DECLINED if result == ConsentCheckResult.NO_FILE else result
+
+    check_declining_by_default.declines_by_default = True
+    OptInChecker.check = check_declining_by_default
+
+
 @functools.cache
 def openvino_cpu() -> tuple[str, tuple[str, ...]]:
     """The CPU as OpenVINO sees it: its name and what it computes fast (FP32, BF16, INT8...)."""
+    decline_telemetry()
     import openvino as ov
 
     core = ov.Core()
@@ -171,6 +194,7 @@ class OpenVinoSession:
     """
 
     def __init__(self, path: Path, shape: tuple[int, int], precision: str = "auto", threads: int | None = None) -> None:
+        decline_telemetry()
         import openvino as ov
 
         config = {"PERFORMANCE_HINT": "THROUGHPUT"}
@@ -256,6 +280,15 @@ def load_ultralytics(model: str):
     """An ultralytics YOLO detection model, or one clear error."""
     os.environ.setdefault("YOLO_VERBOSE", "false")  # keep ultralytics' banners out of vidpipe's output
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")  # never pip-install behind the user's back
+    decline_telemetry()  # its exporters import OpenVINO and NNCF
+    if "ultralytics" not in sys.modules and "YOLO_OFFLINE" not in os.environ:
+        # ultralytics decides once, at import, whether it is online; if so it sends usage events and asks PyPI
+        # for updates. Imported offline it does neither; a model name still downloads (that check is made anew).
+        os.environ["YOLO_OFFLINE"] = "true"
+        try:
+            import ultralytics  # noqa: F401
+        finally:
+            del os.environ["YOLO_OFFLINE"]
     from ultralytics import YOLO
 
     try:
