@@ -60,6 +60,7 @@ def resolve_runtime(requested: str, device: str | None, model: str, precision: s
     return requested
 
 
+@functools.cache
 def decline_telemetry() -> None:
     """Call before OpenVINO or NNCF is imported. Unless the user has chosen (`opt_in_out`), importing either
     sends an event to Google Analytics from a forked process, and where the network hangs the process exits 3 s
@@ -70,14 +71,11 @@ def decline_telemetry() -> None:
     except ImportError:  # an OpenVINO without its telemetry package: nothing to decline
         return
     check = OptInChecker.check
-    if getattr(check, "declines_by_default", False):
-        return
 
     def check_declining_by_default(self, *args, **kwargs):
         result = check(self, *args, **kwargs)
         return ConsentCheckResult.DECLINED if result == ConsentCheckResult.NO_FILE else result
 
-    check_declining_by_default.declines_by_default = True
     OptInChecker.check = check_declining_by_default
 
 
