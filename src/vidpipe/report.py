@@ -395,7 +395,7 @@ def _thumbnails(tracks: pd.DataFrame, thumbnails: Thumbnails) -> str:
 
 
 def _read(path: Path | None) -> pd.DataFrame | None:
-    import pandas as pd  # not at start-up (0.2-0.4 s): pyarrow imports it with the first table rows, mid-run
+    import pandas as pd  # not at start-up (0.2-0.4 s): pyarrow imports it with the first table rows it writes
 
     if path is None or not Path(path).is_file():
         return None
