@@ -239,7 +239,8 @@ def test_mjpeg_and_hls_streams_are_read(tmp_path):
 def test_live_errors_are_one_line(tmp_path, monkeypatch):
     for args, message in (
         (["live", "7"], "camera 7 cannot be opened"),
-        (["live", "http://127.0.0.1:9/none.ts", "--open-timeout", "2"], "is not a readable video"),
+        (["live", "http://127.0.0.1:9/none.ts", "--open-timeout", "2", "--max-reconnects", "0"],
+         "is not a readable video"),
         (["live", str(PARKING), "--show"], "--show needs a display"),
         (["live", str(PARKING), "--serve", "localhost:http"], "--serve takes [HOST:]PORT"),
     ):

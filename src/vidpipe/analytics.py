@@ -78,6 +78,8 @@ class Region:
             points = tuple((float(x), float(y)) for x, y in spec["points"])
         except (TypeError, ValueError):
             raise InputError(f"{kind} {spec.get('name')!r}: points must be [x, y] pairs") from None
+        if not np.isfinite(points).all():
+            raise InputError(f"{kind} {spec.get('name')!r}: points must be finite numbers, got {spec['points']!r}")
         needed = 2 if kind == "line" else 3
         if (len(points) != 2) if kind == "line" else (len(points) < 3):
             raise InputError(f"{kind} {spec.get('name')!r}: needs {'exactly 2' if needed == 2 else '3 or more'} "
@@ -87,12 +89,16 @@ class Region:
             classes = [c.strip() for c in classes.split(",") if c.strip()]
         return cls(str(spec.get("name") or kind), points, tuple(classes) if classes else None)
 
+    @property
+    def fractional(self) -> bool:
+        """Given as fractions of the frame (every value in [0, 1]): it follows the frame's size."""
+        points = np.asarray(self.points, np.float64)
+        return bool((points >= 0).all() and (points <= 1).all())
+
     def in_pixels(self, width: int, height: int) -> np.ndarray:
         """The points in pixels of a `width` x `height` frame (fractions when every value lies in [0, 1])."""
         points = np.asarray(self.points, np.float64)
-        if (points >= 0).all() and (points <= 1).all():
-            points = points * [width, height]
-        return points
+        return points * [width, height] if self.fractional else points
 
 
 def zone_column(name: str) -> str:
@@ -248,15 +254,20 @@ class Heatmap:
 
     def __init__(self, width: int, height: int, anchor: str = "bottom-center", cell: int = 8) -> None:
         self.anchor, self.cell = anchor, cell
+        self.size = (width, height)  # of the first frames: the grid's and the background's
         self.grid = np.zeros((height // cell + 1, width // cell + 1), np.float64)
         self.background: np.ndarray | None = None
+        self._scale = np.ones(2)  # from the frames now arriving to the first frames' pixels
+
+    def resize(self, width: int, height: int) -> None:
+        self._scale = np.asarray(self.size, np.float64) / [width, height]
 
     def update(self, frame: Frame, detections: Detections) -> None:
         if self.background is None:
             self.background = frame.image.copy()
         tracked = detections[detections.is_tracked]
         if len(tracked):
-            points = (anchor_points(tracked, self.anchor) // self.cell).astype(int)
+            points = (anchor_points(tracked, self.anchor) * self._scale // self.cell).astype(int)
             rows = np.clip(points[:, 1], 0, self.grid.shape[0] - 1)
             cols = np.clip(points[:, 0], 0, self.grid.shape[1] - 1)
             np.add.at(self.grid, (rows, cols), 1)
@@ -288,6 +299,7 @@ class Analytics:
     zones: list[Zone] = field(default_factory=list)
     heatmap: Heatmap | None = None
     events: list[Event] = field(default_factory=list)
+    regions: list[Region] = field(default_factory=list)  # as configured: the lines', then the zones'
 
     @classmethod
     def build(cls, lines: Sequence[Region], zones: Sequence[Region], width: int, height: int, anchor: str,
@@ -296,7 +308,23 @@ class Analytics:
             [LineCounter(r.name, *r.in_pixels(width, height), classes=r.classes, anchor=anchor) for r in lines],
             [Zone(r.name, r.in_pixels(width, height), r.classes, anchor, hysteresis_s) for r in zones],
             Heatmap(width, height, anchor) if heatmap else None,
+            regions=[*lines, *zones],
         )
+
+    def resize(self, width: int, height: int) -> list[str]:
+        """Follow a change of the frame size: lines and zones given as fractions are placed anew, the heatmap
+        maps the new frames onto its grid; returns the names of those given in pixels, which stay put."""
+        fixed = []
+        for counter, region in zip([*self.lines, *self.zones], self.regions):
+            if not region.fractional:
+                fixed.append(region.name)
+            elif isinstance(counter, LineCounter):
+                counter.start, counter.end = region.in_pixels(width, height)
+            else:
+                counter.polygon = region.in_pixels(width, height).astype(np.float32)
+        if self.heatmap:
+            self.heatmap.resize(width, height)
+        return fixed
 
     def __bool__(self) -> bool:
         return bool(self.lines or self.zones or self.heatmap)

@@ -27,8 +27,11 @@ class _Group(click.Group):
             _fail(str(exc), EXIT_USAGE)
         except VidpipeError as exc:
             _fail(str(exc), EXIT_RUNTIME)
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM before the first frame (model loading, connecting)
-            click.echo("vidpipe: interrupted before any frame was processed; nothing was written", err=True)
+        except KeyboardInterrupt:  # a stop before the first frame (model loading, connecting), or after the end
+            if stopping.outputs_finished():
+                click.echo("vidpipe: stopped after the outputs were finished", err=True)
+            else:
+                click.echo("vidpipe: interrupted before any frame was processed; nothing was written", err=True)
             sys.stdout.flush()
             sys.stderr.flush()
             # Straight out: a stop that lands inside a library's import (torch's) can leave the interpreter to
@@ -159,9 +162,23 @@ def run(input: str, out: str | None, pipeline: str | None, quiet: bool, profile:
     _echo_outputs(result.outputs)
     if profile:
         click.echo(_profile_table(s))
+    _exit_for_stops(result, EXIT_INTERRUPTED if result.interrupted else None)
+
+
+def _exit_for_stops(result, code: int | None) -> None:
+    """Say what a stop did to the run, truthfully, and exit with `code` (or 130 when outputs were cut)."""
+    s = result.summary
+    if s.missing_outputs:
+        click.echo(f"vidpipe: stopped twice: {', '.join(s.missing_outputs)} not written (summary.json lists what is "
+                   f"missing; the tables are complete for the frames processed)", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     if result.interrupted:
         click.echo("vidpipe: interrupted: the outputs cover the frames processed so far", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    elif result.stop_received:
+        click.echo("vidpipe: a stop arrived while finishing: every frame had been processed and every output was "
+                   "finished", err=True)
+    if code is not None:
+        sys.exit(code)
 
 
 def _echo_outputs(outputs: dict) -> None:
@@ -220,18 +237,25 @@ def live(source: str, out: str | None, pipeline: str | None, width: int | None, 
 
     from .config import PipelineConfig
     from .live import LiveMonitor, default_out_dir, open_live
+    from .live_options import positive
     from .pipeline import Pipeline
-    from .preview import PreviewServer, PreviewWindow
+    from .preview import PreviewServer, PreviewWindow, parse_address
 
     options["video"] = save  # never None: without --save, no video whatever the preset says
     config = PipelineConfig.load(pipeline, **options)
     config.check_live()
+    live_options = LiveOptions(width=width, height=height, camera_fps=camera_fps, open_timeout=open_timeout,
+                               read_timeout=read_timeout, reconnect_delay=reconnect_delay,
+                               max_reconnect_delay=max_reconnect_delay, max_reconnects=max_reconnects)
+    if live_options.asks_camera and not source.isdigit():
+        raise InputError("--width, --height and --camera-fps are for cameras (SOURCE 0, 1...), not for a stream "
+                         "or a file, which come at their own size and rate")
+    positive("--duration", duration)
+    if serve:
+        parse_address(serve)  # a bad address fails before the source is opened
     viewers = [PreviewWindow()] if show else []  # fails fast without a display
     runner = Pipeline(config)
-    stream = open_live(source, LiveOptions(width=width, height=height, camera_fps=camera_fps,
-                                           open_timeout=open_timeout, read_timeout=read_timeout,
-                                           reconnect_delay=reconnect_delay, max_reconnect_delay=max_reconnect_delay,
-                                           max_reconnects=max_reconnects))
+    stream = open_live(source, live_options)
     monitor = LiveMonitor()
     try:
         if serve:
@@ -246,6 +270,11 @@ def live(source: str, out: str | None, pipeline: str | None, width: int | None, 
                f"{latency.p50 if latency else 0:.0f} ms, p95 {latency.p95 if latency else 0:.0f} ms; "
                f"{s.live.reconnects} reconnect(s)")
     _echo_outputs(result.outputs)
+    if s.status == "gave_up":
+        gap = s.live.gaps[-1]
+        _fail(f"{source}: gave up after {gap['reconnect_attempts']} reconnect attempt(s) ({gap['reason']}); the "
+              f"outputs cover the frames before", EXIT_RUNTIME)
+    _exit_for_stops(result, None)
 
 
 @main.command()

@@ -8,6 +8,7 @@ video encoder's in `sinks`. A bad value anywhere fails here, before a model is l
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from importlib.resources import files
 from pathlib import Path
@@ -118,6 +119,8 @@ class PipelineConfig:
             raise InputError(f"video_crf must lie in [0, 51] (x264's range), got {self.video_crf}")
         if self.top_k < 0:
             raise InputError(f"top_k must be >= 0, got {self.top_k}")
+        if self.zone_hysteresis_s < 0:
+            raise InputError(f"zone_hysteresis_s must be >= 0 seconds, got {self.zone_hysteresis_s}")
         self.sampling()
         self.detector_settings()
 
@@ -149,9 +152,13 @@ class PipelineConfig:
         if preset is not None:
             path = find_preset(preset)
             try:
-                values = yaml.safe_load(path.read_text()) or {}
+                values = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+            except UnicodeDecodeError:
+                raise InputError(f"{path} is not a YAML text file (it is not UTF-8 text)") from None
             except yaml.YAMLError as exc:
-                raise InputError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+                mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+                where = f", line {mark.line + 1}" if mark else ""
+                raise InputError(f"{path}{where} is not valid YAML: {problem or str(exc).splitlines()[0]}") from None
             if not isinstance(values, dict):
                 raise InputError(f"{path} must be a mapping of settings")
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -211,6 +218,19 @@ def find_preset(preset: str | Path) -> Path:
     raise InputError(f"pipeline {preset} not found (a YAML file, or one of: {', '.join(sorted(shipped))})")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (the last one would win unseen)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 _TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
 
@@ -228,3 +248,5 @@ def _check_types(config: PipelineConfig) -> None:
         if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
             expected = " or ".join(_TYPE_WORDS[k] for k in kinds if k != "None")
             raise InputError(f"{f.name} must be {expected}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):  # nan and inf would poison every later step
+            raise InputError(f"{f.name} must be a finite number, got {value!r}")

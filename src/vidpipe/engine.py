@@ -78,8 +78,12 @@ class Stages:
     def _read(self) -> None:
         """The first stage: its work is pulling the next item out of the source (decoding a frame)."""
         iterator = iter(self._source)
-        self._stage(self.profiles[0], lambda: _END if self._stop.is_set() else None,
-                    lambda _: next(iterator, _END), self._queues[0])
+        try:
+            self._stage(self.profiles[0], lambda: _END if self._stop.is_set() else None,
+                        lambda _: next(iterator, _END), self._queues[0])
+        finally:
+            if hasattr(iterator, "close"):
+                iterator.close()  # a source stopped early learns it here, on its own thread (what it left unread)
 
     def _work(self, index: int) -> None:
         profile, source = self.profiles[index + 1], self._queues[index]

@@ -54,6 +54,10 @@ class Replay:
     def lost_frames(self) -> int:
         return self._source.lost_frames
 
+    @property
+    def unread_frames(self) -> int:
+        return self._source.unread_frames
+
     def __iter__(self) -> Iterator[Frame]:
         return iter(self._source)
 
@@ -90,7 +94,7 @@ class CameraSource:
         fps = self._capture.get(cv2.CAP_PROP_FPS) or options.camera_fps or 30.0
         self.info = VideoInfo(name=f"camera{index}", uri=str(index), kind="camera", width=width, height=height,
                               fps=float(fps))
-        self.lost_frames = 0
+        self.lost_frames = self.unread_frames = 0
         self.gaps: list[Gap] = []
         self._stopped = threading.Event()
 
@@ -114,17 +118,21 @@ class CameraSource:
 
 
 class ReconnectingStream:
-    """A network stream read with PyAV, reopened with exponential back-off whenever it ends or fails."""
+    """A network stream read with PyAV, reopened with exponential back-off whenever it ends or fails. The
+    same policy (`--reconnect-delay`, `--max-reconnects`) applies to the first connection, so a camera that
+    comes up late is waited for."""
 
     live = True
 
     def __init__(self, url: str, options: LiveOptions = LiveOptions()) -> None:
         self.url, self.options = url, options
-        self._current = self._open()  # the first connection must work: a wrong URL is the user's to fix
-        self.info = replace(self._current.info, kind="stream")
-        self.lost_frames = 0
+        self.lost_frames = self.unread_frames = 0
         self.gaps: list[Gap] = []
         self._closed = threading.Event()
+        self._current: VideoSource | None = None
+        if not self._connect(None):
+            raise InputError(f"{self._failure} (tried {self._attempts + 1} time(s); --max-reconnects)")
+        self.info = replace(self._current.info, kind="stream")
 
     def _open(self) -> VideoSource:
         return VideoSource(self.url, timeout=(self.options.open_timeout, self.options.read_timeout))
@@ -133,24 +141,31 @@ class ReconnectingStream:
         start = time.monotonic()
         index = 0
         last = start  # when the last frame arrived: a gap starts there, not when the loss is noticed
+        gap: Gap | None = None  # the gap being closed by the first frame after a reconnection
         while not self._closed.is_set():
             reason = None
             try:
                 for frame in self._current:
                     last = time.monotonic()
+                    if gap is not None:  # back: the gap lasted until this frame arrived
+                        gap.end_s = last - start
+                        log.info("%s: back after %.1f s", self.url, gap.end_s - gap.start_s)
+                        gap = None
                     yield Frame(index, last - start, frame.image, captured=last)
                     index += 1
             except Exception as exc:  # noqa: BLE001 - whatever broke the connection, reconnect
                 reason = str(exc) or type(exc).__name__
             reason = self._explain(reason or self._current.stop_reason or "the stream ended")
             self._current.close()
-            gap = Gap(last - start, None, index - 1, reason)
-            self.gaps.append(gap)
+            if gap is None:
+                lost_at = last
+                if "--read-timeout" in reason:  # FFmpeg's timer may start before the data stopped: no data
+                    lost_at = min(last, time.monotonic() - self.options.read_timeout)  # for at least that long
+                gap = Gap(max(lost_at - start, 0.0), None, index - 1, reason)
+                self.gaps.append(gap)
             log.warning("%s: %s; reconnecting", self.url, reason)
-            if not self._reconnect(gap):
+            if not self._connect(gap):
                 return
-            gap.end_s = time.monotonic() - start
-            log.info("%s: back after %.1f s", self.url, gap.end_s - gap.start_s)
 
     def _explain(self, reason: str) -> str:
         """FFmpeg says "Immediate exit requested" when its read timeout fires: say what happened instead."""
@@ -158,21 +173,38 @@ class ReconnectingStream:
             return f"no data for {self.options.read_timeout:g} s (--read-timeout)"
         return reason
 
-    def _reconnect(self, gap: Gap) -> bool:
+    def _connect(self, gap: Gap | None) -> bool:
+        """(Re)open the stream: at once for the first connection, after `--reconnect-delay` after a loss, the
+        delay doubling up to `--max-reconnect-delay`; False when `--max-reconnects` attempts failed, or on stop."""
         delay = self.options.reconnect_delay
+        self._attempts = gap.attempts if gap is not None else 0
+        if gap is None and self._try():
+            return True
         while not self._closed.is_set():
-            if self.options.max_reconnects is not None and gap.attempts >= self.options.max_reconnects:
-                log.warning("%s: giving up after %d attempts", self.url, gap.attempts)
+            if self.options.max_reconnects is not None and self._attempts >= self.options.max_reconnects:
+                log.warning("%s: giving up after %d attempt(s)", self.url, self._attempts)
                 return False
+            if gap is None:
+                log.warning("%s: cannot connect (%s); next attempt in %.1f s", self.url, self._failure, delay)
             self._closed.wait(delay)
-            gap.attempts += 1
-            try:
-                self._current = self._open()
+            self._attempts += 1
+            if gap is not None:
+                gap.attempts = self._attempts
+            if self._try():
                 return True
-            except InputError as exc:
-                delay = min(delay * 2, self.options.max_reconnect_delay)
-                log.info("%s: reconnect attempt %d failed (%s); next in %.1f s", self.url, gap.attempts, exc, delay)
+            delay = min(delay * 2, self.options.max_reconnect_delay)
+            if gap is not None:
+                log.info("%s: reconnect attempt %d failed (%s); next in %.1f s", self.url, self._attempts,
+                         self._failure, delay)
         return False
+
+    def _try(self) -> bool:
+        try:
+            self._current = self._open()
+            return True
+        except InputError as exc:
+            self._failure = str(exc)
+            return False
 
     def stop(self) -> None:
         """Stop reconnecting and reading (safe from another thread; the container closes in close())."""
@@ -180,7 +212,8 @@ class ReconnectingStream:
 
     def close(self) -> None:
         self._closed.set()
-        self._current.close()
+        if self._current is not None:
+            self._current.close()
 
 
 class LatestFrames:

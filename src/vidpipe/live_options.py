@@ -6,7 +6,10 @@ OpenCV or FFmpeg.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from .errors import InputError
 
 
 @dataclass(frozen=True)
@@ -21,3 +24,27 @@ class LiveOptions:
     reconnect_delay: float = 0.5  # first wait before reconnecting; doubles up to max_reconnect_delay
     max_reconnect_delay: float = 10.0
     max_reconnects: int | None = None  # None: keep trying
+
+    def __post_init__(self) -> None:
+        for name in ("open_timeout", "read_timeout", "max_reconnect_delay", "camera_fps"):
+            positive(f"--{name.replace('_', '-')}", getattr(self, name))
+        delay = self.reconnect_delay
+        if not isinstance(delay, (int, float)) or not math.isfinite(delay) or delay < 0:
+            raise InputError(f"--reconnect-delay must be a number of seconds >= 0, got {delay!r}")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InputError(f"--{name} must be at least 1 pixel, got {value}")
+        if self.max_reconnects is not None and self.max_reconnects < 0:
+            raise InputError(f"--max-reconnects must be >= 0, got {self.max_reconnects}")
+
+    @property
+    def asks_camera(self) -> bool:
+        """Whether a camera capture setting was given (meaningless for a stream or a file)."""
+        return any(v is not None for v in (self.width, self.height, self.camera_fps))
+
+
+def positive(option: str, value: float | None) -> None:
+    """A finite number above zero (or None, unset), else one line naming the option."""
+    if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0):
+        raise InputError(f"{option} must be a positive number, got {value!r}")

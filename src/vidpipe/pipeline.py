@@ -16,6 +16,7 @@ import cv2
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from . import stopping
 from .config import PipelineConfig
 from .detections import Detections
 from .detectors import Detector, load_detector
@@ -90,12 +91,23 @@ class Pipeline:
                         raise KeyboardInterrupt
                     raise InputError(_no_frames_message(source.info, self.config.sampling()))
             except BaseException:
+                stopping.end_finishing(finished=False)
                 session.abort()
                 raise
+        if status == "complete" and source.live and source.gaps and source.gaps[-1].end_s is None:
+            status = "gave_up"  # the stream went away and did not come back within --max-reconnects
         if source.lost_frames:
-            log.warning("%s: %d frame(s) could not be decoded (truncated or corrupt input); processed %d",
+            log.warning("%s: %d frame(s) could not be decoded (damaged or truncated input); processed %d",
                         source.info.uri, source.lost_frames, session.stats.frames)
-        return session.finish(status, stream.profiles)
+        if source.unread_frames and status != "complete":
+            log.info("%s: stopped with %d frame(s) of the input not read", source.info.uri, source.unread_frames)
+        finished = False
+        try:
+            result = session.finish(status, stream.profiles)
+            finished = True
+        finally:
+            received = stopping.end_finishing(finished)
+        return replace(result, stop_received=received)
 
     def stream(self, input: str | Path | Source, out_dir: str | Path | None = None,
                viewers: Sequence[Viewer] = ()) -> Iterator[tuple[Frame, Detections]]:
@@ -149,8 +161,10 @@ class Pipeline:
 
     def _drive(self, stream: FrameStream, session: RunSession, report: Callable[[int], None],
                duration: float | None) -> str:
-        """Feed the stream into the session until it ends, `duration` passes, or a stop signal arrives."""
+        """Feed the stream into the session until it ends, `duration` passes, or a stop signal arrives. From
+        then on the run is finishing: a later stop no longer raises (see `stopping`)."""
         live, limit = session.source.live, self.config.max_frames
+        status = "complete"
         try:
             for frame, detections in stream:
                 with frame_boundary():  # a stop signal waits until every output has this frame
@@ -161,11 +175,11 @@ class Pipeline:
                 if live and limit is not None and session.stats.frames >= limit:
                     break
         except KeyboardInterrupt:
-            return "stopped" if live else "interrupted"  # finish what was processed into valid files
+            status = "stopped" if live else "interrupted"  # finish what was processed into valid files
         finally:
+            stopping.begin_finishing(stopped=status != "complete")
             stream.close()  # stops the engine's (or the capture's) threads
-        return "complete"
-
+        return status
 
 def run(input: str | Path, out_dir: str | Path | None = None, *, pipeline: str | Path | None = None,
         progress: bool = False, **options) -> RunResult:

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 
+from . import stopping
 from .analytics import Analytics, zone_column
 from .annotate import Annotator
 from .config import PipelineConfig
@@ -44,6 +46,7 @@ from .sources import Source
 from .summary import Counts, DetectorFacts, RunSummary, StageFigures, TrackerFacts, VideoOutput
 from .tracking import NO_TRACKER, Tracker
 
+log = logging.getLogger("vidpipe")
 OUTPUT_NAMES = {
     "video": "annotated.mp4",
     "detections": "detections",
@@ -62,6 +65,7 @@ class RunResult:
     out_dir: Path
     outputs: dict[str, Path]
     summary: RunSummary
+    stop_received: bool = False  # a stop arrived while the outputs were being finished (they were finished)
 
     @property
     def interrupted(self) -> bool:
@@ -180,6 +184,9 @@ class RunSession:
         self._clock = time.perf_counter()
         self._drawn: list = [sink for key, sink in self.sinks.items() if key == "video"] + self.viewers
         self._tables = [sink for key, sink in self.sinks.items() if key != "video"]
+        self._size = (info.width, info.height)  # of the frames now arriving
+        self.size_changes: list[dict] = []
+        self._unfit: set[str] = set()  # lines and zones in pixels, warned about once
 
     @property
     def elapsed_s(self) -> float:
@@ -188,6 +195,8 @@ class RunSession:
     def write(self, frame: Frame, detections: Detections) -> None:
         """One frame into every output: drawn once for the video and the viewers, recorded in the tables."""
         start = time.perf_counter()
+        if frame.image.shape[1::-1] != self._size:
+            self._resized(frame)
         if self.analytics:  # first: the frames table and the picture show this frame's counts
             self.analytics.update(frame, detections)
         with _writing(self.out_dir):
@@ -204,23 +213,51 @@ class RunSession:
             self.monitor.frame_done(frame, detections)
         self.stats.add(frame, detections)
 
+    def _resized(self, frame: Frame) -> None:
+        """The stream changed its frame size (a camera's new resolution): boxes stay in each frame's own pixels,
+        the video keeps its size (the new frames are scaled into it), lines and zones given as fractions of the
+        frame follow, and the summary records the change."""
+        (old_w, old_h), (width, height) = self._size, frame.image.shape[1::-1]
+        self._size = (width, height)
+        self.size_changes.append({"frame": frame.index, "time_s": round(frame.time, 3), "width": width,
+                                  "height": height})
+        log.warning("%s: the frame size changed from %dx%d to %dx%d at frame %d (%.2f s); boxes in the tables are "
+                    "in each frame's own pixels (summary.json: input.size_changes)", self.source.info.name, old_w,
+                    old_h, width, height, frame.index, frame.time)
+        for name in self.analytics.resize(width, height):
+            if name not in self._unfit:
+                self._unfit.add(name)
+                log.warning("%r is given in pixels and may no longer fit the %dx%d frames (give it as fractions of "
+                            "the frame to follow size changes)", name, width, height)
+
     def finish(self, status: str, profiles: Sequence[StageProfile] = ()) -> RunResult:
-        """Close every output under its final name, then write the summary (last: its presence means done)."""
+        """Close every output under its final name, then write the summary (last: its presence means done).
+
+        The tables come first and always finish; a second stop (`stopping.cut_short`) may cut the video,
+        the heatmap and the report, which the summary then lists under `missing_outputs`."""
         video = self.sinks.get("video")
         if video and status != "complete":
             video.end_audio_at_last_frame()  # the sound of frames never processed would run past the picture
+        outputs: dict[str, Path] = {}
+        missing: list[str] = []
         try:
             with _writing(self.out_dir):
-                for output in [*self.sinks.values(), *self.viewers]:
-                    output.close()
-                outputs = {key: sink.path for key, sink in self.sinks.items()}
-                outputs.update(self._write_analytics())
+                for key, sink in self.sinks.items():
+                    if key != "video":
+                        sink.close()
+                        outputs[key] = sink.path
+                for viewer in self.viewers:
+                    viewer.close()
+                outputs.update(self._write_events())
+                if video and self._cuttable("video", video.close, video.abort, missing):
+                    outputs["video"] = video.path
+                if self.analytics.heatmap and self._cuttable("heatmap", self._write_heatmap, None, missing):
+                    outputs["heatmap"] = self.out_dir / OUTPUT_NAMES["heatmap"]
         except BaseException:
             self.abort()
             raise
         wall = self.elapsed_s
-        if self.config.report:
-            outputs["report"] = self.out_dir / OUTPUT_NAMES["report"]
+        report = self.out_dir / OUTPUT_NAMES["report"] if self.config.report else None
         summary = RunSummary(
             status=status,
             input=self.source.info,
@@ -229,43 +266,67 @@ class RunSession:
             sampling=self.config.sampling(),
             counts=self.stats.counts(),
             frames_lost=self.source.lost_frames,
+            frames_unread=self.source.unread_frames,
             wall_time_s=round(wall, 3),
             started_at=self.started.isoformat(timespec="seconds"),
             engine=self.config.engine,
             stages=tuple(_figures(p, wall, self.stats.frames) for p in [*profiles, self.profile]),
-            outputs={key: path.name for key, path in outputs.items()},
-            video_output=VideoOutput(video.codec, video.width, video.height) if video else None,
+            outputs={key: path.name for key, path in {**outputs, **({"report": report} if report else {})}.items()},
+            missing_outputs=tuple(missing),
+            video_output=VideoOutput(video.codec, video.width, video.height) if "video" in outputs else None,
             live=self.monitor.figures(self.source) if self.source.live and self.monitor else None,
             lines={line.name: line.figures() for line in self.analytics.lines} or None,
             zones={zone.name: zone.figures() for zone in self.analytics.zones} or None,
+            size_changes=tuple(self.size_changes),
         )
         try:
             with _writing(self.out_dir):
-                if self.config.report:
-                    summary = self._write_report(summary, outputs, wall)
+                if report is not None:
+                    summary = self._write_report(summary, {**outputs, "report": report}, wall)
+                    if "report" in summary.outputs:
+                        outputs["report"] = report
                 outputs["summary"] = summary.write(self.summary_path)  # last: its presence means done
         finally:
             self._lock.close()
         return RunResult(self.out_dir, outputs, summary)
 
-    def _write_analytics(self) -> dict[str, Path]:
-        """events.parquet (lines and zones) and heatmap.png, where configured."""
-        written = {}
-        if self.analytics.lines or self.analytics.zones:
-            self.analytics.close()
-            path = self.out_dir / f"{OUTPUT_NAMES['events']}.{self.config.table_format}"
-            written["events"] = write_events(path, self.source.info.name, self.analytics.events,
-                                             self.config.table_format)
-        if self.analytics.heatmap:
-            ok, png = cv2.imencode(".png", self.analytics.heatmap.render())
-            if ok:
-                written["heatmap"] = write_atomic(self.out_dir / OUTPUT_NAMES["heatmap"], png.tobytes())
-        return written
+    @staticmethod
+    def _cuttable(key: str, write: Callable[[], object], discard: Callable[[], None] | None,
+                  missing: list[str]) -> bool:
+        """Run one piece of optional finishing work that a second stop may cut; False (and `key` noted as
+        missing) when it was cut."""
+        try:
+            with stopping.cuttable():
+                write()
+            return True
+        except KeyboardInterrupt:
+            if discard:
+                discard()
+            missing.append(key)
+            return False
+
+    def _write_events(self) -> dict[str, Path]:
+        """events.parquet (lines and zones), where configured."""
+        if not (self.analytics.lines or self.analytics.zones):
+            return {}
+        self.analytics.close()
+        path = self.out_dir / f"{OUTPUT_NAMES['events']}.{self.config.table_format}"
+        return {"events": write_events(path, self.source.info.name, self.analytics.events, self.config.table_format)}
+
+    def _write_heatmap(self) -> None:
+        ok, png = cv2.imencode(".png", self.analytics.heatmap.render())
+        if ok:
+            write_atomic(self.out_dir / OUTPUT_NAMES["heatmap"], png.tobytes())
 
     def _write_report(self, summary: RunSummary, outputs: dict[str, Path], wall: float) -> RunSummary:
-        """report.html from the finished tables and the kept crops; its cost is a stage of the summary."""
+        """report.html from the finished tables and the kept crops; its cost is a stage of the summary. A
+        second stop may cut it: the summary then lists it as missing."""
         start = time.perf_counter()
-        write_run_report(outputs["report"], summary, outputs, self.thumbnails, outputs.get("video"))
+        missing = list(summary.missing_outputs)
+        if not self._cuttable("report", lambda: write_run_report(outputs["report"], summary, outputs, self.thumbnails,
+                                                                 outputs.get("video")), None, missing):
+            return replace(summary, outputs={k: v for k, v in summary.outputs.items() if k != "report"},
+                           missing_outputs=tuple(missing))
         report = StageProfile("report", items=1, busy_s=time.perf_counter() - start)
         return replace(summary, stages=(*summary.stages, _figures(report, wall, self.stats.frames)))
 
@@ -280,7 +341,8 @@ class RunSession:
     def _detector_facts(self) -> DetectorFacts:
         cfg = self.config
         return DetectorFacts(name=cfg.detector, model=self.detector.model, classes=cfg.classes,
-                             conf=cfg.detection_conf(), iou=cfg.iou, imgsz=cfg.imgsz, device=cfg.device,
+                             conf=cfg.detection_conf(), iou=cfg.iou, device=cfg.device,
+                             imgsz=getattr(self.detector, "imgsz", cfg.imgsz),  # as the backend rounded it
                              batch_size=cfg.batch_size, runtime=self.detector.runtime,
                              precision=self.detector.precision)
 

@@ -245,11 +245,16 @@ def _x264_threads() -> int:
 
 
 def _fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Pad by one pixel (odd source size) or, for a mid-stream size change, resize."""
+    """Pad by one pixel (odd source size) or, for a mid-stream size change, scale into the video's size with
+    the picture's own proportions (black bars where they differ)."""
     h, w = image.shape[:2]
     if 0 <= width - w <= 1 and 0 <= height - h <= 1:
         return cv2.copyMakeBorder(image, 0, height - h, 0, width - w, cv2.BORDER_REPLICATE)
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    scale = min(width / w, height / h)
+    new_w, new_h = min(width, max(1, round(w * scale))), min(height, max(1, round(h * scale)))
+    scaled = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    return cv2.copyMakeBorder(scaled, top, height - new_h - top, left, width - new_w - left, cv2.BORDER_CONSTANT)
 
 
 class TableWriter:

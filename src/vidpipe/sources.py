@@ -56,6 +56,10 @@ class Sampling:
     max_frames: int | None = None
 
     def __post_init__(self) -> None:
+        for name in ("sample_fps", "start", "end"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise InputError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
         if self.stride < 1:
             raise InputError(f"--stride must be at least 1, got {self.stride}")
         if self.sample_fps is not None and self.sample_fps <= 0:
@@ -119,6 +123,7 @@ class Source(Protocol):
 
     info: VideoInfo
     lost_frames: int  # frames that could not be decoded (truncated or corrupt input)
+    unread_frames: int  # frames after the point where reading stopped early (a stop, --end): not damage
     live: bool  # frames arrive in real time (a camera, a stream read as it comes): never queue them
     gaps: list[Gap]  # stretches of a live stream with no frames (a connection lost and regained)
 
@@ -153,6 +158,7 @@ class _FileSource:
     """What finite sources share: they are not live, have no gaps, and stop when their reader does."""
 
     live = False
+    unread_frames = 0
 
     @property
     def gaps(self) -> list[Gap]:
@@ -216,11 +222,11 @@ class VideoSource(_FileSource):
 
         decide = self.sampling.selector()
         positions = _SourcePositions()
-        decoded = 0
-        stopped = False
+        stopped = False  # the sampling or the consumer ended the reading before the input's end
         try:
             for packet in self._container.demux(self._stream):
-                positions.add_packet(packet.pts if packet.size else None)
+                if packet.size:  # not the demuxer's empty end-of-stream packet
+                    positions.add_packet(packet.pts)
                 try:
                     frames = packet.decode()
                 except av.error.FFmpegError:
@@ -237,13 +243,19 @@ class VideoSource(_FileSource):
                         if self._turns:  # as a player shows it: boxes, tables and video all upright
                             image = np.ascontiguousarray(np.rot90(image, self._turns))
                         yield Frame(index, time, image)
-                    decoded += 1
+        except GeneratorExit:  # the consumer stopped reading (a stop, a duration, a live run's end)
+            stopped = True
+            raise
         except av.error.FFmpegError as exc:
             self.stop_reason = _ffmpeg_reason(exc)  # the container breaks off: keep what was decoded
         finally:
-            if not stopped:
-                expected = self.info.frame_count or 0  # the header's count, where it has one
-                self.lost_frames = max(expected - decoded, positions.skipped + positions.pending)
+            # Damaged: every source position up to where reading ended that never came out of the decoder;
+            # read to the end, that is up to the header's frame count (a file cut short) or the last packet.
+            # Unread: the positions after a stop, which are not damage.
+            total = max(self.info.frame_count or 0, positions.packets)
+            reached = positions.reached + 1 if stopped else total
+            self.lost_frames = max(reached - positions.distinct, 0)
+            self.unread_frames = max(total - reached, 0)
 
     def _time(self, frame, index: int) -> float:
         if frame.pts is None or self._stream.time_base is None:
@@ -286,35 +298,42 @@ class _SourcePositions:
     """Each decoded frame's index in the source, from the packets' timestamps: a frame's index is the rank of
     its pts among every packet's, so frames the decoder drops (damaged data, a first GOP without its
     keyframe) keep their places and the frames after them keep their true indices, at any frame rate,
-    variable ones included. Only the packets not yet passed by the decoder are held (its reorder window)."""
+    variable ones included. Only the packets not yet passed by the decoder are held (its reorder window).
+    `distinct` counts the positions that came out of the decoder (a repeated or backward index is no new
+    one), `reached` the furthest position."""
 
     def __init__(self) -> None:
         self._waiting: list[int] = []  # packet pts not yet reached by a decoded frame, sorted
         self._passed = 0  # packets at or before the last decoded frame
-        self.skipped = 0  # packets passed that gave no frame: lost frames
         self._last = -1
+        self._untimed = 0  # packets without a timestamp (counted as positions all the same)
+        self.reached = -1
+        self.distinct = 0
 
     def add_packet(self, pts: int | None) -> None:
-        if pts is not None:
+        if pts is None:
+            self._untimed += 1
+        else:
             bisect.insort(self._waiting, pts)
 
     def index_of(self, pts: int | None) -> int:
         if pts is None or not self._waiting or pts < self._waiting[0]:
-            self._last += 1  # no timestamps to go by: decode order
-            return self._last
-        through = bisect.bisect_right(self._waiting, pts)
-        index = self._passed + through - 1
-        self.skipped += through - 1  # packets before this frame that never became a frame
-        self._passed += through
-        del self._waiting[:through]
+            index = self._last + 1  # no timestamps to go by: decode order
+        else:
+            through = bisect.bisect_right(self._waiting, pts)
+            index = self._passed + through - 1
+            self._passed += through
+            del self._waiting[:through]
         self._last = index
+        if index > self.reached:
+            self.reached = index
+            self.distinct += 1
         return index
 
     @property
-    def pending(self) -> int:
-        """Packets after the last decoded frame that gave no frame (a damaged end)."""
-        return len(self._waiting)
-
+    def packets(self) -> int:
+        """Every packet seen: the source positions known so far."""
+        return self._passed + len(self._waiting) + self._untimed
 
 class ImageSource(_FileSource):
     """A sequence of still images (folder, glob, single file or URL) played at a fixed frame rate."""
@@ -357,19 +376,24 @@ class ImageSource(_FileSource):
 
     def __iter__(self) -> Iterator[Frame]:
         decide = self.sampling.selector()
-        for index, item in enumerate(self._items):
-            time = index / self.info.fps
-            decision = decide(index, time)
-            if decision is Decision.STOP:
-                return
-            if decision is Decision.SKIP:
-                continue
-            first_index, first_image = self._first if self._first else (-1, None)
-            image = first_image if index == first_index else self._read(item)
-            if image is None:
-                self.lost_frames += 1
-                continue
-            yield Frame(index, time, image)
+        reached = 0  # images looked at: the rest are unread when the reading stops early
+        try:
+            for index, item in enumerate(self._items):
+                time = index / self.info.fps
+                decision = decide(index, time)
+                if decision is Decision.STOP:
+                    return
+                reached = index + 1
+                if decision is Decision.SKIP:
+                    continue
+                first_index, first_image = self._first if self._first else (-1, None)
+                image = first_image if index == first_index else self._read(item)
+                if image is None:
+                    self.lost_frames += 1
+                    continue
+                yield Frame(index, time, image)
+        finally:
+            self.unread_frames = len(self._items) - reached
 
     def close(self) -> None:
         self._first = None
@@ -383,8 +407,8 @@ def open_source(uri: str | Path, sampling: Sampling = Sampling(), fps: float | N
     folder, else 30); videos keep their own timestamps. `threads` caps the video decoder's threads.
     """
     uri = str(uri)
-    if fps is not None and fps <= 0:
-        raise InputError(f"--fps must be positive, got {fps}")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise InputError(f"--sequence-fps must be a positive number, got {fps}")
     if _is_url(uri):
         if Path(urllib.parse.urlparse(uri).path).suffix.lower() in IMAGE_SUFFIXES:
             return ImageSource([uri], _read_image_url, uri=uri, name=stem(uri), fps=fps or 1.0, kind="image",

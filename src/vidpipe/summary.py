@@ -111,8 +111,12 @@ class VideoOutput:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """One run of one input. `status` is complete, interrupted (Ctrl-C or SIGTERM: the outputs cover the
-    frames done) or stopped (a live run ended by the user)."""
+    """One run of one input. `status` is complete, interrupted (Ctrl-C, SIGTERM or SIGHUP: the outputs cover
+    the frames done), stopped (a live run ended by the user) or gave_up (a live stream that did not come back
+    within --max-reconnects). `frames_lost` counts frames the decoder could not give (damage);
+    `frames_unread` the frames after the point where reading stopped early (a stop, --end, --max-frames);
+    `missing_outputs` what a second stop cut from the finishing; `size_changes` each change of the frame
+    size in the stream (boxes in the tables are in the pixels of the frame they belong to)."""
 
     status: str
     input: VideoInfo
@@ -130,6 +134,9 @@ class RunSummary:
     live: LiveFigures | None = None
     lines: dict[str, dict] | None = None  # per counting line: {"in": {class: n}, "out": {class: n}}
     zones: dict[str, dict] | None = None  # per zone: visits, mean_dwell_s, max_dwell_s, peak_occupancy
+    frames_unread: int = 0
+    missing_outputs: tuple[str, ...] = ()
+    size_changes: tuple[dict, ...] = ()  # {frame, time_s, width, height} from that frame on
     vidpipe_version: str = __version__
 
     @property
@@ -144,18 +151,20 @@ class RunSummary:
         data = {
             "vidpipe_version": self.vidpipe_version,
             "status": self.status,
-            "input": self.input.as_dict(),
+            "input": {**self.input.as_dict(), "size_changes": list(self.size_changes)},
             "detector": asdict(self.detector),
             "tracker": asdict(self.tracker) if self.tracker else None,
             "sampling": asdict(self.sampling),
             **self.counts.to_dict(),
             "frames_lost": self.frames_lost,
+            "frames_unread": self.frames_unread,
             "wall_time_s": self.wall_time_s,
             "fps": self.fps,
             "started_at": self.started_at,
             "engine": self.engine,
             "stages": [asdict(stage) for stage in self.stages],
             "outputs": dict(self.outputs),
+            "missing_outputs": list(self.missing_outputs),
         }
         if self.video_output:
             data["video_output"] = asdict(self.video_output)
@@ -178,6 +187,7 @@ class RunSummary:
     def from_dict(cls, data: dict) -> RunSummary:
         source = dict(data["input"])
         source["duration"] = source.pop("duration_s")
+        size_changes = tuple(source.pop("size_changes", ()))
         live = data.get("live")
         if live:
             live = LiveFigures(**{**live, "latency_ms": _percentiles(live["latency_ms"]),
@@ -191,7 +201,9 @@ class RunSummary:
             wall_time_s=data["wall_time_s"], started_at=data["started_at"], engine=data["engine"],
             stages=tuple(StageFigures(**stage) for stage in data["stages"]), outputs=data["outputs"],
             video_output=VideoOutput(**data["video_output"]) if data.get("video_output") else None,
-            live=live, lines=data.get("lines"), zones=data.get("zones"), vidpipe_version=data["vidpipe_version"],
+            live=live, lines=data.get("lines"), zones=data.get("zones"), frames_unread=data.get("frames_unread", 0),
+            missing_outputs=tuple(data.get("missing_outputs", ())), size_changes=size_changes,
+            vidpipe_version=data["vidpipe_version"],
         )
 
 

@@ -64,6 +64,9 @@ class StagedDetector(Protocol):
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 
+MAX_IMGSZ = 4096  # 4096 x 4096 x 3 floats is 200 MB of input tensor a frame; beyond it a model's memory explodes
+
+
 @dataclass(frozen=True)
 class DetectorSettings:
     """What every backend is built from. A setting that means nothing to a backend (`iou` for a model that
@@ -86,8 +89,8 @@ class DetectorSettings:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
                 raise InputError(f"{name} must be a number in [0, 1], got {value!r}")
-        if not isinstance(self.imgsz, int) or self.imgsz < 32:
-            raise InputError(f"imgsz must be an integer of at least 32 pixels, got {self.imgsz!r}")
+        if not isinstance(self.imgsz, int) or isinstance(self.imgsz, bool) or not 32 <= self.imgsz <= MAX_IMGSZ:
+            raise InputError(f"imgsz must be an integer from 32 to {MAX_IMGSZ} pixels, got {self.imgsz!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise InputError(f"threads must be at least 1, got {self.threads!r}")
         object.__setattr__(self, "classes", split_classes(self.classes))
@@ -112,10 +115,20 @@ def load_detector(name: str, settings: DetectorSettings | None = None, **overrid
 
 
 def split_classes(classes: Sequence[str | int] | str | None) -> list[str | int] | None:
-    """A user's class list as a list: `"person, car"` -> `["person", "car"]`; None stays None (every class)."""
+    """A user's class list as a list: `"person, car"` -> `["person", "car"]`; None stays None (every class).
+    An empty list is refused: it would silently keep nothing."""
+    if classes is None:
+        return None
     if isinstance(classes, str):
-        return [c.strip() for c in classes.split(",") if c.strip()]
-    return None if classes is None else list(classes)
+        classes = [c.strip() for c in classes.split(",") if c.strip()]
+    elif not isinstance(classes, (list, tuple)) or not all(isinstance(c, (str, int)) and not isinstance(c, bool)
+                                                          for c in classes):
+        raise InputError(f"classes must be names or ids, as a list ([person, car]) or comma-separated text "
+                         f"(person,car), got {classes!r}")
+    if not classes:
+        raise InputError("classes is empty: name at least one class (e.g. person,car), or leave it out to keep "
+                         "every class")
+    return list(classes)
 
 
 def resolve_classes(classes: Sequence[str | int] | str | None, names: Sequence[str]) -> list[int] | None:

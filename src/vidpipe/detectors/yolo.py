@@ -8,6 +8,7 @@ ultralytics' arithmetic: the same boxes, within the runtime's numerical precisio
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -21,7 +22,7 @@ from ..errors import missing_modules
 from . import DetectorSettings, check_model_path, resolve_classes
 from .quantize import auto_precision, quantized
 from .runtimes import SESSIONS, check_bf16, check_device, class_names, exported, load_ultralytics, resolve_runtime
-from .yolo_ops import Letterbox, postprocess
+from .yolo_ops import STRIDE, Letterbox, postprocess
 
 log = logging.getLogger("vidpipe")
 DEFAULT_MODEL = str(files("vidpipe.models") / "yolov8n.pt")  # bundled: the default run needs no network
@@ -67,7 +68,11 @@ class YoloDetector:
                 check_bf16()
             self.names = class_names(model)
             self.precision = settings.precision  # the session reports what the CPU really uses
-        self.conf, self.iou, self.imgsz, self.device = settings.conf, settings.iou, settings.imgsz, settings.device
+        self.conf, self.iou, self.device = settings.conf, settings.iou, settings.device
+        self.imgsz = math.ceil(settings.imgsz / STRIDE) * STRIDE  # as ultralytics' check_imgsz does
+        if self.imgsz != settings.imgsz:
+            log.warning("--imgsz %d is not a multiple of the model's stride (%d): using %d", settings.imgsz, STRIDE,
+                        self.imgsz)
         self.classes = resolve_classes(settings.classes, self.names)
         self._precision_request = settings.precision
         self._model_path: Path | None = None  # the export every frame shape compiles from, made on first use
