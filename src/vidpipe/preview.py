@@ -87,10 +87,9 @@ class PreviewServer:
         self._changed = threading.Condition()
         self._closed = False
         try:
-            self._server = ThreadingHTTPServer((host, port), self._handler())
+            self._server = _QuietServer((host, port), self._handler())
         except OSError as exc:
             raise InputError(f"cannot serve on {host}:{port} ({exc.strerror or exc})") from None
-        self._server.daemon_threads = True
         self.url = f"http://{host}:{self._server.server_address[1]}/"
         threading.Thread(target=self._server.serve_forever, name="vidpipe-preview", daemon=True).start()
         log.info("preview at %s", self.url)
@@ -120,24 +119,30 @@ class PreviewServer:
         class Handler(BaseHTTPRequestHandler):
             timeout = IDLE_TIMEOUT_S  # a client that connects and says nothing does not hold a thread for ever
 
-            def do_GET(self) -> None:  # the name is http.server's API
+            def do_GET(self, head: bool = False) -> None:  # the name is http.server's API
                 path = urllib.parse.urlsplit(self.path).path  # exact routes; a query string is allowed
                 if path == "/":
-                    self._send(200, "text/html; charset=utf-8", PAGE.encode())
+                    self._send(200, "text/html; charset=utf-8", PAGE.encode(), head)
                 elif path == "/stats":
-                    self._send(200, "application/json", json.dumps(preview._stats()).encode())
-                elif path == "/stream.mjpg":
+                    self._send(200, "application/json", json.dumps(preview._stats()).encode(), head)
+                elif path == "/stream.mjpg" and not head:
                     self._stream()
+                elif path == "/stream.mjpg":
+                    self._send(200, "multipart/x-mixed-replace; boundary=frame", b"", head)
                 else:
-                    self._send(404, "text/plain", b"not found")
+                    self._send(404, "text/plain", b"not found", head)
 
-            def _send(self, code: int, kind: str, body: bytes) -> None:
+            def do_HEAD(self) -> None:  # link checkers and uptime monitors ask with HEAD
+                self.do_GET(head=True)
+
+            def _send(self, code: int, kind: str, body: bytes, head: bool = False) -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
-                self.wfile.write(body)
+                if not head:
+                    self.wfile.write(body)
 
             def _stream(self) -> None:
                 self.send_response(200)
@@ -161,6 +166,18 @@ class PreviewServer:
                 pass  # no access log on the user's terminal
 
         return Handler
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A viewer that leaves mid-reply (a closed tab, a reload) is normal on a live page: no traceback for it."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            return
+        log.warning("preview: %s from %s: %s", type(error).__name__, client_address[0], error)
 
 
 class PreviewWindow:

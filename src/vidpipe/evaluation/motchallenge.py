@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from ..detections import Detections
 from ..errors import InputError
 from ..frames import Frame
 from ..sources import read_seqinfo
+from . import line_of, read_numbers
 
 PEDESTRIAN = ("person",)  # MOTChallenge detections are people: class 0 of the COCO names
 NO_IMAGE = np.zeros((0, 0, 3), np.uint8)  # frames known only by index and time (det.txt tracking)
@@ -47,25 +49,31 @@ class MotSequence:
             raise InputError(f"{path} is not a MOTChallenge sequence folder")
         if not (path / "gt" / "gt.txt").is_file():
             raise InputError(f"{path} has no gt/gt.txt to score against")
+        gt = read_mot_file(path / "gt" / "gt.txt")
+        if not len(gt):
+            raise InputError(f"{path / 'gt' / 'gt.txt'} has no ground truth: there is nothing to score against")
         ini, info = read_seqinfo(path)
         name = path.name if ini is None or ini.parent == path else ini.parent.name
-        fps = float(info.get("framerate", 30))
+        fps = _positive(info["framerate"], ini, "frameRate", whole=False) if "framerate" in info else 30.0
         images = sorted((path / "img1").glob("*.jpg")) + sorted((path / "img1").glob("*.png"))
         if need_images and not images:
             raise InputError(f"{path} has no img1/ images to detect on")
         if images and (need_images or ini is None or ini.parent != path):
             length = len(images)  # an excerpt: only the frames that are here
         elif "seqlength" in info:
-            length = int(info["seqlength"])
+            length = int(_positive(info["seqlength"], ini, "seqLength", whole=True))
         else:
-            length = int(max(read_mot_file(path / "gt" / "gt.txt")[:, 0].max(initial=0), 1))
-        return cls(name, path, fps, length, ground_truth_format(path / "gt" / "gt.txt"))
+            length = int(gt[:, 0].max())
+        return cls(name, path, fps, length, ground_truth_format(gt))
 
     def detections(self) -> Iterator[tuple[Frame, Detections]]:
         """Every frame (0-based index, time from the frame rate) with its det.txt boxes as `person`."""
         if not self.det_file.is_file():
             raise InputError(f"{self.path} has no det/det.txt (use --detect to detect on its images)")
         rows = read_mot_file(self.det_file)
+        if not len(rows):
+            raise InputError(f"{self.det_file} has no detections: nothing to track (use --detect to detect on the "
+                             f"images)")
         rows = rows[rows[:, 0] <= self.length]
         order = np.argsort(rows[:, 0], kind="stable")
         rows = rows[order]
@@ -78,19 +86,39 @@ class MotSequence:
                    Detections(boxes, frame_rows[:, 6], np.zeros(len(frame_rows), np.int64), PEDESTRIAN))
 
 
-def ground_truth_format(path: Path) -> str:
-    """MOT15 where the ground truth has no classes (2D MOT 2015: -1 in the class column, as in TUD-Campus,
+def ground_truth_format(rows: np.ndarray) -> str:
+    """MOT15 where the ground truth rows have no classes (2D MOT 2015: -1 in the class column, as in TUD-Campus,
     PETS09, ETH), else MOT17 (MOT16/17/20: classes, distractors and the consider flag)."""
-    rows = read_mot_file(path)
     if rows.shape[1] >= 8 and len(rows) and (rows[:, 7] == -1).all():
         return "MOT15"
     return "MOT17"
 
 
+MOT_ROW = "a MOTChallenge row (frame, id, x, y, w, h, score, ...: finite numbers, at least 6)"
+
+
 def read_mot_file(path: str | Path) -> np.ndarray:
-    """A MOTChallenge text file as a float array, one row per line (no rows: shape (0, 10))."""
+    """A MOTChallenge text file as a float array, one row per line (no rows: shape (0, 10)); a malformed line
+    (not numbers, NaN, too few columns, a frame below 1, a negative box size) is an error naming it."""
+    path = Path(path)
+    rows = read_numbers(path, MOT_ROW, delimiter=",", min_columns=6)
+    if not len(rows):
+        return np.zeros((0, 10))
+    bad = np.flatnonzero((rows[:, 0] < 1) | (rows[:, 4] < 0) | (rows[:, 5] < 0))
+    if len(bad):
+        row = rows[bad[0]]
+        raise InputError(f"{path}, line {line_of(path, bad[0])} ({', '.join(f'{v:g}' for v in row[:6])}): frames "
+                         f"count from 1 and box sizes cannot be negative")
+    return rows
+
+
+def _positive(text: str, ini: Path | None, key: str, whole: bool) -> float:
+    """A seqinfo.ini figure (seqLength, frameRate): a finite number above zero (whole for counts), else one line
+    naming it."""
     try:
-        rows = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
-    except ValueError as exc:
-        raise InputError(f"{path} is not a MOTChallenge file ({exc})") from None
-    return rows if rows.size else np.zeros((0, 10))
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0 and (not whole or value == int(value))):
+        raise InputError(f"{ini}: {key} must be a {'whole ' if whole else ''}number above 0, got {text!r}")
+    return value
