@@ -310,8 +310,7 @@ def batch(inputs: tuple[str, ...], out: str, pipeline: str | None, workers: int,
     counts = table["status"].value_counts()
     click.echo(f"{len(table)} videos: {counts.get('done', 0)} done, {counts.get('error', 0)} failed, "
                f"{counts.get('pending', 0)} pending; {out}/videos.parquet")
-    if table.attrs.get("interrupted"):
-        click.echo("vidpipe: interrupted: the same command resumes with the pending videos", err=True)
+    if table.attrs.get("interrupted"):  # the corpus run has said so, and that the same command resumes
         sys.exit(EXIT_INTERRUPTED)
     failed = table.loc[table["status"] == "error", "video_id"].tolist()
     if failed:

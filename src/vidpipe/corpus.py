@@ -12,13 +12,18 @@ recorded and the others go on.
 from __future__ import annotations
 
 import csv
+import ctypes
 import glob
 import json
 import logging
+import math
 import multiprocessing
 import os
 import queue
 import re
+import signal
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -50,6 +55,7 @@ MARKER = "_SUCCESS"
 ERROR = "error.json"
 DATASETS = ("detections", "frames", "tracks", "events", "segments")  # corpus-wide tables, one file per video
 EXECUTORS = ("local", "ray")
+PR_SET_PDEATHSIG = 1  # Linux prctl: the signal a process gets when its parent dies
 
 
 @dataclass(frozen=True)
@@ -94,20 +100,32 @@ def read_manifest(path: Path) -> list[tuple[str | None, str]]:
     """(video_id or None, path or URL) per line. CSV: a `path`/`url`/`uri` column (else the first one) and
     an optional `video_id` column; TXT: one path or URL per line, `#` comments. Relative paths are relative
     to the manifest."""
-    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not a text manifest (it is not UTF-8 text)") from None
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if path.suffix.lower() == ".txt":
         rows = [(None, line.strip()) for line in lines]
     else:
         reader = list(csv.reader(lines))
         header = [h.strip().lower() for h in reader[0]] if reader else []
         location = next((header.index(h) for h in ("path", "url", "uri") if h in header), None)
+        if location is None:
+            raise InputError(f"{path}: a CSV manifest needs a header with a path (or url) column, e.g. "
+                             f"`path,video_id`; its first line is {lines[0][:80]!r}" if lines else
+                             f"{path} is an empty manifest")
         ident = header.index("video_id") if "video_id" in header else None
-        body = reader[1:] if location is not None or ident is not None else reader
-        location = 0 if location is None else location
-        rows = [(row[ident].strip() if ident is not None and row[ident].strip() else None, row[location].strip())
-                for row in body if row]
+        rows = [(_cell(row, ident) or None, _cell(row, location)) for row in reader[1:] if row]
+        missing = [n for n, (_, uri) in enumerate(rows, start=2) if not uri]
+        if missing:
+            raise InputError(f"{path}: row {missing[0]} has no {header[location]}")
     return [(video_id, uri if "://" in uri or Path(uri).is_absolute() else str(path.parent / uri))
             for video_id, uri in rows]
+
+
+def _cell(row: list[str], column: int | None) -> str:
+    return row[column].strip() if column is not None and column < len(row) else ""
 
 
 def sanitize_id(raw: str) -> str:
@@ -173,8 +191,8 @@ def run_batch(inputs: Sequence[str], out_dir: str | Path, config: PipelineConfig
         raise InputError(f"unknown executor {executor!r} (use {' or '.join(EXECUTORS)})")
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
-    if segment_seconds <= 0:
-        raise InputError(f"--segment-seconds must be positive, got {segment_seconds}")
+    if not (math.isfinite(segment_seconds) and segment_seconds > 0):
+        raise InputError(f"--segment-seconds must be a positive number, got {segment_seconds}")
     config = config or PipelineConfig()
     out = Path(out_dir)
     items = collect(inputs)
@@ -332,8 +350,18 @@ def _run_local(items: list[CorpusItem], config: PipelineConfig, out: Path, segme
 
 def _init_worker(config: PipelineConfig, out: str, segment_seconds: float, progress_queue) -> None:
     global _WORKER, _PROGRESS
+    _worker_process()
     _WORKER = VideoProcessor(config, out, segment_seconds)  # the model loads once per worker
     _PROGRESS = progress_queue
+
+
+def _worker_process() -> None:
+    """Settings for a process that only works for a corpus run (a local worker, a Ray actor)."""
+    # tqdm makes a multiprocessing lock (a named semaphore) on its first bar, even a disabled one; a worker
+    # ended by its pool never releases it, and Python warns of a leaked semaphore. Workers show no bars.
+    tqdm.set_lock(threading.RLock())
+    if sys.platform.startswith("linux"):  # a worker whose parent is killed (even kill -9) ends with it, quietly
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _process_in_worker(item: CorpusItem) -> dict:
@@ -364,17 +392,36 @@ def _run_ray(items: list[CorpusItem], config: PipelineConfig, out: Path, segment
     if not items:
         return
     if not ray.is_initialized():
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        _check_reachable(address)
+        try:
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        except ConnectionError as exc:
+            raise VidpipeError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
     actor_config = _with_thread_budget(config, int(num_cpus))
     actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_RayVideoProcessor)
     actors = [actor.remote(actor_config, str(out), segment_seconds) for _ in range(min(workers, len(items)))]
     yield from ActorPool(actors).map_unordered(lambda a, item: a.process.remote(item), items)
 
 
+def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """A `ray://HOST:PORT` that nothing answers on fails in seconds with the reason, not after Ray's 30 s wait."""
+    if not address or not address.startswith("ray://"):
+        return
+    host, _, port = address.removeprefix("ray://").rstrip("/").rpartition(":")
+    if not port.isdigit():
+        raise InputError(f"--address takes auto or ray://HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise VidpipeError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} (is `ray start "
+                           f"--head --ray-client-server-port {port}` running there?)") from None
+
+
 class _RayVideoProcessor:
     """A Ray actor around VideoProcessor: the model loads once per actor; outputs go to the shared `out`."""
 
     def __init__(self, config: PipelineConfig, out: str, segment_seconds: float) -> None:
+        tqdm.set_lock(threading.RLock())  # as in a local worker: no multiprocessing lock for bars never shown
         self._processor = VideoProcessor(config, out, segment_seconds)
 
     def process(self, item: CorpusItem) -> dict:
