@@ -219,12 +219,15 @@ class RunSession:
         frame follow, and the summary records the change."""
         (old_w, old_h), (width, height) = self._size, frame.image.shape[1::-1]
         self._size = (width, height)
+        fixed = self.analytics.resize(width, height)
+        if self.source.info.kind in ("images", "image"):
+            return  # a folder of photos has a size per image: nothing to report
         self.size_changes.append({"frame": frame.index, "time_s": round(frame.time, 3), "width": width,
                                   "height": height})
         log.warning("%s: the frame size changed from %dx%d to %dx%d at frame %d (%.2f s); boxes in the tables are "
                     "in each frame's own pixels (summary.json: input.size_changes)", self.source.info.name, old_w,
                     old_h, width, height, frame.index, frame.time)
-        for name in self.analytics.resize(width, height):
+        for name in fixed:
             if name not in self._unfit:
                 self._unfit.add(name)
                 log.warning("%r is given in pixels and may no longer fit the %dx%d frames (give it as fractions of "

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import bisect
 import configparser
+import contextlib
 import enum
 import glob
+import logging
 import math
 import os
 import re
@@ -29,6 +31,7 @@ import numpy as np
 from .errors import InputError
 from .frames import Frame, VideoInfo
 
+log = logging.getLogger("vidpipe")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 DEFAULT_SEQUENCE_FPS = 30.0
 URL_TIMEOUT_S = 30.0
@@ -182,7 +185,8 @@ class VideoSource(_FileSource):
         if timeout is None and _is_url(uri):
             timeout = (URL_TIMEOUT_S, URL_TIMEOUT_S)  # (open, read): a dead server must not hang vidpipe
         try:
-            self._container = av.open(uri, metadata_errors="ignore", timeout=timeout)
+            with ffmpeg_errors_kept():  # FFmpeg's own reason ("Picture size 0x0 is invalid"), for the message
+                self._container = av.open(uri, metadata_errors="ignore", timeout=timeout)
         except av.error.FFmpegError as exc:
             raise InputError(f"{uri} is not a readable video ({_ffmpeg_reason(exc)})") from None
         if not self._container.streams.video:
@@ -419,19 +423,19 @@ def open_source(uri: str | Path, sampling: Sampling = Sampling(), fps: float | N
         if not items:
             raise InputError(f"no images match {uri}")
         folder = Path(items[0]).parent
-        return ImageSource(items, _read_image_file, uri=uri, name=_sequence_name(folder),
+        return ImageSource(items, read_image_file, uri=uri, name=_sequence_name(folder),
                            fps=fps or _sequence_fps(folder), kind="images", sampling=sampling)
     path = Path(uri)
     if path.is_dir():
         items = sorted((str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
         if not items:
             raise InputError(f"{uri} is a folder with no images in it ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return ImageSource(items, _read_image_file, uri=uri, name=_sequence_name(path),
+        return ImageSource(items, read_image_file, uri=uri, name=_sequence_name(path),
                            fps=fps or _sequence_fps(path), kind="images", sampling=sampling)
     if not path.exists():
         raise InputError(f"{uri} does not exist")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSource([uri], _read_image_file, uri=uri, name=path.stem, fps=fps or 1.0, kind="image",
+        return ImageSource([uri], read_image_file, uri=uri, name=path.stem, fps=fps or 1.0, kind="image",
                            sampling=sampling)
     return VideoSource(uri, sampling, threads=threads)
 
@@ -442,6 +446,23 @@ def quiet_ffmpeg() -> None:
     import av
 
     if not os.environ.get("VIDPIPE_DEBUG"):
+        av.logging.set_level(None)
+
+
+@contextlib.contextmanager
+def ffmpeg_errors_kept() -> Iterator[None]:
+    """Inside, FFmpeg's error messages are captured (not printed), so a failure's exception carries FFmpeg's
+    own reason in `log`; the errno alone is often unrelated (EBUSY for a picture size FFmpeg refuses)."""
+    import av
+
+    if os.environ.get("VIDPIPE_DEBUG"):
+        yield
+        return
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture():
+            yield
+    finally:
         av.logging.set_level(None)
 
 
@@ -482,9 +503,37 @@ def _sequence_fps(folder: Path) -> float:
     return float(rate) if rate else DEFAULT_SEQUENCE_FPS
 
 
-def _read_image_file(path: str) -> np.ndarray | None:
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    return image
+def read_image_file(path: str) -> np.ndarray | None:
+    if _truncated_jpeg(path):  # libjpeg would print "Premature end of JPEG file" on the user's terminal
+        log.warning("%s is a truncated JPEG (its end is missing): using what decodes", path)
+        with _stderr_silenced():
+            return cv2.imread(path, cv2.IMREAD_COLOR)
+    return cv2.imread(path, cv2.IMREAD_COLOR)
+
+
+def _truncated_jpeg(path: str) -> bool:
+    """A JPEG file (it starts with SOI) without its end-of-image marker near the end of the file."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(2) != b"\xff\xd8":
+                return False
+            handle.seek(max(handle.seek(0, os.SEEK_END) - 64, 0))
+            return b"\xff\xd9" not in handle.read()
+    except OSError:
+        return False  # unreadable: imread says so
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """The process's stderr (file descriptor 2, where C libraries print) sent to /dev/null inside the block."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _read_image_url(url: str) -> np.ndarray:
@@ -502,5 +551,6 @@ def _read_image_url(url: str) -> np.ndarray:
 
 def _ffmpeg_reason(exc: Exception) -> str:
     """FFmpeg's message without the errno and file name it repeats."""
-    message = getattr(exc, "strerror", None) or str(exc)
+    log = getattr(exc, "log", None)  # (level, component, message) of FFmpeg's last error, where captured
+    message = (log[2] if log and log[2] else None) or getattr(exc, "strerror", None) or str(exc)
     return message.strip().rstrip(".")

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ..detections import Detections, box_iou
 from ..detectors import Detector
 from ..errors import InputError
-from ..sources import IMAGE_SUFFIXES, natural_key
+from ..sources import IMAGE_SUFFIXES, natural_key, read_image_file
 from . import line_of, read_numbers
 
 
@@ -105,7 +105,7 @@ def evaluate(detector: Detector, pairs: list[tuple[Path, Path]], progress: bool 
 
 def _read(pairs: list[tuple[Path, Path]], progress: bool) -> Iterator[tuple[Path, Path, np.ndarray]]:
     for image_path, label_path in tqdm(pairs, unit="image", disable=not progress, desc="eval det"):
-        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        image = read_image_file(str(image_path))
         if image is None:
             raise InputError(f"{image_path} is not a readable image")
         yield image_path, label_path, image
