@@ -11,7 +11,6 @@ import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
