@@ -35,6 +35,34 @@ def transport_stream(clip: Path, max_frames: int | None = None) -> bytes:
     return buffer.getvalue()
 
 
+def shrinking_transport_stream(clip: Path, frames: int, switch_at: int) -> bytes:
+    """The clip's first `frames` frames as H.264 in MPEG-TS at 25 fps that halves its picture size at frame
+    `switch_at`, as a camera told to change resolution does (two encodes, one stream, timestamps running on)."""
+    from fractions import Fraction
+
+    def part(start: int, stop: int, scale: int) -> bytes:
+        buffer = io.BytesIO()
+        with av.open(str(clip)) as source, av.open(buffer, "w", format="mpegts") as out:
+            video = source.streams.video[0]
+            stream = out.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = video.width // scale, video.height // scale, "yuv420p"
+            stream.codec_context.time_base = Fraction(1, 25)
+            stream.options = {"preset": "ultrafast", "g": "25", "bf": "0"}
+            for i, frame in enumerate(source.decode(video)):
+                if i >= stop:
+                    break
+                if i >= start:
+                    picture = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")
+                    picture.pts, picture.time_base = i, Fraction(1, 25)
+                    for packet in stream.encode(picture):
+                        out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+        return buffer.getvalue()
+
+    return part(0, switch_at, 1) + part(switch_at, frames, 2)
+
+
 class LiveStreamServer:
     """Serves `ts` (MPEG-TS bytes) at /live.ts, in real time, looped; `stop()` cuts every viewer off."""
 

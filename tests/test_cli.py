@@ -191,7 +191,7 @@ def write_text(path: Path, text: str) -> Path:
         (lambda d: [str(PARKING), "--model", str(write_text(d / "model.txt", "x"))], "cannot load model"),
         (lambda d: [str(PARKING), "--model", str(d)], "cannot load model"),
         (lambda d: [str(PARKING), "--model", "yolo-nonexistent-9.pt"], "not found locally and could not be"),
-        (lambda d: [str(PARKING), "--imgsz", "0"], "imgsz must be an integer of at least 32"),
+        (lambda d: [str(PARKING), "--imgsz", "0"], "imgsz must be an integer from 32 to 4096"),
         (lambda d: [str(PARKING), "--threads", "-1"], "threads must be at least 1"),
         (lambda d: [str(PARKING), "--device", "tpu9"], "unknown device 'tpu9'"),
         (lambda d: [str(PARKING), "--video-preset", "bogus"], "video_preset must be one of"),

@@ -37,7 +37,7 @@ def test_detector_and_sampling_settings_come_from_the_config_with_their_own_defa
     ({"end": 1.0, "start": 2.0}, "must be after --start"),
     ({"conf": "abc"}, "conf must be a number, got 'abc'"),
     ({"iou": 2}, "iou must be a number in [0, 1], got 2"),
-    ({"imgsz": 0}, "imgsz must be an integer of at least 32"),
+    ({"imgsz": 0}, "imgsz must be an integer from 32 to 4096"),
     ({"threads": -1}, "threads must be at least 1"),
     ({"batch_size": "four"}, "batch_size must be an integer"),
     ({"video_preset": "bogus"}, "video_preset must be one of ultrafast"),

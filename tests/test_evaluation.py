@@ -212,3 +212,49 @@ def test_help_lists_both_eval_commands():
     assert result.returncode == 0, result.stderr
     commands = re.findall(r"^  (\w+)\s+\S", result.stdout.split("Commands:")[1], re.M)
     assert commands == ["det", "mot"]
+
+
+def test_malformed_labels_are_named_by_file_and_line_before_the_model_loads(tmp_path):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    for name in ("a", "b"):
+        cv2.imwrite(str(images / f"{name}.jpg"), np.full((64, 64, 3), 128, np.uint8))
+    model = tmp_path / "no-such-model.pt"  # a check made after loading the model would fail on this instead
+    for text, message in (
+        ("2 0.5 0.5 0.2 0.2\n0 nan 0.5 0.1 0.1\n", "a.txt, line 2: not a YOLO label line"),
+        ("2 0.5 0.5 0.2 0.2\n\n0 0.5 0.5 -0.1 0.1\n", "a.txt, line 3 (0 0.5 0.5 -0.1 0.1): the class must be"),
+        ("1.5 0.5 0.5 0.2 0.2\n", "a.txt, line 1 (1.5 0.5 0.5 0.2 0.2): the class must be a whole number"),
+        ("", "hold no object: there is nothing to score against"),
+    ):
+        (labels / "a.txt").write_text(text)
+        (labels / "b.txt").write_text("")
+        result = run_cli("eval", "det", str(images), str(labels), "--model", str(model), "-q", "-o",
+                         str(tmp_path / "out"))
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], (text, result.stderr)
+
+
+def write_sequence(root, gt: str, det: str = "1,-1,10,10,20,40,0.9\n", seqinfo: str = "seqLength=3\nframeRate=10"):
+    """A three-frame MOTChallenge sequence folder, made by hand."""
+    (root / "gt").mkdir(parents=True)
+    (root / "det").mkdir()
+    (root / "gt" / "gt.txt").write_text(gt)
+    (root / "det" / "det.txt").write_text(det)
+    (root / "seqinfo.ini").write_text(f"[Sequence]\nname={root.name}\n{seqinfo}\n")
+    return root
+
+
+def test_malformed_mot_files_are_one_line_naming_the_file_and_line(tmp_path):
+    good = "1,1,10,10,20,40,1,1,1\n2,1,12,10,20,40,1,1,1\n"
+    for n, (files, message) in enumerate((
+        ({"gt": good + "3,1,nan,10,20,40,1,1,1\n"}, "gt.txt, line 3: not a MOTChallenge row"),
+        ({"gt": good + "3,1,14,10,-20,40,1,1,1\n"}, "gt.txt, line 3 (3, 1, 14, 10, -20, 40): frames count from 1"),
+        ({"gt": good, "seqinfo": "seqLength=0\nframeRate=10"}, "seqLength must be a whole number above 0, got '0'"),
+        ({"gt": good, "det": ""}, "det.txt has no detections: nothing to track"),
+        ({"gt": ""}, "gt.txt has no ground truth: there is nothing to score against"),
+    )):
+        sequence = write_sequence(tmp_path / f"SEQ-{n}", **files)
+        result = run_cli("eval", "mot", str(sequence), "-o", str(tmp_path / "out"))
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], (files, result.stderr)

@@ -285,3 +285,95 @@ def test_a_stop_signal_waits_for_the_frame_to_be_complete():
     finally:
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])
+
+
+@pytest.fixture(scope="module")
+def short_ts():
+    """Ten seconds of the traffic clip as MPEG-TS, for servers a test starts and stops on its own."""
+    return transport_stream(SUBURBAN, max_frames=240)
+
+
+def test_a_stream_that_never_comes_back_ends_the_run_as_given_up(short_ts, tmp_path):
+    server = LiveStreamServer(short_ts)
+    out = tmp_path / "out"
+    process = vidpipe("live", server.url, "-o", str(out), "--max-reconnects", "2", "--reconnect-delay", "0.2",
+                      "--max-reconnect-delay", "0.2", "-q")
+    wait_for(out / ".detections.parquet.partial")
+    time.sleep(2)
+    server.stop()  # and it stays away
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert "gave up after 2 reconnect attempt(s)" in stderr.strip().splitlines()[-1]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "gave_up" and summary["frames_processed"] > 0
+    gap = summary["live"]["gaps"][-1]
+    assert gap["end_s"] is None and gap["reconnect_attempts"] == 2
+    assert len(pd.read_parquet(out / "frames.parquet")) == summary["frames_processed"]  # finished tables
+
+
+def test_a_camera_that_comes_up_late_is_waited_for(short_ts, tmp_path):
+    """The first connection follows the same retry policy as a reconnection: the server starts 2 s after
+    vidpipe, and the run goes on."""
+    port = _free_port()
+    out = tmp_path / "out"
+    process = vidpipe("live", f"http://127.0.0.1:{port}/live.ts", "-o", str(out), "--duration", "4",
+                      "--reconnect-delay", "0.5", "--max-reconnect-delay", "1", "--open-timeout", "2", "-q")
+    time.sleep(2)
+    server = LiveStreamServer(short_ts, port=port)
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        server.stop()
+    assert process.returncode == 0, stderr
+    assert "cannot connect" in stderr and "next attempt in" in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["frames_processed"] > 10
+
+
+def test_a_stall_shorter_than_the_outage_it_causes_is_recorded_at_least_as_long_as_the_read_timeout(short_ts,
+                                                                                                    tmp_path):
+    """Reaching --read-timeout means at least that long without data: the gap is never recorded shorter, even
+    when the stream comes back right after the timeout."""
+    server = LiveStreamServer(short_ts)
+    out = tmp_path / "out"
+    process = vidpipe("live", server.url, "-o", str(out), "--duration", "9", "--read-timeout", "2",
+                      "--reconnect-delay", "0.1", "--max-reconnect-delay", "0.5", "-q")
+    try:
+        wait_for(out / ".detections.parquet.partial")
+        time.sleep(2)
+        server.stalled.set()
+        time.sleep(2.6)
+        server.stalled.clear()
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        server.stalled.clear()
+        server.stop()
+    assert process.returncode == 0, stderr
+    gaps = json.loads((out / "summary.json").read_text())["live"]["gaps"]
+    timeouts = [g for g in gaps if g["reason"] == "no data for 2 s (--read-timeout)"]
+    assert timeouts and all(g["seconds"] is None or g["seconds"] >= 2.0 for g in timeouts), gaps
+
+
+def test_the_preview_answers_head_and_takes_leaving_viewers_quietly(capfd):
+    import socket
+    import urllib.request
+
+    stats = {"fps": 1.0, "counts": {"car": 2}}
+    server = PreviewServer("127.0.0.1:0", lambda: stats)
+    try:
+        for path in ("", "stats", "stream.mjpg"):
+            response = urllib.request.urlopen(urllib.request.Request(server.url + path, method="HEAD"), timeout=5)
+            assert response.status == 200 and response.read() == b""
+        host, port = server.url.split("//")[1].rstrip("/").split(":")
+        for _ in range(20):  # viewers that ask and leave before the answer
+            client = socket.create_connection((host, int(port)))
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            client.sendall(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n")
+            client.close()  # a reset, not a polite close: the reply hits a broken pipe
+        time.sleep(0.5)
+        assert json.loads(urllib.request.urlopen(server.url + "stats", timeout=5).read()) == stats
+    finally:
+        server.close()
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err and "BrokenPipeError" not in captured.err, captured.err

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from conftest import PARKING, REPO, SUBURBAN, frame_times, run_cli
+from streaming import shrinking_transport_stream
 from vidpipe.sources import Sampling, open_source
 
 
@@ -273,3 +274,133 @@ def test_a_rotated_phone_video_is_detected_upright(tmp_path):
         total += len(expected)
         matched += int((box_iou(expected.xyxy, ours).max(axis=1, initial=0) >= 0.5).sum())
     assert total >= 6 and matched / total >= 0.8, (matched, total)  # re-encoding moves scores a little
+
+
+def wait_for_file(path, process, timeout: float = 120) -> None:
+    """Poll every 2 ms (the finishing takes a few hundred ms), giving up if the run ends first."""
+    deadline = time.time() + timeout
+    while not path.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.002)
+    assert path.exists(), f"{path.name} never appeared"
+
+
+@pytest.mark.parametrize("trigger, stop", [("detections.parquet", signal.SIGINT), ("annotated.mp4", signal.SIGTERM),
+                                           ("frames.parquet", signal.SIGHUP)],
+                         ids=["ctrl-c-at-the-tables", "sigterm-at-the-video", "sighup-at-the-tables"])
+def test_a_stop_while_finishing_lets_every_output_finish(tmp_path, trigger, stop):
+    """The stop lands after the last frame, while the outputs are being closed: they all finish, the run is
+    complete, and nothing says it was stopped before the first frame."""
+    out = tmp_path / "out"
+    process = vidpipe("run", str(SUBURBAN), "--max-frames", "400", "-o", str(out), "-q")
+    wait_for_file(out / trigger, process)
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=120)
+    assert "Traceback" not in stderr and "before any frame" not in stderr, stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["frames_processed"] == 400, stderr
+    assert summary["missing_outputs"] == []
+    for name in ("annotated.mp4", "detections.parquet", "frames.parquet", "tracks.parquet", "tracks.txt",
+                 "report.html"):
+        assert (out / name).exists(), name
+    assert len(pd.read_parquet(out / "frames.parquet")) == 400 == len(frame_times(out / "annotated.mp4"))
+    assert not list(out.glob(".*.partial"))
+    if process.returncode == 0:  # the stop came while finishing (else after it, and says so)
+        assert "a stop arrived while finishing: every frame had been processed" in stderr
+    else:
+        assert process.returncode == 130 and "stopped after the outputs were finished" in stderr
+
+
+def test_a_second_stop_cuts_only_the_video_and_report_and_the_summary_says_so(tmp_path):
+    """Ctrl-C, then Ctrl-C again while the outputs are being finished (x264's slowest preset makes that last):
+    the tables and summary.json are finished for the frames processed, the rest is named as missing, and no
+    half-written file is left; no generator noise is printed."""
+    out = tmp_path / "out"
+    process = vidpipe("run", str(SUBURBAN), "--video-preset", "veryslow", "-o", str(out), "-q")
+    wait_for(lambda: (out / ".annotated.mp4.partial").exists() and
+             (out / ".annotated.mp4.partial").stat().st_size > 10_000)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr and "before any frame" not in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    missing = summary["missing_outputs"]
+    assert missing and set(missing) <= {"video", "report"} and "report" in missing, summary
+    assert f"stopped twice: {', '.join(missing)} not written" in stderr
+    assert set(summary["outputs"]) == {"detections", "frames", "tracks", "mot"} | ({"video"} - set(missing))
+    assert len(pd.read_parquet(out / "frames.parquet")) == summary["frames_processed"] > 0
+    assert not (out / "report.html").exists() and not list(out.glob(".*.partial"))
+    assert (out / "annotated.mp4").exists() == ("video" not in missing)
+
+
+def damaged_copy(path, frames: int, damaged: set[int], out):
+    """The first `frames` packets of a clip, those in `damaged` replaced by 50 bytes of garbage (the
+    container's timestamps intact): the decoder cannot give those frames."""
+    rng = np.random.default_rng(1)
+    with av.open(str(path)) as source, av.open(str(out), "w") as target:
+        video = source.streams.video[0]
+        stream = target.add_stream_from_template(video)
+        packets = (p for p in source.demux(video) if p.dts is not None)
+        for i, packet in zip(range(frames), packets):
+            if i in damaged:
+                garbage = av.Packet(rng.integers(0, 256, 50, dtype=np.uint8).tobytes())
+                garbage.pts, garbage.dts, garbage.time_base = packet.pts, packet.dts, packet.time_base
+                packet = garbage
+            packet.stream = stream
+            target.mux(packet)
+    return out
+
+
+@pytest.mark.parametrize("limit", [["--max-frames", "50"], ["--end", "3"], []], ids=["max-frames", "end", "whole"])
+def test_damaged_frames_in_the_middle_are_counted_wherever_the_run_stops(tmp_path, limit):
+    clip = damaged_copy(PARKING, 60, {14, 18, 19, 20}, tmp_path / "damaged.mp4")
+    result = run_cli("run", str(clip), *limit, "-o", str(tmp_path / "out"), "--no-video", "--no-report", "-q")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    frames = set(pd.read_parquet(tmp_path / "out" / "frames.parquet")["frame"])
+    never = set(range(max(frames) + 1)) - frames
+    assert never == {14, 18, 19, 20}
+    assert summary["frames_lost"] == 4 and "4 frame(s) could not be decoded" in result.stderr
+
+
+def test_frames_left_unread_are_not_counted_as_damaged(tmp_path):
+    """A live run of a file stopped after one second leaves most of the file unread: that is no damage."""
+    out = tmp_path / "out"
+    result = run_cli("live", str(SUBURBAN), "--duration", "1", "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames_lost"] == 0 and "could not be decoded" not in result.stderr
+    assert summary["frames_unread"] == 905 - summary["live"]["frames_captured"]
+    source = open_source(SUBURBAN)
+    frames = iter(source)
+    first = [next(frames) for _ in range(10)]
+    frames.close()
+    assert len(first) == 10 and source.lost_frames == 0 and source.unread_frames == 895
+
+
+@pytest.mark.parametrize("command", ["run", "live"])
+def test_a_stream_that_changes_size_is_recorded_and_its_lines_follow(tmp_path, command):
+    """640x352 for 12 s, then 320x176: the change is logged and recorded, the video keeps its first size (the
+    new frames scaled into it), boxes are in the pixels of their own frames, and a line given as fractions
+    of the frame still counts after the change."""
+    clip = tmp_path / "shrinking.ts"
+    clip.write_bytes(shrinking_transport_stream(SUBURBAN, 600, 300))
+    out = tmp_path / "out"
+    extra = ["--save"] if command == "live" else []
+    result = run_cli(command, str(clip), "--line", "mid=0,0.55,1,0.55", *extra, "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    assert "the frame size changed from 640x352 to 320x176" in result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    (change,) = summary["input"]["size_changes"]
+    assert change["width"] == 320 and change["height"] == 176 and change["frame"] >= 300
+    assert (summary["input"]["width"], summary["input"]["height"]) == (640, 352)
+    with av.open(str(out / "annotated.mp4")) as video:
+        assert {(f.width, f.height) for f in video.decode(video=0)} == {(640, 352)}
+    detections = pd.read_parquet(out / "detections.parquet")
+    after = detections[detections["frame"] >= change["frame"]]
+    assert len(after) and after["x2"].max() <= 320.5 and after["y2"].max() <= 176.5
+    if command == "run":  # every frame seen: cars cross the line after the change too
+        events = pd.read_parquet(out / "events.parquet")
+        assert (events["frame"] > change["frame"]).any() and (events["frame"] < change["frame"]).any()

@@ -172,6 +172,8 @@ class VideoProcessor:
                             _partition(self.out_dir, name, item.video_id), "parquet")
             record = _record(item, "done", time.perf_counter() - start, result.summary, self.count_names)
             _write_json(folder / MARKER, {**record, "source": identity})  # last: the video is done
+            if result.stop_received:  # a stop while this video was finishing: it is done, the corpus stops
+                raise KeyboardInterrupt
         except Exception as exc:  # noqa: BLE001 - one bad video must not stop the corpus
             message = str(exc) if isinstance(exc, VidpipeError) else f"{type(exc).__name__}: {exc}"
             record = _record(item, "error", time.perf_counter() - start, error=message)

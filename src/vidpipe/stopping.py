@@ -14,7 +14,9 @@ the report). The tables and `summary.json` are always finished, and the summary 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +33,7 @@ class _State:
     stops_before = 0  # of which the one that ended the frames
     cuttable = False  # inside a part of the finishing that a second stop cuts short
     finished = False  # a run in this process has finished its outputs
+    raised: int | None = None  # the last signal raised as KeyboardInterrupt
 
 
 _state = _State()
@@ -42,6 +45,17 @@ def install() -> None:
         for name in SIGNALS:
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), _on_signal)
+        sys.unraisablehook = _unraisable
+
+
+def _unraisable(unraisable) -> None:
+    """A stop that lands inside a finalizer (a weakref callback, a generator closed by the garbage collector)
+    cannot be raised there: Python would print "Exception ignored ... KeyboardInterrupt" and carry on as if
+    nothing had happened. Deliver it again a moment later, outside, instead."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _state.raised is not None:
+        threading.Timer(0.02, os.kill, (os.getpid(), _state.raised)).start()
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def _on_signal(signum, frame) -> None:
@@ -59,6 +73,7 @@ def _on_signal(signum, frame) -> None:
     if _state.holding:
         _state.held = True
         return
+    _state.raised = signum
     raise KeyboardInterrupt
 
 

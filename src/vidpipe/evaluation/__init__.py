@@ -5,6 +5,7 @@ The metric libraries (TrackEval, py-motmetrics, pycocotools) are the `eval` extr
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,9 @@ def read_numbers(path: Path, what: str, delimiter: str | None = None, min_column
     """A text table of numbers, one row per line (none: shape (0, min_columns)). Every value must be a finite
     number and every row as long as the first: a line that is not is one error naming the file and the line."""
     try:
-        rows = np.loadtxt(path, delimiter=delimiter, ndmin=2, dtype=np.float64)
+        with warnings.catch_warnings():  # an empty file is no error here: it has no rows
+            warnings.simplefilter("ignore", UserWarning)
+            rows = np.loadtxt(path, delimiter=delimiter, ndmin=2, dtype=np.float64)
         if rows.size == 0:
             return np.zeros((0, min_columns))
         if rows.shape[1] >= min_columns and np.isfinite(rows).all():

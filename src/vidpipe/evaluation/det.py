@@ -20,6 +20,8 @@ from ..errors import InputError
 from ..sources import IMAGE_SUFFIXES, natural_key, read_image_file
 from . import line_of, read_numbers
 
+LABEL_ROW = "a YOLO label line (class cx cy w h: five finite numbers)"
+
 
 def labelled_images(images: str | Path, labels: str | Path) -> list[tuple[Path, Path]]:
     """(image, label file) pairs; an image without a label file has no objects."""
@@ -35,30 +37,36 @@ def labelled_images(images: str | Path, labels: str | Path) -> list[tuple[Path, 
     if not any(label.is_file() for _, label in pairs):  # AP against nothing would be a meaningless 0
         raise InputError(f"{labels} has no label file for any image in {images} (YOLO format: "
                          f"labels/<same path>.txt beside images/<same path>.jpg)")
+    objects = sum(len(label_rows(label)) for _, label in pairs if label.is_file())  # every file checked up front
+    if not objects:
+        raise InputError(f"the label files in {labels} hold no object: there is nothing to score against")
     return pairs
 
 
-LABEL_ROW = "a YOLO label line (class cx cy w h: five finite numbers)"
-
-
-def read_labels(path: Path, width: int, height: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel xywh (top-left) boxes and class ids of one YOLO label file; a line that is not `class cx cy w h`
-    with a known whole class and a box of positive size is an error naming it."""
-    if not path.is_file():
-        return np.zeros((0, 4)), np.zeros(0, np.int64)
+def label_rows(path: Path) -> np.ndarray:
+    """The rows of one YOLO label file, (n, 5): `class cx cy w h`, a whole class >= 0 and a box of positive
+    size; a line that is not is an error naming the file and the line."""
     rows = read_numbers(path, LABEL_ROW, min_columns=5)
     if rows.size and rows.shape[1] != 5:
         raise InputError(f"{path} is not a YOLO label file: {rows.shape[1]} numbers a line, where "
                          f"`class cx cy w h` has 5")
     rows = rows.reshape(-1, 5)
-    bad = np.flatnonzero((rows[:, 0] != np.round(rows[:, 0])) | (rows[:, 0] < 0) | (rows[:, 0] >= classes)
-                         | (rows[:, 3] <= 0) | (rows[:, 4] <= 0))
+    bad = np.flatnonzero((rows[:, 0] != np.round(rows[:, 0])) | (rows[:, 0] < 0) | (rows[:, 3] <= 0)
+                         | (rows[:, 4] <= 0))
     if len(bad):
-        row = rows[bad[0]]
-        raise InputError(f"{path}, line {line_of(path, bad[0])} ({' '.join(f'{v:g}' for v in row)}): the class must "
-                         f"be one of the detector's {classes} (0 to {classes - 1}) and the box's width and height "
-                         f"positive")
+        raise InputError(f"{path}, line {line_of(path, bad[0])} ({' '.join(f'{v:g}' for v in rows[bad[0]])}): the "
+                         f"class must be a whole number >= 0 and the box's width and height positive")
+    return rows
+
+
+def read_labels(path: Path, width: int, height: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel xywh (top-left) boxes and class ids of one YOLO label file (none where there is no file)."""
+    if not path.is_file():
+        return np.zeros((0, 4)), np.zeros(0, np.int64)
+    rows = label_rows(path)
     class_id = rows[:, 0].astype(np.int64)
+    if len(class_id) and class_id.max() >= classes:
+        raise InputError(f"{path}: class {class_id.max()} is not one of the detector's {classes} classes")
     centre, size = rows[:, 1:3] * [width, height], rows[:, 3:5] * [width, height]
     return np.hstack([centre - size / 2, size]), class_id
 
@@ -80,8 +88,6 @@ def evaluate(detector: Detector, pairs: list[tuple[Path, Path]], progress: bool 
         xywh = np.hstack([detections.xyxy[:, :2], detections.xyxy[:, 2:] - detections.xyxy[:, :2]])
         results += [{"image_id": image_id, "category_id": int(c) + 1, "bbox": box.tolist(), "score": float(s)}
                     for box, c, s in zip(xywh, detections.class_id, detections.score)]
-    if not annotations:  # AP against nothing would be a meaningless number
-        raise InputError(f"the label files of these {len(images)} images hold no object: there is nothing to score")
     truth = COCO()
     truth.dataset = {"images": images, "annotations": annotations,
                      "categories": [{"id": i + 1, "name": n} for i, n in enumerate(detector.names)]}
