@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import av
 import numpy as np
@@ -66,7 +67,10 @@ def test_a_stop_signal_during_start_up_is_a_stop_not_an_error(tmp_path, command,
     """Stopped while the model loads: run and batch exit 130, live 0 (a stop is how live runs end)."""
     out = tmp_path / "out"
     process = vidpipe(command, str(PARKING), "-o", str(out), "-q")
-    time.sleep(1.0)  # importing and loading the model take longer than this
+    # Once the inference runtime's library is mapped, the command has started and is loading the model (a
+    # fixed delay would, on a busy machine, land before Python has even started vidpipe).
+    maps = Path(f"/proc/{process.pid}/maps")
+    wait_for(lambda: process.poll() is not None or "openvino" in maps.read_text() or "libtorch" in maps.read_text())
     process.send_signal(signal.SIGTERM if command == "live" else signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == code, stderr
@@ -184,7 +188,7 @@ def test_eval_det_without_labels_or_with_bad_ones_is_a_usage_error(tmp_path):
     assert result.returncode == 2 and "has no label file for any image" in one_line(result.stderr)
     (labels / "a.txt").write_text("2 0.5 0.5 0.1\n")  # four numbers, not five
     result = run_cli("eval", "det", str(images), str(labels), "-q", "-o", str(tmp_path / "out"))
-    assert result.returncode == 2 and "is not a YOLO label file" in one_line(result.stderr)
+    assert result.returncode == 2 and "a.txt, line 1: not a YOLO label line" in one_line(result.stderr)
 
 
 def test_preview_routes_are_exact_and_idle_clients_are_let_go(monkeypatch):

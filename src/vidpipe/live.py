@@ -182,7 +182,8 @@ class ReconnectingStream:
             return True
         while not self._closed.is_set():
             if self.options.max_reconnects is not None and self._attempts >= self.options.max_reconnects:
-                log.warning("%s: giving up after %d attempt(s)", self.url, self._attempts)
+                if gap is not None:  # a first connection that fails is the caller's error message
+                    log.warning("%s: giving up after %d attempt(s)", self.url, self._attempts)
                 return False
             if gap is None:
                 log.warning("%s: cannot connect (%s); next attempt in %.1f s", self.url, self._failure, delay)
