@@ -408,3 +408,41 @@ def test_a_stream_that_changes_size_is_recorded_and_its_lines_follow(tmp_path, c
     if command == "run":  # every frame seen: cars cross the line after the change too
         events = pd.read_parquet(out / "events.parquet")
         assert (events["frame"] > change["frame"]).any() and (events["frame"] < change["frame"]).any()
+
+
+def test_batch_workers_leak_no_semaphore_and_end_with_a_killed_parent(tmp_path):
+    """Two worker processes: a clean run, a run stopped by Ctrl-C to the whole process group (as a terminal
+    sends it) and its resume print no leaked-semaphore warning; after `kill -9` of the parent, its workers
+    end too, without a traceback."""
+    import os
+
+    import psutil
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b", "c", "d"):
+        shutil.copy(PARKING, folder / f"{name}.mp4")
+    command = [sys.executable, "-m", "vidpipe", "batch", str(folder), "--workers", "2", "--max-frames", "150",
+               "--no-video", "--no-report", "-q"]
+
+    def start(out):
+        return subprocess.Popen([*command, "-o", str(out)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+
+    stopped = start(tmp_path / "stopped")
+    wait_for(lambda: any((tmp_path / "stopped" / "videos").glob("*/.frames.parquet.partial")))
+    os.killpg(stopped.pid, signal.SIGINT)
+    _, stderr = stopped.communicate(timeout=120)
+    assert stopped.returncode == 130 and "leaked semaphore" not in stderr and "Traceback" not in stderr, stderr
+    resumed = start(tmp_path / "stopped")
+    _, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0 and "leaked semaphore" not in stderr, stderr
+
+    killed = start(tmp_path / "killed")
+    wait_for(lambda: any((tmp_path / "killed" / "videos").glob("*/.frames.parquet.partial")))
+    workers = psutil.Process(killed.pid).children(recursive=True)
+    killed.kill()
+    _, stderr = killed.communicate(timeout=60)
+    psutil.wait_procs(workers, timeout=20)
+    assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
