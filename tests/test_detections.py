@@ -50,3 +50,41 @@ def test_box_iou_known_values():
     expected = np.array([[1, 50 / 150, 0, 0], [0.25, 100 / 400, 0, 0]])
     np.testing.assert_allclose(box_iou(a, b), expected)
     assert box_iou(np.zeros((0, 4)), b).shape == (0, 4)
+
+
+def test_near_identical_boxes_of_two_classes_merge_into_the_more_confident():
+    from vidpipe.detections import merge_duplicates
+
+    names = ("car", "truck", "person")
+    pickup = [100, 100, 200, 160]
+    d = Detections(np.array([pickup, [101, 101, 200, 161], [100, 100, 200, 160], [150, 100, 250, 160],
+                             [0, 0, 10, 30], [0, 0, 10, 31]], float),
+                   np.array([0.6, 0.8, 0.5, 0.7, 0.9, 0.4]), np.array([1, 0, 0, 2, 2, 2]), names)
+    merged = merge_duplicates(d, 0.85)
+    # the pickup: car 0.8 keeps its box and class, truck 0.6 is remembered for the vote; the second car box
+    # (same class, NMS's business) stays, as do the person half-overlapping it and the two people
+    assert merged.class_id.tolist() == [0, 0, 2, 2, 2]
+    assert merged.score[0] == np.float32(0.8) and merged.merged_class.tolist() == [1, -1, -1, -1, -1]
+    assert merged.merged_score[0] == np.float32(0.6)
+    assert len(merge_duplicates(d, 0.0)) == len(d)  # 0 turns it off
+
+
+def test_a_merged_class_still_counts_in_the_tracks_vote():
+    from vidpipe.tracking import ClassVote
+
+    class Passthrough:  # hands the rows back with a track id, so only the vote is under test
+        name, Config = "passthrough", None
+
+        def update(self, detections, time=None):
+            return detections.with_track_ids(np.ones(len(detections), np.int64))
+
+    vote = ClassVote(Passthrough())
+    names = ("car", "truck")
+    for score in (0.5, 0.5):  # twice: car 0.5 with a merged truck box of 0.45...
+        row = Detections(np.array([[0, 0, 10, 10]], float), np.array([score]), np.array([0]), names,
+                         merged_class=np.array([1]), merged_score=np.array([0.45]))
+        out = vote.update(row, 0.0)
+    assert out.track_class.tolist() == [0]
+    for _ in range(2):  # ...then truck 0.3 twice: the truck tally (0.9 + 0.6) passes the car's (1.0)
+        out = vote.update(Detections(np.array([[0, 0, 10, 10]], float), np.array([0.3]), np.array([1]), names), 0.0)
+    assert out.track_class.tolist() == [1]

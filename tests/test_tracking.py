@@ -202,3 +202,45 @@ def test_votes_of_long_gone_tracks_are_forgotten():
     vote.update(Detections.empty(names), time=6.0)  # the track has not been seen for 6 s
     out = vote.update(Detections([[0, 0, 10, 10]], [0.3], [0], names), time=7.0)
     assert out.track_class_name.tolist() == ["car"]  # a fresh tally, not the old cell phone's 0.9
+
+
+def cyclist_scenes(frames: int = 60) -> list[Detections]:
+    """A cyclist riding right: a person box over a bicycle box, moving together. Every fifth frame the
+    detector places the two boxes the other way round (the person box low, the bicycle box high), as happens
+    when one box of the pair is poorly localised."""
+    scenes = []
+    for t in range(frames):
+        person, bicycle = box_at(100 + 3 * t, 40, 40, 100), box_at(95 + 3 * t, 80, 50, 70)
+        if t % 5 == 4:
+            person, bicycle = box_at(95 + 3 * t, 75, 50, 75), box_at(100 + 3 * t, 45, 40, 95)
+        scenes.append(Detections(np.array([person, bicycle], float), np.array([0.9, 0.85]), np.array([0, 1]),
+                                 ("person", "bicycle")))
+    return scenes
+
+
+@pytest.mark.parametrize("consistent", [True, False])
+def test_a_cyclist_stays_two_tracks_each_with_one_class(consistent):
+    """Matching within a class first keeps the person track on the person box and the bicycle track on the
+    bicycle box; matching on geometry alone swaps them whenever the boxes are placed the other way round."""
+    tracker = ByteTrack(fps=30, class_consistent=consistent)
+    classes: dict[int, set] = {}
+    for t, detections in enumerate(cyclist_scenes()):
+        tracked = tracker.update(detections, t / 30)
+        for track, class_id in zip(tracked.track_id.tolist(), tracked.class_id.tolist()):
+            classes.setdefault(track, set()).add(class_id)
+    if consistent:
+        assert sorted(classes) == [1, 2] and all(len(c) == 1 for c in classes.values()), classes
+    else:  # the control: geometry alone hops between the two boxes
+        assert any(len(c) > 1 for c in classes.values()), classes
+
+
+def test_a_class_flicker_keeps_its_track():
+    """A car the detector calls a truck now and then, alone in the frame: the class round finds no truck
+    track, the cross-class round keeps the car's track."""
+    tracker = ByteTrack(fps=30)
+    ids = set()
+    for t in range(40):
+        box = np.array([box_at(50 + 4 * t, 100, 80, 50)], float)
+        detections = Detections(box, np.array([0.8]), np.array([1 if t % 3 == 2 else 0]), ("car", "truck"))
+        ids |= set(tracker.update(detections, t / 30).track_id.tolist())
+    assert ids == {1}

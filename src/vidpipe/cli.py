@@ -100,6 +100,9 @@ PIPELINE_OPTIONS = [
     click.option("--threads", type=int, help="Cap on the decoder's, runtime's and encoder's threads."),
     click.option("--tracker", help="bytetrack or none [default: bytetrack]. Its parameters are set in a --pipeline "
                                    "YAML, under trackers: (see pipelines/default.yaml)."),
+    click.option("--merge-iou", type=float, help="Before tracking, boxes of two classes on one object (a pickup "
+                                                 "called car and truck) at least this alike become one detection; "
+                                                 "0 keeps both [default: 0.85]."),
     click.option("--labels", help="What a box's label says: any of class,id,score (comma-separated), or none "
                                   "[default: class,id,score]."),
     click.option("--color-by", type=click.Choice(["track", "class"]), help="Box colours [default: track]."),
@@ -405,6 +408,9 @@ def eval_mot(sequences: tuple[str, ...], tracker: str | None, pipeline: str | No
 @click.option("-m", "--model", help="Model [default: the backend's default].")
 @click.option("--conf", type=float, default=0.001, show_default=True, help="Detection threshold (low, for AP).")
 @click.option("--iou", type=float, help="NMS IoU threshold.")
+@click.option("--merge-iou", type=float, default=0.0, show_default=True,
+              help="Score with boxes of two classes this alike merged, as tracked runs merge them (0: the "
+                   "detector's output as it is).")
 @click.option("--imgsz", type=int, help="Inference size.")
 @click.option("--device", help="cpu, cuda...")
 @RUNTIME_OPTION
@@ -425,11 +431,13 @@ def eval_det(images: str, labels: str, pipeline: str | None, out: str, quiet: bo
     from .pipeline import Pipeline
 
     pairs = labelled_images(images, labels)
-    config = PipelineConfig.load(pipeline, tracker="none", **detector_options)
+    merge_iou = detector_options.pop("merge_iou")
+    config = PipelineConfig.load(pipeline, tracker="none", merge_iou=merge_iou, **detector_options)
     detector = Pipeline(config).detector
-    scores = evaluate(detector, pairs, progress=not quiet)
+    scores = evaluate(detector, pairs, progress=not quiet, merge_iou=config.merge_iou)
     result = {"detector": config.detector, "model": detector.model, "runtime": detector.runtime,
-              "precision": detector.precision, "imgsz": config.imgsz, "conf": config.conf, **scores}
+              "precision": detector.precision, "imgsz": config.imgsz, "conf": config.conf,
+              "merge_iou": config.merge_iou, **scores}
     _write_results(pd.DataFrame([result]), Path(out), "det_metrics")
     click.echo(f"{result['images']} images, {result['objects']} objects: AP50 {result['AP50']:.2f}, "
                f"AP50-95 {result['AP50_95']:.2f}")

@@ -17,6 +17,7 @@ import yaml
 
 from .analytics import ANCHORS, DEFAULT_HYSTERESIS_S, Region
 from .annotate import COLOR_BY, LABEL_PARTS
+from .detections import DUPLICATE_IOU
 from .detectors import DetectorSettings, split_classes
 from .errors import InputError
 from .sinks import TABLE_FORMATS, VIDEO_CRF, VIDEO_PRESET
@@ -50,6 +51,7 @@ class PipelineConfig:
     threads: int | None = _DETECTION.threads  # cap on each library's threads; None: all cores
     # tracking
     tracker: str = "bytetrack"
+    merge_iou: float = DUPLICATE_IOU  # before tracking, boxes of two classes this alike are one (0: keep both)
     trackers: dict[str, dict] = field(default_factory=tracker_defaults)  # parameters by tracker name
     # frame selection: every Sampling field, with its default
     stride: int = _SAMPLING.stride
@@ -119,6 +121,8 @@ class PipelineConfig:
             raise InputError(f"video_crf must lie in [0, 51] (x264's range), got {self.video_crf}")
         if self.top_k < 0:
             raise InputError(f"top_k must be >= 0, got {self.top_k}")
+        if not 0.0 <= self.merge_iou <= 1.0:
+            raise InputError(f"merge_iou must lie in [0, 1], got {self.merge_iou}")
         if self.zone_hysteresis_s < 0:
             raise InputError(f"zone_hysteresis_s must be >= 0 seconds, got {self.zone_hysteresis_s}")
         self.sampling()

@@ -25,6 +25,10 @@ class Detections:
     track_id: np.ndarray | None = None  # (n,) int64; NO_TRACK where untracked
     track_class: np.ndarray | None = None  # (n,) int64: the class voted over the row's whole track so far
     detected: np.ndarray | None = None  # (n,) bool: False for a tracker's prediction on a skipped frame
+    # The class and score of a near-identical box of another class merged into this row (`merge_duplicates`):
+    # -1 and 0 where none. The track's class vote still counts it.
+    merged_class: np.ndarray | None = None  # (n,) int64
+    merged_score: np.ndarray | None = None  # (n,) float32
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -39,8 +43,13 @@ class Detections:
         # Until a vote says otherwise (an untracked row, a fresh track), a row's class is its own.
         track_class = class_id if self.track_class is None else np.asarray(self.track_class, np.int64).reshape(-1)
         detected = np.ones(n, bool) if self.detected is None else np.asarray(self.detected, bool).reshape(-1)
+        merged_class = (np.full(n, -1, np.int64) if self.merged_class is None
+                        else np.asarray(self.merged_class, np.int64).reshape(-1))
+        merged_score = (np.zeros(n, np.float32) if self.merged_score is None
+                        else np.asarray(self.merged_score, np.float32).reshape(-1))
         for label, arr in (("score", score), ("class_id", class_id), ("track_id", track_id),
-                           ("track_class", track_class), ("detected", detected)):
+                           ("track_class", track_class), ("detected", detected), ("merged_class", merged_class),
+                           ("merged_score", merged_score)):
             if len(arr) != n:
                 raise ValueError(f"Detections: {label} has {len(arr)} rows, xyxy has {n}")
         if n and (class_id.min() < 0 or class_id.max() >= len(self.names)):
@@ -51,6 +60,8 @@ class Detections:
         object.__setattr__(self, "track_id", track_id)
         object.__setattr__(self, "track_class", track_class)
         object.__setattr__(self, "detected", detected)
+        object.__setattr__(self, "merged_class", merged_class)
+        object.__setattr__(self, "merged_score", merged_score)
 
     @classmethod
     def empty(cls, names: Sequence[str]) -> Detections:
@@ -69,6 +80,8 @@ class Detections:
             track_id=self.track_id[index],
             track_class=self.track_class[index],
             detected=self.detected[index],
+            merged_class=self.merged_class[index],
+            merged_score=self.merged_score[index],
         )
 
     def with_track_ids(self, track_id: np.ndarray) -> Detections:
@@ -123,3 +136,32 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+DUPLICATE_IOU = 0.85  # boxes of two classes this alike are one object (a pickup called car and truck)
+
+
+def merge_duplicates(detections: Detections, iou: float = DUPLICATE_IOU) -> Detections:
+    """Boxes of different classes on one object (IoU >= `iou`) become one row: the higher score keeps its
+    box and class, and the best other class and its score go into `merged_class` / `merged_score`, so a
+    track's class vote still hears them. Same-class overlaps are the detector's NMS business, not this.
+    `iou` 0 turns the merge off."""
+    if not iou or len(detections) < 2:
+        return detections
+    overlap = box_iou(detections.xyxy, detections.xyxy)
+    alike = (overlap >= iou) & (detections.class_id[:, None] != detections.class_id[None, :])
+    if not alike.any():
+        return detections
+    keep = np.ones(len(detections), bool)
+    merged_class, merged_score = detections.merged_class.copy(), detections.merged_score.copy()
+    for i in np.argsort(-detections.score, kind="stable"):
+        if not keep[i]:
+            continue
+        losers = np.flatnonzero(alike[i] & keep)
+        losers = losers[detections.score[losers] <= detections.score[i]]
+        if len(losers):
+            best = losers[np.argmax(detections.score[losers])]
+            if detections.score[best] > merged_score[i]:
+                merged_class[i], merged_score[i] = detections.class_id[best], detections.score[best]
+            keep[losers] = False
+    return replace(detections, merged_class=merged_class, merged_score=merged_score)[keep]

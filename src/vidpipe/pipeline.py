@@ -149,7 +149,8 @@ class Pipeline:
 
     def tracker_for(self, info: VideoInfo) -> Tracker | None:
         """A fresh tracker for one input, its rows carrying their track's voted class (None for `none`)."""
-        return create_tracker(self.config.tracker, info.fps, self.config.tracker_params(), vote=True)
+        return create_tracker(self.config.tracker, info.fps, self.config.tracker_params(), vote=True,
+                              merge_iou=self.config.merge_iou)
 
     def _stream(self, source: Source, tracker: Tracker | None, monitor: LiveMonitor | None) -> FrameStream:
         """The frame stream for this source, chosen once."""

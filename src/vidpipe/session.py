@@ -265,7 +265,8 @@ class RunSession:
             status=status,
             input=self.source.info,
             detector=self._detector_facts(),
-            tracker=TrackerFacts(self.tracker.name, self.tracker.params()) if self.tracker else None,
+            tracker=TrackerFacts(self.tracker.name, self.tracker.params(), self.config.merge_iou) if self.tracker
+            else None,
             sampling=self.config.sampling(),
             counts=self.stats.counts(),
             frames_lost=self.source.lost_frames,

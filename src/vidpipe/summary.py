@@ -100,6 +100,7 @@ class DetectorFacts:
 class TrackerFacts:
     name: str
     params: dict
+    merge_iou: float = 0.0  # boxes of two classes this alike were merged before tracking (0: not merged)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..detections import Detections, box_iou
+from ..detections import Detections, box_iou, merge_duplicates
 from ..detectors import Detector
 from ..errors import InputError
 from ..sources import IMAGE_SUFFIXES, natural_key, read_image_file
@@ -71,8 +71,10 @@ def read_labels(path: Path, width: int, height: int, classes: int) -> tuple[np.n
     return np.hstack([centre - size / 2, size]), class_id
 
 
-def evaluate(detector: Detector, pairs: list[tuple[Path, Path]], progress: bool = True) -> dict:
-    """Run `detector` on every image and score it against the labels with COCOeval."""
+def evaluate(detector: Detector, pairs: list[tuple[Path, Path]], progress: bool = True,
+             merge_iou: float = 0.0) -> dict:
+    """Run `detector` on every image and score it against the labels with COCOeval; with `merge_iou`, boxes of
+    two classes that alike are merged first, as a tracked run merges them (to measure what that costs)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -85,6 +87,7 @@ def evaluate(detector: Detector, pairs: list[tuple[Path, Path]], progress: bool 
                          "bbox": box.tolist(), "area": float(box[2] * box[3]), "iscrowd": 0}
                         for k, (box, c) in enumerate(zip(boxes, class_ids))]
         (detections,) = detector.detect([image])
+        detections = merge_duplicates(detections, merge_iou)
         xywh = np.hstack([detections.xyxy[:, :2], detections.xyxy[:, 2:] - detections.xyxy[:, :2]])
         results += [{"image_id": image_id, "category_id": int(c) + 1, "bbox": box.tolist(), "score": float(s)}
                     for box, c, s in zip(xywh, detections.class_id, detections.score)]

@@ -52,14 +52,15 @@ def tracker_config(name: str, params: dict | None = None):
     return TRACKERS[name].Config.from_dict(params or {})
 
 
-def create_tracker(name: str, fps: float, params: dict | None = None, vote: bool = False) -> Tracker | None:
+def create_tracker(name: str, fps: float, params: dict | None = None, vote: bool = False,
+                   merge_iou: float = 0.0) -> Tracker | None:
     """A fresh tracker `name` for a video at `fps`; None for `none`. With `vote`, its rows also carry their
-    track's voted class (`ClassVote`)."""
+    track's voted class (`ClassVote`), and boxes of two classes at least `merge_iou` alike are merged first."""
     if name == NO_TRACKER:
         return None
     config = tracker_config(name, params)
     tracker = TRACKERS[name](fps=fps, config=config)
-    return ClassVote(tracker) if vote else tracker
+    return ClassVote(tracker, merge_iou=merge_iou) if vote else tracker
 
 
 __all__ = ["ByteTrack", "ByteTrackConfig", "ClassVote", "NO_TRACKER", "TRACKERS", "Tracker", "create_tracker",

@@ -21,6 +21,7 @@ from ..errors import InputError
 from .kalman import BoxKalmanFilter, xywh_to_xyxy, xyxy_to_xywh
 
 TENTATIVE, TRACKED, LOST = 0, 1, 2
+_NEVER = 1e6  # the cost of a pair kept out of a matching round (far above any accepted cost)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class ByteTrackConfig:
     unconfirmed_match_thresh: float = 0.7  # highest cost for a new track's second detection
     track_buffer: int = 60  # frames a lost track is kept, at 30 fps (2 s); scaled to the video's frame rate
     fuse_score: bool = True  # weigh IoU by detection score in the first association
+    class_consistent: bool = True  # match tracks to detections of their own class first, other classes after
 
     def __post_init__(self) -> None:
         for name in ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh",
@@ -85,7 +87,7 @@ class ByteTrack:
         self._state = np.zeros(0, np.int8)
         self._id = np.zeros(0, np.int64)  # 0 until confirmed
         self._last_seen = np.zeros(0)  # seconds
-        self._class = np.zeros(0, np.int64)  # class and score of each track's latest detection
+        self._class = np.zeros(0, np.int64)  # the class each track began with, and its latest detection's score
         self._score = np.zeros(0, np.float32)
         self._names: tuple[str, ...] = ()
         self._next_id = 1
@@ -112,16 +114,17 @@ class ByteTrack:
         keep = score >= cfg.track_low_thresh
         high = np.flatnonzero(keep & (score >= cfg.track_high_thresh))
         low = np.flatnonzero(keep & (score < cfg.track_high_thresh))
-        boxes = detections.xyxy
+        boxes, classes = detections.xyxy, detections.class_id
         det_track = np.full(len(detections), -1)  # row of the track each detection joins
 
         # 1. confirmed tracks (tracked or recently lost) against high-score detections
         confirmed = np.flatnonzero(self._state != TENTATIVE)
-        pairs, rest_tracks, rest_high = self._associate(confirmed, high, boxes, score, cfg.match_thresh, cfg.fuse_score)
+        pairs, rest_tracks, rest_high = self._associate(confirmed, high, boxes, classes, score, cfg.match_thresh,
+                                                         cfg.fuse_score)
         det_track[pairs[:, 1]] = pairs[:, 0]
         # 2. tracks still unmatched that were tracked last frame, against low-score detections
         tracked = rest_tracks[self._state[rest_tracks] == TRACKED]
-        pairs, unmatched, _ = self._associate(tracked, low, boxes, score, cfg.low_match_thresh, False)
+        pairs, unmatched, _ = self._associate(tracked, low, boxes, classes, score, cfg.low_match_thresh, False)
         det_track[pairs[:, 1]] = pairs[:, 0]
         # A track that just lost sight of its object keeps moving at its last speed but stops growing or
         # shrinking: size velocity extrapolated over an occlusion yields boxes nothing can match again.
@@ -130,7 +133,7 @@ class ByteTrack:
         # 3. tentative tracks (seen once) against the remaining high-score detections
         tentative = np.flatnonzero(self._state == TENTATIVE)
         pairs, failed, rest_high = self._associate(
-            tentative, rest_high, boxes, score, cfg.unconfirmed_match_thresh, cfg.fuse_score
+            tentative, rest_high, boxes, classes, score, cfg.unconfirmed_match_thresh, cfg.fuse_score
         )
         det_track[pairs[:, 1]] = pairs[:, 0]
 
@@ -141,7 +144,7 @@ class ByteTrack:
         )
         self._state[rows] = TRACKED
         self._last_seen[rows] = time
-        self._class[rows], self._score[rows] = detections.class_id[matched], score[matched]
+        self._score[rows] = score[matched]  # a track keeps the class it began with: the class it matches first
 
         # new tracks from unmatched confident detections; at the first frame they are confirmed at once
         new = rest_high[score[rest_high] >= cfg.new_track_thresh]
@@ -182,8 +185,11 @@ class ByteTrack:
         return Detections(xywh_to_xyxy(mean[:, :4]), self._score[rows], self._class[rows], self._names,
                           self._id[rows], detected=np.zeros(len(rows), bool))
 
-    def _associate(self, tracks, dets, boxes, score, max_cost, fuse):
-        """Optimal one-to-one matching of track rows to detection rows under `max_cost`.
+    def _associate(self, tracks, dets, boxes, class_id, score, max_cost, fuse):
+        """Optimal one-to-one matching of track rows to detection rows under `max_cost`; with
+        `class_consistent`, first among pairs of the same class, then across classes for what is left (a
+        cyclist's person track keeps the person box; a car the detector calls a truck for a frame keeps its
+        track).
 
         Returns (pairs (k, 2) of [track row, detection row], unmatched track rows, unmatched detection rows).
         """
@@ -191,6 +197,18 @@ class ByteTrack:
             return np.zeros((0, 2), int), tracks, dets
         iou = box_iou(xywh_to_xyxy(self._mean[tracks, :4]), boxes[dets])
         cost = 1.0 - (iou * score[dets][None, :] if fuse else iou)
+        if not self.config.class_consistent:
+            return self._match(tracks, dets, cost, max_cost)
+        same = self._class[tracks][:, None] == class_id[dets][None, :]
+        pairs, rest_tracks, rest_dets = self._match(tracks, dets, np.where(same, cost, _NEVER), max_cost)
+        if not len(rest_tracks) or not len(rest_dets):
+            return pairs, rest_tracks, rest_dets
+        keep_t, keep_d = np.isin(tracks, rest_tracks), np.isin(dets, rest_dets)
+        across, rest_tracks, rest_dets = self._match(rest_tracks, rest_dets, cost[np.ix_(keep_t, keep_d)], max_cost)
+        return np.concatenate([pairs, across]), rest_tracks, rest_dets
+
+    @staticmethod
+    def _match(tracks, dets, cost, max_cost):
         _, track_to_det, _ = lap.lapjv(cost, extend_cost=True)  # ByteTrack's solver; imports in 2 ms, scipy's 500
         ti = np.flatnonzero(track_to_det >= 0)
         di = track_to_det[ti]

@@ -12,18 +12,24 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..detections import Detections
+from ..detections import Detections, merge_duplicates
 
 
 class ClassVote:
     """Wraps a tracker: its output rows get `track_class`, the class voted over their track so far.
 
+    With `merge_iou`, boxes of two classes on one object (a pickup the detector calls both car and truck)
+    become one detection before the tracker sees them (`merge_duplicates`), so they make one track, and the
+    other class still counts in that track's vote. The detector's own output is left as it is: merging
+    there would cost detection AP (see the README).
+
     Tallies of tracks unseen for `forget_after_s` seconds of video are dropped, so memory stays flat on
     endless streams (a track lost that long has ended: trackers keep lost tracks for a few seconds).
     """
 
-    def __init__(self, tracker, forget_after_s: float = 60.0) -> None:
+    def __init__(self, tracker, forget_after_s: float = 60.0, merge_iou: float = 0.0) -> None:
         self.tracker = tracker
+        self.merge_iou = merge_iou
         self.name = tracker.name
         self.Config = tracker.Config
         self.forget_after_s = forget_after_s
@@ -31,7 +37,7 @@ class ClassVote:
         self._last_seen: dict[int, float] = {}
 
     def update(self, detections: Detections, time: float | None = None) -> Detections:
-        tracked = self.tracker.update(detections, time)
+        tracked = self.tracker.update(merge_duplicates(detections, self.merge_iou), time)
         return self.vote(tracked, time)
 
     def vote(self, detections: Detections, time: float | None = None) -> Detections:
@@ -44,6 +50,8 @@ class ClassVote:
             if tally is None:
                 tally = self._tallies[track] = np.zeros(n_classes)
             tally[detections.class_id[i]] += float(detections.score[i])
+            if detections.merged_class[i] >= 0:  # the other class of a duplicate box merged into this one
+                tally[detections.merged_class[i]] += float(detections.merged_score[i])
             classes[i] = int(np.argmax(tally))
             if time is not None:
                 self._last_seen[track] = time
