@@ -244,3 +244,51 @@ def test_a_class_flicker_keeps_its_track():
         detections = Detections(box, np.array([0.8]), np.array([1 if t % 3 == 2 else 0]), ("car", "truck"))
         ids |= set(tracker.update(detections, t / 30).track_id.tolist())
     assert ids == {1}
+
+
+def panned_scenes(compensate: bool, frames: int = 40):
+    """Three people standing still while the camera pans in jerks: the picture jumps 30 px left every
+    fourth frame. Returns the ids per person and frame, the tracker told the camera's motion or not."""
+    tracker = ByteTrack(fps=30)
+    people = [box_at(200, 100), box_at(260, 110), box_at(330, 95)]
+    offset, out = 0.0, []
+    for t in range(frames):
+        jump = 30.0 if t % 4 == 3 else 0.0
+        offset += jump
+        if compensate and jump:
+            tracker.warp(np.array([[1.0, 0.0, -jump], [0.0, 1.0, 0.0]]))  # what CameraMotion measures
+        boxes = np.array(people, float) - [offset, 0, offset, 0]
+        tracked = tracker.update(Detections(boxes, np.full(3, 0.9), np.zeros(3, int), NAMES), t / 30)
+        out.append({int(np.argmin(np.abs(boxes - b).sum(axis=1))): int(i)
+                    for b, i in zip(tracked.xyxy, tracked.track_id)})
+    return out
+
+
+def test_a_panning_camera_keeps_every_id_when_the_tracks_move_with_it():
+    with_motion = panned_scenes(compensate=True)
+    assert all(frame == with_motion[0] for frame in with_motion) and len(with_motion[0]) == 3
+    without = panned_scenes(compensate=False)  # the control: the jumps break the tracks
+    assert len({i for frame in without for i in frame.values()}) > 3
+
+
+def test_camera_motion_measures_a_known_shift_on_a_real_frame():
+    import cv2
+
+    from conftest import SUBURBAN
+    from vidpipe.sources import open_source
+    from vidpipe.tracking import CameraMotion
+
+    source = open_source(SUBURBAN)
+    image = next(iter(source)).image
+    source.close()
+    motion = CameraMotion("on")
+    assert motion(image, 0.0) is None  # nothing to compare the first frame with
+    shifted = cv2.warpAffine(image, np.float32([[1, 0, -12], [0, 1, 5]]), image.shape[1::-1],
+                             borderMode=cv2.BORDER_REPLICATE)
+    affine = motion(shifted, 0.04)
+    assert affine is not None and np.allclose(affine[:, 2], [-12, 5], atol=1.0), affine
+    assert np.allclose(affine[:, :2], np.eye(2), atol=0.01)
+    still = CameraMotion("auto")
+    for t in range(60):  # a still camera: nothing applied, and after a second it only checks now and then
+        assert still(image, t / 30) is None
+    assert still.profile.items == 60 and still.moving_frames == 0

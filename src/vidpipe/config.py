@@ -23,6 +23,7 @@ from .errors import InputError
 from .sinks import TABLE_FORMATS, VIDEO_CRF, VIDEO_PRESET
 from .sources import Sampling
 from .tracking import NO_TRACKER, TRACKERS, tracker_config, tracker_defaults
+from .tracking.motion import MODES as CAMERA_MOTION
 
 ENGINES = ("threaded", "sequential")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -52,6 +53,7 @@ class PipelineConfig:
     # tracking
     tracker: str = "bytetrack"
     merge_iou: float = DUPLICATE_IOU  # before tracking, boxes of two classes this alike are one (0: keep both)
+    camera_motion: str = "off"  # move tracks with the camera: on | auto (where it moves) | off
     trackers: dict[str, dict] = field(default_factory=tracker_defaults)  # parameters by tracker name
     # frame selection: every Sampling field, with its default
     stride: int = _SAMPLING.stride
@@ -93,6 +95,10 @@ class PipelineConfig:
                 raise InputError(f"{kind} must be a list of {kind}, got {given!r}")
             regions = [Region.parse(r, kind[:-1]) if isinstance(r, str) else Region.of(r, kind[:-1]) for r in given]
             object.__setattr__(self, kind, regions)
+        if isinstance(self.camera_motion, bool):  # YAML reads a bare on / off as true / false
+            object.__setattr__(self, "camera_motion", "on" if self.camera_motion else "off")
+        if self.camera_motion not in CAMERA_MOTION:
+            raise InputError(f"camera_motion must be one of {', '.join(CAMERA_MOTION)}, got {self.camera_motion!r}")
         if self.anchor not in ANCHORS:
             raise InputError(f"anchor must be one of {', '.join(ANCHORS)}, got {self.anchor!r}")
         if self.color_by not in COLOR_BY:

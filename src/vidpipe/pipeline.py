@@ -28,7 +28,7 @@ from .sinks import Viewer
 from .sources import Sampling, Source, open_source
 from .stopping import frame_boundary
 from .streams import FrameStream, LiveStream, SequentialStream, StagedStream
-from .tracking import Tracker, create_tracker
+from .tracking import CameraMotion, Tracker, create_tracker
 
 log = logging.getLogger("vidpipe")
 Progress = bool | Callable[[int], None]  # a bar (True), nothing (False), or told how many frames were just done
@@ -143,9 +143,10 @@ class Pipeline:
 
     def frames(self, source: Iterable[Frame], tracker: Tracker | None = None) -> Iterator[tuple[Frame, Detections]]:
         """Each frame of any iterable with its detections (tracked when given a tracker, which then also
-        predicts the frames `detect_every` skips); one thread."""
+        predicts the frames `detect_every` skips and follows the camera's motion); one thread."""
         every = self.config.detect_every if tracker is not None else 1
-        return iter(SequentialStream(source, self.detector, tracker, self.config.batch_size, every))
+        return iter(SequentialStream(source, self.detector, tracker, self.config.batch_size, every,
+                                     self._motion(tracker)))
 
     def tracker_for(self, info: VideoInfo) -> Tracker | None:
         """A fresh tracker for one input, its rows carrying their track's voted class (None for `none`)."""
@@ -154,11 +155,16 @@ class Pipeline:
 
     def _stream(self, source: Source, tracker: Tracker | None, monitor: LiveMonitor | None) -> FrameStream:
         """The frame stream for this source, chosen once."""
-        every = self.config.detect_every
+        every, motion = self.config.detect_every, self._motion(tracker)
         if source.live:
-            return LiveStream(source, self.detector, tracker, monitor or LiveMonitor(), every)
+            return LiveStream(source, self.detector, tracker, monitor or LiveMonitor(), every, motion)
         kind = SequentialStream if self.config.engine == "sequential" else StagedStream
-        return kind(source, self.detector, tracker, self.config.batch_size, every)
+        return kind(source, self.detector, tracker, self.config.batch_size, every, motion)
+
+    def _motion(self, tracker: Tracker | None) -> CameraMotion | None:
+        """The camera-motion estimate for one input's tracks (`--camera-motion`), or None."""
+        mode = self.config.camera_motion
+        return CameraMotion(mode) if tracker is not None and mode != "off" else None
 
     def _drive(self, stream: FrameStream, session: RunSession, report: Callable[[int], None],
                duration: float | None) -> str:

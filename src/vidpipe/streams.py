@@ -25,7 +25,7 @@ from .engine import StageProfile, Stages
 from .frames import Frame
 from .live import LatestFrames, LiveMonitor
 from .sources import Source
-from .tracking import Tracker
+from .tracking import CameraMotion, Tracker
 
 QUEUE_BATCHES = 2  # batches waiting between two stages: enough to keep each busy, little memory
 
@@ -71,23 +71,31 @@ def detect(detector: Detector, batch: list[Frame], picked: list[bool]) -> list[D
     return spread(detector.detect([f.image for f, p in zip(batch, picked) if p]), picked)
 
 
-def track(tracker: Tracker | None, batch: list[Frame], found: list[Detections | None]) -> list[Pair]:
-    """Each frame with its tracked detections; a frame the detector skipped gets the tracker's prediction."""
+def track(tracker: Tracker | None, batch: list[Frame], found: list[Detections | None],
+          motion: CameraMotion | None = None) -> list[Pair]:
+    """Each frame with its tracked detections; a frame the detector skipped gets the tracker's prediction.
+    With `motion`, the tracks first move with the camera (every frame, detected or not)."""
     if tracker is None:
         return list(zip(batch, found))
-    return [(frame, tracker.predict(frame.time) if detections is None else tracker.update(detections, frame.time))
-            for frame, detections in zip(batch, found)]
+    pairs = []
+    for frame, detections in zip(batch, found):
+        affine = motion(frame.image, frame.time) if motion else None
+        if affine is not None:
+            tracker.warp(affine)
+        pairs.append((frame, tracker.predict(frame.time) if detections is None
+                      else tracker.update(detections, frame.time)))
+    return pairs
 
 
 class SequentialStream:
     """Detect a batch, track it, hand it on; one thread."""
 
     def __init__(self, frames: Iterable[Frame], detector: Detector, tracker: Tracker | None, batch_size: int,
-                 detect_every: int = 1) -> None:
-        self.profiles: list[StageProfile] = []
+                 detect_every: int = 1, motion: CameraMotion | None = None) -> None:
+        self.profiles: list[StageProfile] = [motion.profile] if motion else []
         schedule = Schedule(detect_every)
         self._pairs = (pair for batch in batched(frames, batch_size)
-                       for pair in track(tracker, batch, detect(detector, batch, schedule.pick(batch))))
+                       for pair in track(tracker, batch, detect(detector, batch, schedule.pick(batch)), motion))
 
     def __iter__(self) -> Iterator[Pair]:
         return self._pairs
@@ -100,7 +108,7 @@ class StagedStream:
     """The staged engine: decoding overlaps inference, which overlaps the consumer's writing."""
 
     def __init__(self, frames: Iterable[Frame], detector: Detector, tracker: Tracker | None, batch_size: int,
-                 detect_every: int = 1) -> None:
+                 detect_every: int = 1, motion: CameraMotion | None = None) -> None:
         schedule = Schedule(detect_every)
         batches: Iterable = ((batch, schedule.pick(batch)) for batch in batched(frames, batch_size))
         if isinstance(detector, StagedDetector):
@@ -112,12 +120,12 @@ class StagedStream:
 
             def step(item: tuple[list[Frame], list[bool], object]) -> list[Pair]:
                 batch, picked, submitted = item
-                return track(tracker, batch, spread(detector.collect(submitted), picked))
+                return track(tracker, batch, spread(detector.collect(submitted), picked), motion)
         else:
             def step(item: tuple[list[Frame], list[bool]]) -> list[Pair]:
-                return track(tracker, item[0], detect(detector, *item))
+                return track(tracker, item[0], detect(detector, *item), motion)
         self._stages = Stages(batches, [("detect", step)], queue_size=QUEUE_BATCHES)
-        self.profiles = self._stages.profiles
+        self.profiles = self._stages.profiles + ([motion.profile] if motion else [])
         self._pairs = (pair for batch in self._stages for pair in batch)
 
     def __iter__(self) -> Iterator[Pair]:
@@ -131,10 +139,10 @@ class LiveStream:
     """Newest frame first, one at a time (batching would only add latency); inference time is recorded."""
 
     def __init__(self, source: Source, detector: Detector, tracker: Tracker | None, monitor: LiveMonitor,
-                 detect_every: int = 1) -> None:
+                 detect_every: int = 1, motion: CameraMotion | None = None) -> None:
         # Compile the model for this frame size before the first real frame, whose latency would show it.
         detector.detect([np.zeros((source.info.height, source.info.width, 3), np.uint8)])
-        self.profiles: list[StageProfile] = []
+        self.profiles: list[StageProfile] = [motion.profile] if motion else []
         capture = LatestFrames(source)
         monitor.capture = capture
 
@@ -143,12 +151,12 @@ class LiveStream:
         def pairs() -> Iterator[Pair]:
             for frame in capture:
                 if not schedule.pick([frame])[0]:  # a skipped frame: the tracker's prediction, at once
-                    yield frame, tracker.predict(frame.time)
+                    yield track(tracker, [frame], [None], motion)[0]
                     continue
                 start = time.perf_counter()
                 (detections,) = detector.detect([frame.image])
                 monitor.inference_ms.append(1000 * (time.perf_counter() - start))
-                yield frame, tracker.update(detections, frame.time) if tracker else detections
+                yield track(tracker, [frame], [detections], motion)[0]
 
         self._pairs = pairs()
 

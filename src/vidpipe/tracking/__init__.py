@@ -13,6 +13,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 from ..detections import Detections
 from ..errors import InputError
 from .bytetrack import ByteTrack, ByteTrackConfig
+from .motion import CameraMotion
 from .votes import ClassVote
 
 
@@ -29,6 +30,11 @@ class Tracker(Protocol):
 
     def predict(self, time: float) -> Detections:
         """Where the tracked objects are expected at `time`, on a frame the detector skipped; state unchanged."""
+        ...
+
+    def warp(self, affine) -> None:
+        """The camera moved between the previous frame and the next: move every track's state by the 2x3
+        affine transform `affine` (previous frame's pixels to the next's), before `update` or `predict`."""
         ...
 
     def reset(self) -> None: ...
@@ -63,5 +69,5 @@ def create_tracker(name: str, fps: float, params: dict | None = None, vote: bool
     return ClassVote(tracker, merge_iou=merge_iou) if vote else tracker
 
 
-__all__ = ["ByteTrack", "ByteTrackConfig", "ClassVote", "NO_TRACKER", "TRACKERS", "Tracker", "create_tracker",
-           "tracker_config", "tracker_defaults"]
+__all__ = ["ByteTrack", "ByteTrackConfig", "CameraMotion", "ClassVote", "NO_TRACKER", "TRACKERS", "Tracker",
+           "create_tracker", "tracker_config", "tracker_defaults"]

@@ -37,10 +37,11 @@ class ByteTrackConfig:
     track_buffer: int = 60  # frames a lost track is kept, at 30 fps (2 s); scaled to the video's frame rate
     fuse_score: bool = True  # weigh IoU by detection score in the first association
     class_consistent: bool = True  # match tracks to detections of their own class first, other classes after
+    cross_class_iou: float = 0.7  # ...and to another class's box only this alike (the IoU NMS calls one object)
 
     def __post_init__(self) -> None:
         for name in ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh",
-                     "low_match_thresh", "unconfirmed_match_thresh"):
+                     "low_match_thresh", "unconfirmed_match_thresh", "cross_class_iou"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"bytetrack: {name} must lie in [0, 1], got {value}")
@@ -166,6 +167,21 @@ class ByteTrack:
         self._remove(drop)
         return output
 
+    def warp(self, affine: np.ndarray) -> None:
+        """The camera moved: carry every track with the picture (BoT-SORT's GMC). `affine` (2x3) takes the
+        previous frame's pixel coordinates to the current frame's; centres and their velocities turn and
+        shift with it, sizes scale with it."""
+        if not len(self._mean):
+            return
+        turn = np.asarray(affine, np.float64)[:, :2]
+        scale = np.sqrt(abs(np.linalg.det(turn)))
+        transform = np.zeros((8, 8))
+        transform[0:2, 0:2] = transform[4:6, 4:6] = turn
+        transform[2:4, 2:4] = transform[6:8, 6:8] = scale * np.eye(2)
+        self._mean = self._mean @ transform.T
+        self._mean[:, :2] += np.asarray(affine, np.float64)[:, 2]
+        self._cov = transform @ self._cov @ transform.T
+
     def predicted_boxes(self) -> np.ndarray:
         """Where each track is expected in the current frame (xyxy), for drawing or debugging."""
         return xywh_to_xyxy(self._mean[:, :4])
@@ -204,7 +220,11 @@ class ByteTrack:
         if not len(rest_tracks) or not len(rest_dets):
             return pairs, rest_tracks, rest_dets
         keep_t, keep_d = np.isin(tracks, rest_tracks), np.isin(dets, rest_dets)
-        across, rest_tracks, rest_dets = self._match(rest_tracks, rest_dets, cost[np.ix_(keep_t, keep_d)], max_cost)
+        # Across classes only where the boxes all but coincide: a class flicker on one object, not a hop to
+        # a neighbour of another class (the person riding the bicycle, the car beside the motorcycle).
+        near = iou[np.ix_(keep_t, keep_d)] >= self.config.cross_class_iou
+        across_cost = np.where(near, cost[np.ix_(keep_t, keep_d)], _NEVER)
+        across, rest_tracks, rest_dets = self._match(rest_tracks, rest_dets, across_cost, max_cost)
         return np.concatenate([pairs, across]), rest_tracks, rest_dets
 
     @staticmethod

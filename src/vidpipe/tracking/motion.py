@@ -7,14 +7,16 @@ tracker then moves its tracks' states by that transform before associating (`Tra
 goes through it, also the frames `--detect-every` skips, so the motion between detector frames accumulates
 in the tracks.
 
-`auto` estimates on every frame for the first second; where the camera has not moved by more than a
-fraction of a pixel it only looks again once a second (a grey copy of each frame is all it keeps), and turns
-itself back on when the camera starts moving. A fixed camera then pays almost nothing.
+`auto` estimates on every frame and applies the motion while its median over the last second is at least
+a pixel (on a fixed camera the estimate's own noise stays below that: people walking, compression); after a
+still second it only compares a pair of frames once a second, and turns itself back on when the camera
+starts moving. A fixed camera then pays almost nothing, and is not shaken by the estimate's noise.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 
 import cv2
 import numpy as np
@@ -22,8 +24,10 @@ import numpy as np
 from ..engine import StageProfile
 
 MODES = ("auto", "on", "off")
-WIDTH = 480  # pixels of the grey copy the motion is measured on
-STILL_PX = 0.5  # a camera whose frames move less than this (full-size pixels) counts as still
+WIDTH = 320  # pixels of the grey copy the motion is measured on
+STILL_PX = 0.5  # full-size pixels: a shift smaller than this is not applied (nothing to gain)
+AUTO_PX = 1.0  # auto: a camera whose median shift over a second is below this is fixed (the estimate's noise)
+MIN_ZOOM, MIN_TURN = 0.01, 0.005  # a zoom of 1%, a turn of 0.3 degrees a frame: below, the noise of the fit
 WATCH_S = 1.0  # auto: seconds of every-frame estimates before deciding the camera is still; then the check interval
 
 
@@ -32,16 +36,16 @@ class CameraMotion:
     coordinates to this frame's, or None where there is no motion to apply (the first frame, a still camera,
     too few corners to follow, a change of frame size)."""
 
-    def __init__(self, mode: str = "auto") -> None:
+    def __init__(self, mode: str = "on") -> None:
         if mode not in MODES:
             raise ValueError(f"camera motion mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
         self.profile = StageProfile("motion")  # its cost, for the run's per-stage figures
         self._previous: np.ndarray | None = None  # grey copy of the previous frame
         self._scale = 1.0  # full-size pixels per grey-copy pixel
-        self._active = True  # estimating on every frame (auto: until the camera has been still for WATCH_S)
-        self._still_since: float | None = None
-        self._next_check = 0.0  # auto, inactive: when to look again
+        self._recent: deque[tuple[float, float]] = deque()  # auto: (time, shift) of the last second's frames
+        self._still = False  # auto: the camera was found still; frames are compared only at checks
+        self._next_check = 0.0
         self.moving_frames = 0  # frames where motion was found and applied
 
     def __call__(self, image: np.ndarray, time_s: float) -> np.ndarray | None:
@@ -55,27 +59,38 @@ class CameraMotion:
             self.profile.items += 1
 
     def _step(self, image: np.ndarray, time_s: float) -> np.ndarray | None:
+        if self._still and self._previous is None and time_s < self._next_check:
+            return None  # a still camera between two checks: nothing to do, not even a grey copy
         grey = self._grey(image)
         previous, self._previous = self._previous, grey
         if previous is None or previous.shape != grey.shape:
-            self._still_since = None
             return None
-        if not self._active:
-            if time_s < self._next_check:
-                return None  # a still camera: look again at the next check
-            self._next_check = time_s + WATCH_S
         affine = self._estimate(previous, grey)
-        moved = 0.0 if affine is None else float(
+        shift = 0.0 if affine is None else float(
             np.abs(affine[:, 2]).max() + np.abs(affine[:, :2] - np.eye(2)).max() * max(image.shape[:2]))
-        if moved < STILL_PX:
-            if self.mode == "auto" and self._active:
-                self._still_since = time_s if self._still_since is None else self._still_since
-                if time_s - self._still_since >= WATCH_S:
-                    self._active, self._next_check = False, time_s + WATCH_S
+        if self.mode == "auto" and not self._moving(time_s, shift):
             return None
-        self._active, self._still_since = True, None
+        if shift < STILL_PX:
+            return None
         self.moving_frames += 1
         return affine
+
+    def _moving(self, time_s: float, shift: float) -> bool:
+        """auto: whether the camera moves, by the median shift over the last second (the estimate's noise on
+        a fixed camera stays below AUTO_PX; a pan or a hand-held camera does not)."""
+        if self._still:  # a check: two frames a second apart from the last
+            if shift < AUTO_PX:
+                self._previous, self._next_check = None, time_s + WATCH_S
+                return False
+            self._still = False
+            self._recent.clear()
+        self._recent.append((time_s, shift))
+        while self._recent[0][0] < time_s - WATCH_S:
+            self._recent.popleft()
+        moving = float(np.median([s for _, s in self._recent])) >= AUTO_PX
+        if not moving and self._recent[-1][0] - self._recent[0][0] >= WATCH_S * 0.9:
+            self._still, self._previous, self._next_check = True, None, time_s + WATCH_S
+        return moving
 
     def _grey(self, image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
@@ -87,17 +102,25 @@ class CameraMotion:
         return grey
 
     def _estimate(self, previous: np.ndarray, current: np.ndarray) -> np.ndarray | None:
-        corners = cv2.goodFeaturesToTrack(previous, maxCorners=400, qualityLevel=0.01, minDistance=4, blockSize=3)
+        corners = cv2.goodFeaturesToTrack(previous, maxCorners=200, qualityLevel=0.01, minDistance=4, blockSize=3)
         if corners is None or len(corners) < 8:
             return None
-        moved, status, _ = cv2.calcOpticalFlowPyrLK(previous, current, corners, None, winSize=(15, 15), maxLevel=3)
+        moved, status, _ = cv2.calcOpticalFlowPyrLK(previous, current, corners, None, winSize=(15, 15), maxLevel=2)
         ok = status.reshape(-1) == 1
         if ok.sum() < 8:
             return None
-        affine, inliers = cv2.estimateAffinePartial2D(corners[ok], moved[ok], method=cv2.RANSAC,
-                                                      ransacReprojThreshold=1.0)
+        source, target = corners[ok].reshape(-1, 2), moved[ok].reshape(-1, 2)
+        affine, inliers = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=1.0)
         if affine is None or inliers is None or inliers.sum() < 8:
             return None
         affine = affine.astype(np.float64)
+        turn = np.arctan2(affine[1, 0], affine[0, 0])
+        zoom = np.hypot(affine[0, 0], affine[1, 0])
+        if abs(zoom - 1) < MIN_ZOOM and abs(turn) < MIN_TURN:
+            # No real rotation or zoom, only its noise: applied, it would shrink or grow every track a little
+            # each frame (a lost track most, with nothing to correct it). The fit's shift of the picture's
+            # centre alone.
+            centre = np.array([previous.shape[1] / 2, previous.shape[0] / 2, 1.0])
+            affine = np.hstack([np.eye(2), (affine @ centre - centre[:2])[:, None]])
         affine[:, 2] *= self._scale  # the translation in full-size pixels (rotation and scale are unitless)
         return affine

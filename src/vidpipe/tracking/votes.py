@@ -69,6 +69,9 @@ class ClassVote:
                 classes[i] = int(np.argmax(self._tallies[track]))
         return replace(predicted, track_class=classes)
 
+    def warp(self, affine: np.ndarray) -> None:
+        self.tracker.warp(affine)
+
     def reset(self) -> None:
         self.tracker.reset()
         self._tallies.clear()

@@ -1,0 +1,182 @@
+"""What camera motion costs each tracker, measured without labels.
+
+A fixed-camera clip is seen through a smaller window twice: once held still, once moving along a known path
+(a pan of about 100 px back and forth every 4 s, plus a few pixels of hand-held shake every frame). The
+detector runs once, on the full frames; each window gets those detections moved into its pixels, so the
+still and the moving window differ by the motion alone. Every tracker gets the same detections (people) and
+the window's frames (for its motion estimate):
+
+- vidpipe's ByteTrack with camera-motion compensation off, on, and auto (`--camera-motion`);
+- ultralytics' ByteTrack, and its BoT-SORT with its own GMC (sparse optical flow; no ReID), as `yolo track`
+  builds them.
+
+Each tracker's own run on the full frame is its truth. The window runs' boxes are shifted back by the
+window's offset and scored against that truth (py-motmetrics: IDF1, ID switches, IoU 0.5), both restricted
+to boxes whose centre lies well inside the window. The gap between the still and the moving window is what
+camera motion costs that tracker.
+
+    pip install -e '.[bench]'
+    python bench/camera_motion.py ../shared/sample_videos/walkway-pedestrians.mp4
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from machine import describe
+
+from vidpipe.detections import Detections, box_iou
+from vidpipe.detectors import load_detector
+from vidpipe.detectors.coco import COCO_NAMES
+from vidpipe.sources import open_source
+from vidpipe.tracking import ByteTrack, CameraMotion
+
+PERSON = COCO_NAMES.index("person")
+MARGIN = 16  # px: a box counts when its centre lies this far inside the window
+
+
+def window_path(frames: int, fps: float, room: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """(frames, 2) top-left corners of the moving window: a pan over `room[0]` px and back every 4 s, plus
+    a bounded random walk of shake (a few px a frame); the still window sits at the pan's middle."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames) / fps
+    pan = (room[0] - 8) / 2 * (1 - np.cos(2 * math.pi * t / 4.0)) + 4
+    shake = np.clip(np.cumsum(rng.normal(0, 1.5, (frames, 2)), axis=0), -4, 4)
+    return np.stack([pan + shake[:, 0], room[1] / 2 + shake[:, 1]], axis=1).round().astype(int)
+
+
+class Ultralytics:
+    """ultralytics' BYTETracker or BOTSORT with its tracker YAML's defaults (BoT-SORT's GMC included)."""
+
+    def __init__(self, kind: str) -> None:
+        from ultralytics.trackers.bot_sort import BOTSORT
+        from ultralytics.trackers.byte_tracker import BYTETracker
+        from ultralytics.utils import YAML, IterableSimpleNamespace
+        from ultralytics.utils.checks import check_yaml
+
+        args = IterableSimpleNamespace(**YAML.load(check_yaml(f"{kind}.yaml")))
+        if kind == "botsort":
+            args.with_reid = False
+        self.kind, self._tracker = kind, (BOTSORT if kind == "botsort" else BYTETracker)(args)
+
+    def __call__(self, image: np.ndarray, time_s: float, detections: Detections) -> tuple[np.ndarray, np.ndarray]:
+        from ultralytics.engine.results import Boxes
+
+        data = np.hstack([detections.xyxy, detections.score[:, None], detections.class_id[:, None]])
+        out = np.asarray(self._tracker.update(Boxes(data, orig_shape=image.shape[:2]), image)).reshape(-1, 8)
+        return out[:, :4], out[:, 4].astype(int)
+
+
+class Vidpipe:
+    """vidpipe's ByteTrack, with `--camera-motion` off, on or auto."""
+
+    def __init__(self, mode: str, fps: float) -> None:
+        self.mode, self._tracker, self._motion = mode, ByteTrack(fps=fps), CameraMotion(mode)
+
+    def __call__(self, image: np.ndarray, time_s: float, detections: Detections) -> tuple[np.ndarray, np.ndarray]:
+        affine = self._motion(image, time_s)
+        if affine is not None:
+            self._tracker.warp(affine)
+        tracked = self._tracker.update(detections, time_s)
+        return tracked.xyxy, tracked.track_id
+
+    @property
+    def ms_per_frame(self) -> float:
+        return 1000 * self._motion.profile.busy_s / max(self._motion.profile.items, 1)
+
+
+def in_window(detections: Detections, corner: np.ndarray, size: tuple[int, int]) -> Detections:
+    """The detections as the window sees them: in its pixels, clipped to it, those whose centre is outside
+    dropped."""
+    xyxy = detections.xyxy - np.tile(corner, 2)
+    centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+    keep = ((centre >= 0) & (centre < size)).all(axis=1)
+    clipped = np.clip(xyxy[keep], 0, np.tile(size, 2))
+    return Detections(clipped, detections.score[keep], detections.class_id[keep], detections.names)
+
+
+def track(make, frames: list[np.ndarray], times: list[float], detections: list[Detections]) -> list:
+    tracker = make()
+    return [tracker(image, t, d) for image, t, d in zip(frames, times, detections)]
+
+
+def inside(boxes: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Which boxes have their centre within [low, high]."""
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    return ((centre >= low) & (centre <= high)).all(axis=1) if len(boxes) else np.zeros(0, bool)
+
+
+def score(truth: list, hypothesis: list, corners: np.ndarray, size: tuple[int, int]) -> tuple[float, int]:
+    """IDF1 and ID switches of `hypothesis` (window pixels, shifted back by `corners`) against `truth` (full
+    frame), both kept where a box's centre lies inside the window by MARGIN."""
+    import motmetrics
+
+    accumulator = motmetrics.MOTAccumulator(auto_id=True)
+    for (t_boxes, t_ids), (h_boxes, h_ids), corner in zip(truth, hypothesis, corners):
+        h_boxes = h_boxes + np.tile(corner, 2)
+        t_keep, h_keep = (inside(boxes, corner + MARGIN, corner + np.asarray(size) - MARGIN)
+                          for boxes in (t_boxes, h_boxes))
+        distances = 1.0 - box_iou(t_boxes[t_keep], h_boxes[h_keep])
+        distances[distances > 0.5] = np.nan  # IoU below 0.5: no match (motmetrics' convention)
+        accumulator.update(t_ids[t_keep].tolist(), h_ids[h_keep].tolist(), distances)
+    summary = motmetrics.metrics.create().compute(accumulator, metrics=["idf1", "num_switches"])
+    return 100 * float(summary["idf1"].iloc[0]), int(summary["num_switches"].iloc[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clip", type=Path, help="a fixed-camera clip (e.g. walkway-pedestrians.mp4)")
+    parser.add_argument("--window", type=int, nargs=2, default=(480, 300), metavar=("W", "H"))
+    parser.add_argument("--model", default=None, help="detector model [default: the bundled yolov8n.pt]")
+    args = parser.parse_args()
+    print(describe())
+
+    source = open_source(args.clip)
+    frames = [f.image for f in source]
+    fps, (height, width) = source.info.fps, frames[0].shape[:2]
+    times = [i / fps for i in range(len(frames))]
+    size = tuple(args.window)
+    room = (width - size[0], height - size[1])
+    if min(room) < 16:
+        raise SystemExit(f"the window {size} leaves too little room to move in a {width}x{height} clip")
+    moving = window_path(len(frames), fps, room)
+    still = np.tile([int(np.median(moving[:, 0])), room[1] // 2], (len(frames), 1))
+    print(f"{args.clip.name}: {len(frames)} frames, {width}x{height} at {fps:g} fps; window {size[0]}x{size[1]}, "
+          f"pan {moving[:, 0].min()}-{moving[:, 0].max()} px, shake up to "
+          f"{np.abs(np.diff(moving, axis=0)).max()} px a frame")
+
+    detector = load_detector("yolo", model=args.model, conf=0.1, classes=["person"])
+    full = [detector.detect([image])[0] for image in frames]
+    inputs = {kind: ([f[y:y + size[1], x:x + size[0]] for f, (x, y) in zip(frames, corners)], corners)
+              for kind, corners in (("still", still), ("moving", moving))}
+    # Every window sees the full frame's detections moved into its pixels (clipped to it), so the only thing
+    # that differs between the still and the moving window is the motion, not what the detector saw.
+    found = {"full": full, **{kind: [in_window(d, corner, size) for d, corner in zip(full, corners)]
+                              for kind, (_, corners) in inputs.items()}}
+
+    trackers = {"vidpipe ByteTrack, camera motion off (default)": lambda: Vidpipe("off", fps),
+                "vidpipe ByteTrack, camera motion on": lambda: Vidpipe("on", fps),
+                "vidpipe ByteTrack, camera motion auto": lambda: Vidpipe("auto", fps),
+                "ultralytics ByteTrack": lambda: Ultralytics("bytetrack"),
+                "ultralytics BoT-SORT (its GMC, no ReID)": lambda: Ultralytics("botsort")}
+    print("\n| tracker | IDF1 still | IDF1 moving | IDF1 lost | ID sw. still | ID sw. moving | ID sw. added |"
+          " ms/frame |\n|---|---|---|---|---|---|---|---|")
+    for name, make in trackers.items():
+        truth = track(make, frames, times, found["full"])
+        figures = {}
+        start = time.perf_counter()
+        for kind, (images, corners) in inputs.items():
+            figures[kind] = score(truth, track(make, images, times, found[kind]), corners, size)
+        ms = 1000 * (time.perf_counter() - start) / (2 * len(frames))
+        (idf1_s, sw_s), (idf1_m, sw_m) = figures["still"], figures["moving"]
+        print(f"| {name} | {idf1_s:.2f} | {idf1_m:.2f} | {idf1_s - idf1_m:.2f} | {sw_s} | {sw_m} | {sw_m - sw_s} | "
+              f"{ms:.2f} |", flush=True)
+    print("\nms/frame: the tracker's time per frame, camera-motion estimate included (detection excluded).")
+
+
+if __name__ == "__main__":
+    main()
