@@ -292,3 +292,19 @@ def test_camera_motion_measures_a_known_shift_on_a_real_frame():
     for t in range(60):  # a still camera: nothing applied, and after a second it only checks now and then
         assert still(image, t / 30) is None
     assert still.profile.items == 60 and still.moving_frames == 0
+
+
+@pytest.mark.parametrize("distance", [0.25, 0.0])
+def test_reacquire_finds_a_hidden_object_that_moved_further_than_its_size(distance):
+    """A person walks behind a pillar for 1.5 s and speeds up meanwhile: the motion model's box no longer
+    overlaps enough where they come out. Matching lost tracks by distance (in track heights per second lost)
+    gives the old id back; without it (the default) they come out as a new track."""
+    tracker = ByteTrack(fps=30, reacquire_distance=distance)
+    ids = []
+    for t in range(80):
+        if 20 <= t < 65:  # hidden
+            tracker.update(frame([]), t / 30)
+            continue
+        x = 100 + 2 * t if t < 20 else 100 + 2 * t + 28  # 28 px further than the 2 px a frame it walked
+        ids += tracker.update(frame([box_at(x, 100)]), t / 30).track_id.tolist()
+    assert set(ids) == ({1} if distance else {1, 2})

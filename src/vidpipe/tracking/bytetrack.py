@@ -38,6 +38,7 @@ class ByteTrackConfig:
     fuse_score: bool = True  # weigh IoU by detection score in the first association
     class_consistent: bool = True  # match tracks to detections of their own class first, other classes after
     cross_class_iou: float = 0.7  # ...and to another class's box only this alike (the IoU NMS calls one object)
+    reacquire_distance: float = 0.0  # lost tracks also match by distance: track heights per second lost (0: off)
 
     def __post_init__(self) -> None:
         for name in ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh",
@@ -49,6 +50,8 @@ class ByteTrackConfig:
             raise InputError("bytetrack: track_low_thresh must not exceed track_high_thresh")
         if self.track_buffer < 0:
             raise InputError(f"bytetrack: track_buffer must be >= 0, got {self.track_buffer}")
+        if not self.reacquire_distance >= 0:
+            raise InputError(f"bytetrack: reacquire_distance must be >= 0, got {self.reacquire_distance}")
 
     @property
     def min_score(self) -> float:
@@ -137,6 +140,13 @@ class ByteTrack:
             tentative, rest_high, boxes, classes, score, cfg.unconfirmed_match_thresh, cfg.fuse_score
         )
         det_track[pairs[:, 1]] = pairs[:, 0]
+        # 4. lost tracks against the detections no track took, by distance rather than overlap: an object
+        # that moved further than its own size while hidden is found again near where the motion model
+        # puts it, at about its size and of its class, instead of starting a new track
+        if cfg.reacquire_distance > 0:
+            lost = np.flatnonzero((self._state == LOST) & (self._id > 0))
+            pairs, _, rest_high = self._reacquire(lost[~np.isin(lost, det_track)], rest_high, boxes, classes, time)
+            det_track[pairs[:, 1]] = pairs[:, 0]
 
         matched = np.flatnonzero(det_track >= 0)
         rows = det_track[matched]
@@ -226,6 +236,24 @@ class ByteTrack:
         across_cost = np.where(near, cost[np.ix_(keep_t, keep_d)], _NEVER)
         across, rest_tracks, rest_dets = self._match(rest_tracks, rest_dets, across_cost, max_cost)
         return np.concatenate([pairs, across]), rest_tracks, rest_dets
+
+    def _reacquire(self, tracks, dets, boxes, class_id, time):
+        """Lost tracks matched to detections by their centres' distance in track heights, within
+        `reacquire_distance` heights per second lost, at 0.7-1.4 times the track's height, same class."""
+        if not len(tracks) or not len(dets):
+            return np.zeros((0, 2), int), tracks, dets
+        cfg = self.config
+        predicted = self._mean[tracks, :4]
+        found = xyxy_to_xywh(boxes[dets])
+        height = np.maximum(predicted[:, 3:4], 1.0)
+        distance = np.hypot(*(found[None, :, :2] - predicted[:, None, :2]).transpose(2, 0, 1)) / height
+        ratio = found[None, :, 3] / height
+        lost_s = np.maximum(time - self._last_seen[tracks], 1.0 / self.fps)[:, None]
+        allowed = (distance <= cfg.reacquire_distance * lost_s) & (ratio >= 0.7) & (ratio <= 1.4)
+        if cfg.class_consistent:
+            allowed &= self._class[tracks][:, None] == class_id[dets][None, :]
+        cost = np.where(allowed, distance / (cfg.reacquire_distance * lost_s), _NEVER)
+        return self._match(tracks, dets, cost, 1.0)
 
     @staticmethod
     def _match(tracks, dets, cost, max_cost):
