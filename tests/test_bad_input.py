@@ -23,6 +23,13 @@ def y4m(path: Path, width: int, height: int) -> Path:
     return write(path, f"YUV4MPEG2 W{width} H{height} F25:1 Ip A1:1 C420jpeg\nFRAME\n".encode() + b"\x80" * 1000)
 
 
+def assert_one_error(result, message: str, code: int = 2) -> None:
+    """The command failed with `code` and said so in one line (no traceback, no library warning) that holds
+    `message`."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == code and len(lines) == 1 and message in lines[0], result.stderr
+
+
 def dead_port() -> int:
     """A loopback port nothing listens on."""
     with socket.socket() as s:
@@ -51,9 +58,8 @@ RUN = [
 def test_run_refuses_each_bad_number_in_one_line(tmp_path, options, message):
     out = tmp_path / "out"
     result = run_cli("run", str(PARKING), *options, "-o", str(out), "-q")
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()  # no numpy warning beside it
-    assert len(lines) == 1 and lines[0].startswith("vidpipe: error:") and message in lines[0], result.stderr
+    assert_one_error(result, message)  # no numpy warning beside it
+    assert result.stderr.startswith("vidpipe: error:")
     assert not out.exists()  # refused before anything was written, not even a hidden partial file
 
 
@@ -73,16 +79,14 @@ def test_a_preset_of_the_wrong_type_or_shape_is_named(tmp_path, text, message):
     for command in ("run", "live"):
         result = run_cli(command, str(PARKING), "--pipeline", str(write(tmp_path / "p.yaml", text)), "-o",
                          str(tmp_path / "out"), "-q")
-        lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], (command, result.stderr)
+        assert_one_error(result, message)
 
 
 @pytest.mark.parametrize("size", [(60000, 60000), (0, 0)], ids=["60000x60000", "0x0"])
 def test_a_video_of_an_impossible_size_says_so(tmp_path, size):
     result = run_cli("run", str(y4m(tmp_path / "clip.y4m", *size)), "-o", str(tmp_path / "out"), "-q")
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and len(lines) == 1, result.stderr
-    assert f"Picture size {size[0]}x{size[1]} is invalid" in lines[0] and "busy" not in lines[0]
+    assert_one_error(result, f"Picture size {size[0]}x{size[1]} is invalid")
+    assert "busy" not in result.stderr
 
 
 def test_an_imgsz_off_the_stride_is_rounded_up_with_a_note(tmp_path):
@@ -112,8 +116,7 @@ LIVE = [
 def test_live_refuses_each_bad_option_before_it_opens_the_source(tmp_path, options, message):
     """The source is a camera that does not exist: a check made only after opening it would say that instead."""
     result = run_cli("live", "9", *options, "-o", str(tmp_path / "out"), "-q")
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+    assert_one_error(result, message)
 
 
 def test_live_refuses_camera_options_and_a_bad_address_for_a_stream_before_connecting(tmp_path):
@@ -123,8 +126,7 @@ def test_live_refuses_camera_options_and_a_bad_address_for_a_stream_before_conne
                              (["--serve", "bogus"], "--serve takes [HOST:]PORT")):
         started = time.monotonic()
         result = run_cli("live", url, *options, "-o", str(tmp_path / "out"), "-q", timeout=60)
-        lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+        assert_one_error(result, message)
         assert time.monotonic() - started < 20
 
 
@@ -136,8 +138,7 @@ def test_batch_refuses_bad_manifests_and_numbers_in_one_line(tmp_path):
                           ([str(PARKING), "--segment-seconds", "nan"], "--segment-seconds must be a positive number")):
         out = tmp_path / "corpus"
         result = run_cli("batch", *args, "-o", str(out), "-q")
-        lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+        assert_one_error(result, message)
         assert not out.exists()
 
 
@@ -146,9 +147,8 @@ def test_a_ray_address_nothing_answers_on_fails_at_once_with_the_reason(tmp_path
     started = time.monotonic()
     result = run_cli("batch", str(PARKING), "-o", str(tmp_path / "corpus"), "--executor", "ray", "--address",
                      f"ray://127.0.0.1:{dead_port()}", "-q", timeout=120)
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 1 and len(lines) == 1, result.stderr
-    assert "cannot reach the Ray cluster at ray://127.0.0.1:" in lines[0] and "refused" in lines[0].lower()
+    assert_one_error(result, "cannot reach the Ray cluster at ray://127.0.0.1:", code=1)
+    assert "refused" in result.stderr.lower()
     assert time.monotonic() - started < 15  # not Ray client's 30 s wait
 
 

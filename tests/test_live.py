@@ -75,20 +75,29 @@ def test_stream_drop_and_reconnect_keeps_the_run_going(traffic_stream, tmp_path)
     assert summary["status"] == "complete" and not (out / "annotated.mp4").exists()  # no --save: tables only
 
 
+def live_through_a_stall(server, out: Path, duration: float, before_s: float, stall_s: float, *options: str):
+    """`vidpipe live` on `server` with --read-timeout 2; `stall_s` seconds without data (the connection kept
+    open, as a hung camera does), `before_s` seconds into the run. Returns the finished process and stderr."""
+    process = vidpipe("live", server.url, "-o", str(out), "--duration", str(duration), "--read-timeout", "2",
+                      *options, "-q")
+    try:
+        wait_for(out / ".detections.parquet.partial")
+        time.sleep(before_s)
+        server.stalled.set()
+        time.sleep(stall_s)
+    finally:
+        server.stalled.clear()
+    _, stderr = process.communicate(timeout=120)
+    return process, stderr
+
+
 def test_a_hung_stream_is_a_gap_from_its_last_frame_with_a_plain_reason(traffic_stream, tmp_path):
     """The camera stops sending but keeps the connection open: after --read-timeout vidpipe reconnects, and the
     gap it records starts at the last frame received (not when the timeout fired) and says why."""
     out = tmp_path / "out"
-    process = vidpipe("live", traffic_stream.url, "-o", str(out), "--duration", "16", "--read-timeout", "2",
-                      "--reconnect-delay", "0.3", "--max-reconnect-delay", "1", "-q")
-    try:
-        wait_for(out / ".detections.parquet.partial")
-        time.sleep(4)
-        traffic_stream.stalled.set()
-        time.sleep(5)  # a 5 s outage, of which 2 s pass before the read timeout notices it
-    finally:
-        traffic_stream.stalled.clear()
-    stdout, stderr = process.communicate(timeout=120)
+    # a 5 s outage, of which 2 s pass before the read timeout notices it
+    process, stderr = live_through_a_stall(traffic_stream, out, 16, 4, 5, "--reconnect-delay", "0.3",
+                                           "--max-reconnect-delay", "1")
     assert process.returncode == 0, stderr
     assert "Immediate exit requested" not in stderr and "no data for 2 s (--read-timeout)" in stderr
     gaps = json.loads((out / "summary.json").read_text())["live"]["gaps"]
@@ -337,17 +346,10 @@ def test_a_stall_shorter_than_the_outage_it_causes_is_recorded_at_least_as_long_
     when the stream comes back right after the timeout."""
     server = LiveStreamServer(short_ts)
     out = tmp_path / "out"
-    process = vidpipe("live", server.url, "-o", str(out), "--duration", "9", "--read-timeout", "2",
-                      "--reconnect-delay", "0.1", "--max-reconnect-delay", "0.5", "-q")
     try:
-        wait_for(out / ".detections.parquet.partial")
-        time.sleep(2)
-        server.stalled.set()
-        time.sleep(2.6)
-        server.stalled.clear()
-        _, stderr = process.communicate(timeout=120)
+        process, stderr = live_through_a_stall(server, out, 9, 2, 2.6, "--reconnect-delay", "0.1",
+                                               "--max-reconnect-delay", "0.5")
     finally:
-        server.stalled.clear()
         server.stop()
     assert process.returncode == 0, stderr
     gaps = json.loads((out / "summary.json").read_text())["live"]["gaps"]
