@@ -188,6 +188,7 @@ class Pipeline:
             stream.close()  # stops the engine's (or the capture's) threads
         return status
 
+
 def run(input: str | Path, out_dir: str | Path | None = None, *, pipeline: str | Path | None = None,
         progress: bool = False, **options) -> RunResult:
     """One-call use from Python: `vidpipe.run("clip.mp4", classes=["person"])` (options as on the CLI)."""

@@ -319,8 +319,9 @@ class RunSession:
 
     def _write_heatmap(self) -> None:
         ok, png = cv2.imencode(".png", self.analytics.heatmap.render())
-        if ok:
-            write_atomic(self.out_dir / OUTPUT_NAMES["heatmap"], png.tobytes())
+        if not ok:
+            raise VidpipeError("OpenCV could not encode heatmap.png")
+        write_atomic(self.out_dir / OUTPUT_NAMES["heatmap"], png.tobytes())
 
     def _write_report(self, summary: RunSummary, outputs: dict[str, Path], wall: float) -> RunSummary:
         """report.html from the finished tables and the kept crops; its cost is a stage of the summary. A
