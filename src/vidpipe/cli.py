@@ -23,20 +23,12 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except InputError as exc:
-            _fail(str(exc), EXIT_USAGE)
         except VidpipeError as exc:
-            _fail(str(exc), EXIT_RUNTIME)
+            if stopping.stop_received():  # the stop cut a library's work short, and it said so in its own words
+                _stopped(ctx)
+            _fail(str(exc), EXIT_USAGE if isinstance(exc, InputError) else EXIT_RUNTIME)
         except KeyboardInterrupt:  # a stop before the first frame (model loading, connecting), or after the end
-            if stopping.outputs_finished():
-                click.echo("vidpipe: stopped after the outputs were finished", err=True)
-            else:
-                click.echo("vidpipe: interrupted before any frame was processed; nothing was written", err=True)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            # Straight out: a stop that lands inside a library's import (torch's) can leave the interpreter to
-            # re-raise SIGINT at exit, which would replace this exit code with "killed by a signal".
-            os._exit(EXIT_STOPPED if ctx.invoked_subcommand == "live" else EXIT_INTERRUPTED)
+            _stopped(ctx)
         except click.UsageError as exc:  # a bad option: the same one line as every other error
             _fail(exc.format_message(), EXIT_USAGE)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
@@ -45,9 +37,24 @@ class _Group(click.Group):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else the exit flush fails again
             sys.exit(EXIT_RUNTIME)
         except Exception as exc:
+            if stopping.stop_received():  # a library turned the stop into its own error (an import cut short)
+                _stopped(ctx)
             if os.environ.get("VIDPIPE_DEBUG"):
                 raise
             _fail(f"unexpected {type(exc).__name__}: {exc} (set VIDPIPE_DEBUG=1 for the traceback)", EXIT_RUNTIME)
+
+
+def _stopped(ctx: click.Context) -> None:
+    """A stop that reached the command itself: before the first frame, or after the outputs were finished."""
+    if stopping.outputs_finished():
+        click.echo("vidpipe: stopped after the outputs were finished", err=True)
+    else:
+        click.echo("vidpipe: interrupted before any frame was processed; nothing was written", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Straight out: a stop that lands inside a library's import (torch's) can leave the interpreter to re-raise
+    # SIGINT at exit, which would replace this exit code with "killed by a signal".
+    os._exit(EXIT_STOPPED if ctx.invoked_subcommand == "live" else EXIT_INTERRUPTED)
 
 
 def _fail(message: str, code: int) -> None:

@@ -34,6 +34,7 @@ class _State:
     cuttable = False  # inside a part of the finishing that a second stop cuts short
     finished = False  # a run in this process has finished its outputs
     raised: int | None = None  # the last signal raised as KeyboardInterrupt
+    received = False  # a stop signal arrived in this process
 
 
 _state = _State()
@@ -59,6 +60,7 @@ def _unraisable(unraisable) -> None:
 
 
 def _on_signal(signum, frame) -> None:
+    _state.received = True
     if _state.finishing:
         _state.stops += 1
         if _state.stops == 1:
@@ -104,6 +106,11 @@ def end_finishing(finished: bool) -> bool:
     _state.finished = _state.finished or finished
     _state.finishing, _state.stops, _state.cuttable = False, 0, False
     return received
+
+
+def stop_received() -> bool:
+    """Whether a stop signal has arrived in this process (an error that follows may be how a library took it)."""
+    return _state.received
 
 
 def outputs_finished() -> bool:
