@@ -362,6 +362,9 @@ def _worker_process() -> None:
     # tqdm makes a multiprocessing lock (a named semaphore) on its first bar, even a disabled one; a worker
     # ended by its pool never releases it, and Python warns of a leaked semaphore. Workers show no bars.
     tqdm.set_lock(threading.RLock())
+    # Ctrl-C reaches the terminal's whole process group: the parent stops the batch and ends its workers, which
+    # must not each print a KeyboardInterrupt traceback (cut off half-way when the pool ends them).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):  # a worker whose parent is killed (even kill -9) ends with it, quietly
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
