@@ -339,6 +339,7 @@ class _SourcePositions:
         """Every packet seen: the source positions known so far."""
         return self._passed + len(self._waiting) + self._untimed
 
+
 class ImageSource(_FileSource):
     """A sequence of still images (folder, glob, single file or URL) played at a fixed frame rate."""
 

@@ -78,7 +78,7 @@ class CameraMotion:
     def _moving(self, time_s: float, shift: float) -> bool:
         """auto: whether the camera moves, by the median shift over the last second (the estimate's noise on
         a fixed camera stays below AUTO_PX; a pan or a hand-held camera does not)."""
-        if self._still:  # a check: two frames a second apart from the last
+        if self._still:  # a check: a pair of consecutive frames, once a second
             if shift < AUTO_PX:
                 self._previous, self._next_check = None, time_s + WATCH_S
                 return False
