@@ -28,28 +28,55 @@ def observe(counter, path, track=1, cls=1, fps=10.0, start=0):
     return events
 
 
-def horizontal_line() -> LineCounter:
-    return LineCounter("gate", (0, 100), (200, 100))  # drawn left to right: `in` is moving down
+def horizontal_line(**options) -> LineCounter:
+    return LineCounter("gate", (0, 100), (200, 100), **options)  # drawn left to right: `in` is moving down
 
 
 def test_crossing_both_ways_counts_each_direction_once():
     line = horizontal_line()
-    down = observe(line, [(50, 90), (50, 95), (50, 105), (50, 110)], track=1)
-    up = observe(line, [(60, 120), (60, 99)], track=2)
+    down = observe(line, [(50, 90), (50, 95), (50, 105)] + [(50, 110)] * 5, track=1)  # 0.5 s past it (10 fps)
+    up = observe(line, [(60, 120)] + [(60, 99)] * 6, track=2)
     assert [(e.direction, e.track_id, e.frame) for e in down + up] == [("in", 1, 2), ("out", 2, 1)]
     assert line.figures() == {"in": {"car": 1}, "out": {"car": 1}}
+
+
+def test_a_track_hovering_on_the_line_then_leaving_counts_once():
+    """The bottom edge within 3 px of the line for 20 frames (2 s), on both sides of it, then away downward:
+    exactly one `in`, dated at the first observation of the final, confirmed side."""
+    line = horizontal_line()
+    hover = [(50, 100 + d) for d in [-3, 2, -1, 3, -2, 1, 2, -3, 1, -1, 3, 2, -2, 1, -3, 2, -1, 3, 1, -2]]
+    events = observe(line, [(50, 80)] + hover + [(50, 103)] + [(50, 104 + 2 * i) for i in range(8)])
+    assert [(e.direction, e.frame) for e in events] == [("in", 21)]
+    assert line.figures() == {"in": {"car": 1}, "out": {}}
+
+
+def test_at_once_counts_every_side_change_as_before():
+    line = horizontal_line(hysteresis_s=0)
+    events = observe(line, [(50, 98), (50, 102), (50, 99), (50, 103)])
+    assert [(e.direction, e.frame) for e in events] == [("in", 1), ("out", 2)]  # once per direction still
+
+
+def test_a_crossing_is_confirmed_by_distance_past_the_line_or_by_the_track_leaving():
+    line = horizontal_line()
+    fast = observe(line, [(50, 80), (50, 112)], track=1)  # 12 px past the line, the box is 20 px high
+    assert [(e.direction, e.frame) for e in fast] == [("in", 1)]
+    gone = observe(line, [(80, 97), (80, 103), None, None, None, None, None], track=2)  # lost 0.5 s after it
+    assert [(e.direction, e.frame, e.track_id) for e in gone] == [("in", 1, 2)]
+    ending = observe(line, [(110, 97), (110, 103)], track=3, start=7)
+    assert ending == [] and [(e.track_id, e.frame) for e in line.close()] == [(3, 8)]  # the input ended
 
 
 def test_touching_the_line_without_crossing_is_no_crossing():
     line = horizontal_line()
     observe(line, [(50, 90), (50, 100), (50, 100), (50, 92), (50, 80)])
+    line.close()
     assert line.figures() == {"in": {}, "out": {}}
 
 
 def test_the_segment_counts_not_the_infinite_line():
     line = horizontal_line()
-    observe(line, [(250, 90), (250, 110)], track=1)  # beside the segment: no count
-    observe(line, [(200, 90), (200, 110)], track=2)  # through its end point: counts
+    observe(line, [(250, 90), (250, 130)], track=1)  # beside the segment: no count
+    observe(line, [(200, 90), (200, 130)], track=2)  # through its end point: counts
     assert line.figures() == {"in": {"car": 1}, "out": {}}
 
 
@@ -61,14 +88,14 @@ def test_a_crossing_between_observations_several_frames_apart_is_found():
 
 def test_a_track_lost_and_found_again_does_not_count_twice():
     line = horizontal_line()
-    observe(line, [(50, 90), (50, 110), None, None, (50, 95), (50, 112), (50, 130)])
+    observe(line, [(50, 90), (50, 130), None, None, (50, 75), (50, 132), (50, 140)])
     assert line.figures() == {"in": {"car": 1}, "out": {"car": 1}}  # down, back up, down again: once each way
 
 
 def test_a_line_counts_only_its_classes():
     line = LineCounter("gate", (0, 100), (200, 100), classes=["person"])
-    observe(line, [(50, 90), (50, 110)], cls=1)
-    observe(line, [(70, 90), (70, 110)], track=2, cls=0)
+    observe(line, [(50, 90), (50, 130)], cls=1)
+    observe(line, [(70, 90), (70, 130)], track=2, cls=0)
     assert line.figures() == {"in": {"person": 1}, "out": {}}
 
 
@@ -82,7 +109,10 @@ def test_zone_visits_dwell_and_occupancy():
     path = [(50, 150)] * 2 + [(150, 150)] * 13 + [(250, 150)] * 6
     events = observe(zone, path)
     assert [(e.kind, e.frame, round(e.time_s, 2)) for e in events] == [("enter", 2, 0.2), ("exit", 15, 1.5)]
-    assert zone.figures() == {"visits": 1, "mean_dwell_s": 1.3, "max_dwell_s": 1.3, "peak_occupancy": 1}
+    assert zone.figures() == {"visits": 1, "complete_visits": 1, "cut_visits": 0, "mean_dwell_s": 1.3,
+                              "median_dwell_s": 1.3, "max_dwell_s": 1.3, "peak_occupancy": 1}
+    (visit,) = zone.visits
+    assert (visit.enter_frame, visit.exit_frame, visit.dwell_s, visit.complete) == (2, 15, pytest.approx(1.3), True)
 
 
 def test_flicker_on_the_border_makes_no_extra_visits():
@@ -91,13 +121,33 @@ def test_flicker_on_the_border_makes_no_extra_visits():
     path = [outside] * 3 + [inside] * 10 + [outside, inside, outside, inside] + [inside] * 10 + [outside] * 6
     events = observe(zone, path)
     assert [e.kind for e in events] == ["enter", "exit"] and zone.figures()["visits"] == 1
-    assert zone.visits == [pytest.approx((len(path) - 6 - 3) / 10)]
+    assert [v.dwell_s for v in zone.visits] == [pytest.approx((len(path) - 6 - 3) / 10)]
 
 
-def test_a_visit_open_at_the_end_closes_at_the_last_observation():
+def test_a_visit_open_at_the_end_closes_at_the_last_observation_and_is_marked_cut():
     zone = square_zone(hysteresis_s=0.2)
     observe(zone, [(50, 150)] + [(150, 150)] * 9)
-    assert [e.kind for e in zone.close()] == ["exit"] and zone.visits == [pytest.approx(0.8)]
+    assert [e.kind for e in zone.close()] == ["exit"]
+    (visit,) = zone.visits
+    assert (visit.dwell_s, visit.cut_at_start, visit.cut_at_end) == (pytest.approx(0.8), False, True)
+    assert zone.figures() | {"peak_occupancy": None} == {
+        "visits": 1, "complete_visits": 0, "cut_visits": 1, "mean_dwell_s": None, "median_dwell_s": None,
+        "max_dwell_s": None, "peak_occupancy": None}  # a cut visit's length is not a dwell time
+
+
+def test_a_visit_already_inside_at_frame_0_is_cut_at_start_and_left_out_of_the_dwell():
+    """Track 1 is inside from frame 0 and leaves at 1.0 s; track 2 walks in at 0.5 s and out at 2.0 s: only
+    track 2's 1.5 s is a dwell time."""
+    zone = square_zone(hysteresis_s=0.2)
+    observe(zone, [(150, 150)] * 10 + [(250, 150)] * 5, track=1)
+    observe(zone, [(50, 150)] * 5 + [(150, 150)] * 15 + [(250, 150)] * 5, track=2)
+    zone.close()
+    visits = {v.track_id: v for v in zone.visits}
+    assert (visits[1].enter_frame, visits[1].cut_at_start, visits[1].cut_at_end) == (0, True, False)
+    assert visits[2].complete and visits[2].dwell_s == pytest.approx(1.5)
+    figures = zone.figures()
+    assert (figures["visits"], figures["complete_visits"], figures["cut_visits"]) == (2, 1, 1)
+    assert figures["mean_dwell_s"] == figures["median_dwell_s"] == figures["max_dwell_s"] == 1.5
 
 
 def test_fractions_mean_the_frame_and_bad_regions_are_named():
@@ -110,6 +160,27 @@ def test_fractions_mean_the_frame_and_bad_regions_are_named():
         Region.of({"name": "z", "points": [[0, 0], [1, 1]]}, "zone")
 
 
+@pytest.mark.parametrize(("spec", "kind", "message"), [
+    ({"name": "l", "points": [[0.5, 0.5], [0.5, 0.5]]}, "line", "its two points are the same"),
+    ({"name": "z", "points": [[0, 0], [5, 5], [10, 10]]}, "zone", "it has no area"),
+    ({"name": "z", "points": [[0, 0], [10, 0], [0, 10], [10, 10]]}, "zone", "its border crosses itself"),
+    ({"name": "z", "points": [[0, 0], [float("nan"), 0], [0, 10]]}, "zone", "points must be finite"),
+])
+def test_degenerate_lines_and_zones_are_refused(spec, kind, message):
+    with pytest.raises(InputError, match=message):
+        Region.of(spec, kind)
+
+
+def test_names_are_unique_across_lines_and_zones():
+    from vidpipe.config import PipelineConfig
+
+    with pytest.raises(InputError, match="two lines are named 'door'"):
+        PipelineConfig(lines=["door=0,0.5,1,0.5", "door=0.5,0,0.5,1"])
+    with pytest.raises(InputError, match="a line and a zone are both named 'door'"):
+        PipelineConfig(lines=["door=0,0.5,1,0.5"], zones=["door=0,0,1,0,1,1"])
+    PipelineConfig(lines=["a=0,0.5,1,0.5"], zones=["b=0,0,1,0,1,1"])  # distinct names are fine
+
+
 def test_segment_intersection():
     a, b = np.array([0.0, 0.0]), np.array([10.0, 10.0])
     assert segments_intersect(a, b, np.array([0.0, 10.0]), np.array([10.0, 0.0]))
@@ -117,11 +188,12 @@ def test_segment_intersection():
     assert segments_intersect(a, b, np.array([10.0, 10.0]), np.array([20.0, 0.0]))  # touching at an end
 
 
-def test_cars_crossing_a_real_road_match_a_count_by_eye(tmp_path):
+def test_cars_crossing_a_real_road_match_a_count_by_eye(tmp_path, browser):
     """suburban-traffic.mp4 with a line across the road at 55% of the height. Counted by watching the clip
     (two frames a second, the line drawn on them): 8 vehicles cross it coming toward the camera (white car
     at 1 s, red car 3 s, grey car 5 s, white pickup 7 s, white SUV 10 s, black SUV 17.5 s, black sedan 19.5 s,
-    grey SUV 29.5 s) and none the other way. vidpipe must be within 1 of each."""
+    grey SUV 29.5 s) and none the other way. vidpipe must be within 1 of each. The report's Answers section,
+    read in a browser, and the terminal say what summary.json says."""
     import json
 
     import pandas as pd
@@ -134,15 +206,62 @@ def test_cars_crossing_a_real_road_match_a_count_by_eye(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     counted = {d: sum(summary["lines"]["road"][d].values()) for d in ("in", "out")}
     assert abs(counted["in"] - 8) <= 1 and counted["out"] <= 1, summary["lines"]
+    assert f"line road: in {counted['in']}" in result.stdout
     events = pd.read_parquet(tmp_path / "events.parquet")
     assert list(events.columns) == ["video", "frame", "time_s", "track_id", "class_name", "kind", "name",
                                     "direction"]
     assert (events["kind"] == "cross").sum() == counted["in"] + counted["out"]
     zone = summary["zones"]["near"]
-    visits = events[(events["name"] == "near")]
-    assert zone["visits"] == (visits["kind"] == "exit").sum() == (visits["kind"] == "enter").sum() > 0
+    entries = events[(events["name"] == "near")]
+    assert zone["visits"] == (entries["kind"] == "exit").sum() == (entries["kind"] == "enter").sum() > 0
+    visits = pd.read_parquet(tmp_path / "visits.parquet")
+    assert len(visits) == zone["visits"] and zone["complete_visits"] + zone["cut_visits"] == zone["visits"]
+    complete = visits[~(visits["cut_at_start"] | visits["cut_at_end"])]
+    assert len(complete) == zone["complete_visits"] > 0  # the cars drive out of the picture through the zone
+    assert zone["max_dwell_s"] == round(complete["dwell_s"].max(), 3)
     frames = pd.read_parquet(tmp_path / "frames.parquet")
     assert frames["near_n"].max() == zone["peak_occupancy"]
     assert (tmp_path / "heatmap.png").stat().st_size > 10_000
-    report = (tmp_path / "report.html").read_text()
-    assert all(f'id="{s}"' in report for s in ("line-counts", "dwell", "heatmap"))
+    assert [r["name"] for r in summary["regions"]] == ["road", "near"]
+
+    browser.get((tmp_path / "report.html").as_uri())
+    sections = [s.get_attribute("id") for s in browser.find_elements("tag name", "section")]
+    assert sections[0] == "answers" and {"regions", "line-counts", "dwell", "heatmap"} <= set(sections)
+
+    def table(element_id: str) -> list[list[str]]:
+        rows = browser.find_elements("css selector", f"#{element_id} tbody tr")
+        return [[cell.text for cell in row.find_elements("tag name", "td")] for row in rows]
+
+    lines = {(name, direction): (int(n), detail) for name, direction, n, detail in table("answers-lines")}
+    for direction in ("in", "out"):
+        by_class = summary["lines"]["road"][direction]
+        assert lines["road", direction] == (sum(by_class.values()), ", ".join(f"{c} {n}" for c, n in
+                                                                            by_class.items()) or "-")
+    (row,) = table("answers-zones")
+    keys = ("visits", "complete_visits", "cut_visits", "mean_dwell_s", "median_dwell_s", "max_dwell_s",
+            "peak_occupancy")
+    assert row == ["near"] + ["-" if zone[k] is None else str(zone[k]) for k in keys]
+    assert {c: int(n) for c, n in table("answers-objects")} == summary["tracks_per_class"]
+    assert [r[1] for r in table("regions-table")] == ["road", "near"]
+    assert browser.execute_script("const i = document.getElementById('regions-picture'); "
+                                  "return i.complete && i.naturalWidth") == summary["input"]["width"]
+
+
+def test_pedestrians_crossing_a_walkway_match_a_count_by_eye(tmp_path):
+    """walkway-pedestrians.mp4 (../shared) with a vertical line down the middle, people only. Counted by
+    watching the clip, every 0.5 s from 5 s to 18 s and every 2 s elsewhere, the line drawn on the frames,
+    then around 20-22 s frame by frame: everyone crosses right to left (`in` for a line drawn top to bottom):
+    two men together at 2-4 s, two women far back at 6.5-7.5 s, a group of seven at 11-15 s (a pair in red,
+    one with a blue bag, a man in black, one in a blue shirt, two in black), one runner at 21.3 s: 12 in, 0
+    out. Before confirmed crossings vidpipe counted 13 in and 1 out (a person jittering on the line)."""
+    import json
+
+    from conftest import run_cli, shared_path
+
+    clip = shared_path("sample_videos", "walkway-pedestrians.mp4")
+    result = run_cli("run", str(clip), "-o", str(tmp_path), "--line", "middle=0.5,0,0.5,1", "--classes", "person",
+                     "--no-video", "--no-report", "-q")
+    assert result.returncode == 0, result.stderr
+    counts = json.loads((tmp_path / "summary.json").read_text())["lines"]["middle"]
+    counted = {d: sum(counts[d].values()) for d in ("in", "out")}
+    assert abs(counted["in"] - 12) <= 1 and counted["out"] <= 1 and abs(sum(counted.values()) - 12) <= 1, counted

@@ -54,9 +54,9 @@ def test_trails_follow_a_track():
         box = [[x, 100, x + 40, 180]]
         trail = annotator.annotate(image, dets(box, tracks=np.array([4])))
         no_trail = plain.annotate(image, dets(box, tracks=np.array([4])))
-    # the centre line the track walked along (y = 140), well behind the last box
-    assert (trail[140, 100:300] == color_for(4, 0)).all(axis=1).sum() > 150
-    assert not no_trail[140, 100:300].any()
+    # the line its bottom centre walked along (y = 180: where lines and zones count it), behind the last box
+    assert (trail[180, 100:300] == color_for(4, 0)).all(axis=1).sum() > 150
+    assert not no_trail[180, 100:300].any() and not trail[140, 100:300].any()
 
 
 def test_line_width_and_text_follow_the_frame_size():
@@ -114,3 +114,19 @@ def test_text_is_readable_at_640_pixels():
     out = Annotator(labels=("id",)).annotate(image, dets([[100, 150, 300, 300]], tracks=np.array([12])))
     rows = np.flatnonzero((out[:150, 100:140] == color_for(12, 0)).all(axis=2).any(axis=1))
     assert rows.max() - rows.min() + 1 >= 19
+
+
+def test_labels_in_a_crowd_leave_the_people_visible():
+    """A far-field crowd: 30 people 14x36 px side by side, and one near person. Labels 150 px wide would
+    bury the crowd; they are left out there (the boxes stay), and the near person keeps a full label."""
+    image = np.zeros((720, 1280, 3), np.uint8)
+    crowd = [[100 + 16 * i, 300, 114 + 16 * i, 336] for i in range(30)]
+    boxes = crowd + [[700, 300, 900, 650]]
+    scores = np.r_[np.full(30, 0.6), 0.95]
+    out = Annotator().annotate(image, dets(boxes, tracks=np.arange(1, 32), scores=scores))
+    inside = np.zeros(image.shape[:2], bool)
+    for x1, y1, x2, y2 in crowd:
+        inside[y1 + 3:y2 - 2, x1 + 3:x2 - 2] = True  # the people, inside their box lines
+    assert (out[inside] == 0).all(axis=1).mean() > 0.9  # still visible
+    near = color_for(31, 0)
+    assert (out[240:300, 700:900] == near).all(axis=2).sum() > 2000  # the near person's label patch, above it

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import av
@@ -130,7 +131,8 @@ def test_preview_page_in_a_real_browser(traffic_stream, tmp_path, browser):
     out = tmp_path / "out"
     port = _free_port()
     process = vidpipe("live", traffic_stream.url, "-o", str(out), "--serve", f"127.0.0.1:{port}", "--overlay",
-                      "--line", "road=0,0.55,1,0.55", "--duration", "60", "-q")
+                      "--line", "road=0,0.55,1,0.55", "--zone", "near=0.3,0.5,0.9,0.5,0.9,1,0.3,1", "--duration",
+                      "60", "-q")
     try:
         wait_for(out / ".detections.parquet.partial")
         time.sleep(2)
@@ -146,6 +148,12 @@ def test_preview_page_in_a_real_browser(traffic_stream, tmp_path, browser):
         assert browser.find_element("id", "latency").text.endswith("ms")
         assert "car" in browser.find_element("id", "counts").text
         assert "road" in browser.find_element("id", "lines").text  # the line's counts, live
+        assert "inside now" in browser.find_element("id", "zones").text
+        assert "car" in browser.find_element("id", "totals").text  # objects since the start, labelled as such
+        assert "since the start" in browser.find_element("tag name", "aside").text
+        stats = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=10).read())
+        assert set(stats["lines"]) == {"road"} and set(stats["zones"]) == {"near"}
+        assert sum(stats["totals"].values()) >= sum(stats["counts"].values())
     finally:
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=60)
@@ -359,7 +367,6 @@ def test_a_stall_shorter_than_the_outage_it_causes_is_recorded_at_least_as_long_
 
 def test_the_preview_answers_head_and_takes_leaving_viewers_quietly(capfd):
     import socket
-    import urllib.request
 
     stats = {"fps": 1.0, "counts": {"car": 2}}
     server = PreviewServer("127.0.0.1:0", lambda: stats)

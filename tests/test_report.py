@@ -11,7 +11,8 @@ import pytest
 
 from conftest import PARKING, SUBURBAN, run_cli
 
-SECTIONS = ["facts", "video", "classes-over-time", "timeline", "thumbnails", "detections-per-class", "scores"]
+SECTIONS = ["answers", "facts", "video", "classes-over-time", "timeline", "thumbnails", "detections-per-class",
+            "scores"]
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ Every counter works on tracks, not on single frames:
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +31,7 @@ from .frames import Frame
 ANCHORS = ("bottom-center", "center")
 DIRECTIONS = ("in", "out")
 DEFAULT_HYSTERESIS_S = 0.5
+DEFAULT_LINE_MARGIN = 0.5  # a crossing is sure once the anchor is this many box heights past the line
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class Region:
         if (len(points) != 2) if kind == "line" else (len(points) < 3):
             raise InputError(f"{kind} {spec.get('name')!r}: needs {'exactly 2' if needed == 2 else '3 or more'} "
                              f"points, got {len(points)}")
+        problem = _degenerate(np.asarray(points, np.float64), kind)
+        if problem:
+            raise InputError(f"{kind} {spec.get('name')!r}: {problem} ({spec['points']!r})")
         classes = spec.get("classes")
         if isinstance(classes, str):
             classes = [c.strip() for c in classes.split(",") if c.strip()]
@@ -99,6 +103,36 @@ class Region:
         """The points in pixels of a `width` x `height` frame (fractions when every value lies in [0, 1])."""
         points = np.asarray(self.points, np.float64)
         return points * [width, height] if self.fractional else points
+
+
+def _degenerate(points: np.ndarray, kind: str) -> str | None:
+    """Why a line or zone cannot count anything, if it cannot: a zero-length line, a zone of zero area or one
+    whose border crosses itself (inside and outside would be ambiguous)."""
+    if kind == "line":
+        return "its two points are the same: a line needs length" if (points[0] == points[1]).all() else None
+    n = len(points)
+    for i in range(n):
+        for j in range(i + 2, n):
+            if (j + 1) % n == i:
+                continue  # neighbouring edges share a corner
+            if segments_intersect(points[i], points[(i + 1) % n], points[j], points[(j + 1) % n]):
+                return f"its border crosses itself (edges {i + 1} and {j + 1}): list the corners in order round it"
+    x, y = points[:, 0], points[:, 1]
+    if abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) < 1e-12:
+        return "it has no area: its points lie on one line"
+    return None
+
+
+def check_names(lines: Sequence[Region], zones: Sequence[Region]) -> None:
+    """Lines and zones are named in events, tables and the report: two with one name would mix their counts."""
+    seen: dict[str, str] = {}
+    for kind, regions in (("line", lines), ("zone", zones)):
+        for region in regions:
+            if region.name in seen:
+                other = seen[region.name]
+                raise InputError(f"two {kind}s are named {region.name!r}: give each its own name" if other == kind
+                                 else f"a line and a zone are both named {region.name!r}: give each its own name")
+            seen[region.name] = kind
 
 
 def zone_column(name: str) -> str:
@@ -132,49 +166,136 @@ def segments_intersect(p1: np.ndarray, p2: np.ndarray, q1: np.ndarray, q2: np.nd
                ((d1, q1, q2, p1), (d2, q1, q2, p2), (d3, p1, p2, q1), (d4, p1, p2, q2)))
 
 
+@dataclass
+class _Side:
+    """A track's confirmed side of a line and a crossing waiting for its confirmation."""
+
+    side: int  # +1 or -1: where the anchor was last confirmed
+    last: np.ndarray  # its last anchor off the line
+    seen: float  # when it was last observed
+    name: str  # its voted class then
+    pending: tuple[int, float, int] | None = None  # (frame, time, observations) since it showed on the other side
+
+
 class LineCounter:
-    """Counts tracks crossing a line segment, per direction and class; `update` returns the frame's crossings."""
+    """Counts tracks crossing a line segment, per direction and class; `update` returns the crossings it
+    confirmed on this frame.
+
+    A crossing is found on the anchor's path between two observations, so one between detector frames
+    counts. It is confirmed once the anchor has stayed on the new side for `hysteresis_s` (and at least two
+    observations), has gone past the line by `margin` times its box's height, or was last seen on the new side
+    and has not been seen for `hysteresis_s` (lost, or out of the picture); it is dated at the first
+    observation on the new side. A track that comes back before that was hovering on the line and counts
+    nothing. `hysteresis_s=0` counts at once. A track counts at most once per direction: objects that crossed,
+    not passes.
+    """
 
     def __init__(self, name: str, start: Sequence[float], end: Sequence[float], classes: Sequence[str] | None = None,
-                 anchor: str = "bottom-center") -> None:
-        self.name, self.anchor = name, anchor
+                 anchor: str = "bottom-center", hysteresis_s: float = DEFAULT_HYSTERESIS_S,
+                 margin: float = DEFAULT_LINE_MARGIN) -> None:
+        self.name, self.anchor, self.hysteresis_s, self.margin = name, anchor, hysteresis_s, margin
         self.start, self.end = np.asarray(start, np.float64), np.asarray(end, np.float64)
         self.classes = set(classes) if classes else None
         self.counts: dict[str, Counter] = {d: Counter() for d in DIRECTIONS}
-        self._last: dict[int, np.ndarray] = {}  # each track's last anchor off the line
+        self._tracks: dict[int, _Side] = {}
+        self._pending: set[int] = set()
         self._counted: set[tuple[int, str]] = set()
 
     def side(self, point: np.ndarray) -> int:
         return int(np.sign(_cross(self.start, self.end, point)))
 
+    def distance(self, point: np.ndarray) -> float:
+        """How far `point` lies from the line through the segment, in pixels."""
+        return abs(_cross(self.start, self.end, point)) / (float(np.hypot(*(self.end - self.start))) or 1.0)
+
     def update(self, frame: Frame, detections: Detections) -> list[Event]:
         events = []
         tracked = detections[detections.is_tracked]
-        for track, point, name in zip(tracked.track_id.tolist(), anchor_points(tracked, self.anchor),
-                                      tracked.track_class_name):
+        heights = tracked.xyxy[:, 3] - tracked.xyxy[:, 1]
+        for track, point, name, height in zip(tracked.track_id.tolist(), anchor_points(tracked, self.anchor),
+                                              tracked.track_class_name, heights.tolist()):
             side = self.side(point)
+            state = self._tracks.get(track)
+            if state is not None:
+                state.seen, state.name = frame.time, name
             if side == 0:
                 continue  # on the line: it has not crossed until it leaves on one side
-            last = self._last.get(track)
-            self._last[track] = point
-            if last is None or self.side(last) == side or not segments_intersect(last, point, self.start, self.end):
+            if state is None:
+                self._tracks[track] = _Side(side, point, frame.time, name)
                 continue
-            direction = "in" if side > 0 else "out"
-            if (track, direction) in self._counted or (self.classes and name not in self.classes):
+            last, state.last = state.last, point
+            if side == state.side:
+                state.pending = None  # back before it was confirmed: hovering on the line
+                self._pending.discard(track)
                 continue
-            self._counted.add((track, direction))
-            self.counts[direction][name] += 1
-            events.append(Event(frame.index, frame.time, track, name, "cross", self.name, direction))
+            if state.pending is None:
+                if not segments_intersect(last, point, self.start, self.end):
+                    state.side = side  # went round an end of the segment: no crossing
+                    continue
+                state.pending = (frame.index, frame.time, 0)
+                self._pending.add(track)
+            first_frame, first_time, seen = state.pending
+            state.pending = (first_frame, first_time, seen + 1)
+            held = seen + 1 >= 2 and frame.time - first_time >= self.hysteresis_s
+            if held or self.hysteresis_s == 0 or self.distance(point) >= self.margin * height:
+                events += self._confirm(track, state)
+        for track in [t for t in self._pending if frame.time - self._tracks[t].seen >= self.hysteresis_s]:
+            events += self._confirm(track, self._tracks[track])  # gone while on the new side
         return events
+
+    def close(self) -> list[Event]:
+        """The input ended: crossings still waiting stand (the anchor was last seen on the new side)."""
+        return [event for track in list(self._pending) for event in self._confirm(track, self._tracks[track])]
+
+    def _confirm(self, track: int, state: _Side) -> list[Event]:
+        first_frame, first_time, _ = state.pending
+        state.side, state.pending = -state.side, None
+        self._pending.discard(track)
+        direction = "in" if state.side > 0 else "out"
+        if (track, direction) in self._counted or (self.classes and state.name not in self.classes):
+            return []
+        self._counted.add((track, direction))
+        self.counts[direction][state.name] += 1
+        return [Event(first_frame, first_time, track, state.name, "cross", self.name, direction)]
 
     def figures(self) -> dict:
         return {direction: dict(self.counts[direction].most_common()) for direction in DIRECTIONS}
 
 
+@dataclass(frozen=True)
+class Visit:
+    """One track's stay in a zone. `cut_at_start`: it was already inside when first seen, at the start of the
+    input or when its track began away from the picture's edge, so its entry was not seen; `cut_at_end`: it
+    was still inside when last seen, at the end of the input or when its track was lost away from the edge,
+    so its exit was not seen. (A zone lies in the picture: an object that comes in or goes out across the
+    picture's edge enters or leaves it there.) Only complete visits, neither, give dwell times."""
+
+    track_id: int
+    class_name: str
+    zone: str
+    enter_frame: int
+    enter_time_s: float
+    exit_frame: int
+    exit_time_s: float
+    cut_at_start: bool
+    cut_at_end: bool
+
+    @property
+    def dwell_s(self) -> float:
+        return self.exit_time_s - self.enter_time_s
+
+    @property
+    def complete(self) -> bool:
+        return not (self.cut_at_start or self.cut_at_end)
+
+
 @dataclass
 class _Presence:
+    first_frame: int  # when the zone first saw the track
+    born_at_edge: bool  # its box then touched the picture's edge: it came into the picture
     inside: bool = False
-    since: float | None = None  # when a visit began
+    at_edge: bool = False  # its box touched the picture's edge when last seen
+    entered: tuple[int, float] | None = None  # (frame, time) the visit began
     candidate_since: tuple[int, float] | None = None  # (frame, time) the anchor first showed on the other side
     candidate_seen: int = 0
     last_time: float = 0.0
@@ -182,17 +303,22 @@ class _Presence:
 
 
 class Zone:
-    """Enter and exit events, dwell times and per-frame occupancy of a polygon."""
+    """Enter and exit events, visits with their dwell times, and per-frame occupancy of a polygon."""
 
     def __init__(self, name: str, polygon: Sequence[Sequence[float]], classes: Sequence[str] | None = None,
-                 anchor: str = "bottom-center", hysteresis_s: float = DEFAULT_HYSTERESIS_S) -> None:
+                 anchor: str = "bottom-center", hysteresis_s: float = DEFAULT_HYSTERESIS_S,
+                 frame_size: tuple[int, int] | None = None) -> None:
         self.name, self.anchor, self.hysteresis_s = name, anchor, hysteresis_s
         self.polygon = np.asarray(polygon, np.float32)
+        self.frame_size = frame_size  # (width, height): boxes at its edge come into or leave the picture
+        self._first_frame: int | None = None  # the input's first and latest frames
+        self._latest_frame = 0
         self.classes = set(classes) if classes else None
-        self.visits: list[float] = []  # dwell time of each finished visit, seconds
+        self.visits: list[Visit] = []  # finished visits, in the order they ended
         self.occupancy: Counter = Counter()  # this frame's tracks inside, by class
         self.peak_occupancy = 0
-        self._tracks: dict[int, _Presence] = defaultdict(_Presence)
+        self.entries = 0  # visits begun so far
+        self._tracks: dict[int, _Presence] = {}
         self._names: dict[int, str] = {}
 
     def contains(self, point: np.ndarray) -> bool:
@@ -201,14 +327,16 @@ class Zone:
     def update(self, frame: Frame, detections: Detections) -> list[Event]:
         events = []
         self.occupancy = Counter()
+        self._first_frame = frame.index if self._first_frame is None else self._first_frame
+        self._latest_frame = frame.index
         tracked = detections[detections.is_tracked]
-        for track, point, name in zip(tracked.track_id.tolist(), anchor_points(tracked, self.anchor),
-                                      tracked.track_class_name):
+        for track, point, name, edge in zip(tracked.track_id.tolist(), anchor_points(tracked, self.anchor),
+                                            tracked.track_class_name, self._at_edge(tracked.xyxy)):
             if self.classes and name not in self.classes:
                 continue
             self._names[track] = name
-            state = self._tracks[track]
-            state.last_time, state.last_frame = frame.time, frame.index
+            state = self._tracks.setdefault(track, _Presence(frame.index, edge and frame.index != self._first_frame))
+            state.last_time, state.last_frame, state.at_edge = frame.time, frame.index, edge
             if self.contains(point) == state.inside:
                 state.candidate_since, state.candidate_seen = None, 0
             else:
@@ -227,30 +355,54 @@ class Zone:
         state.inside = not state.inside
         state.candidate_since, state.candidate_seen = None, 0
         if state.inside:
-            state.since = time
+            state.entered = (frame, time)
+            self.entries += 1
             return Event(frame, time, track, name, "enter", self.name)
-        self.visits.append(time - state.since)
+        self._finish(track, state, frame, time, cut=False)
         return Event(frame, time, track, name, "exit", self.name)
 
+    def _at_edge(self, xyxy: np.ndarray) -> np.ndarray:
+        """Which boxes touch the picture's edge (within 1% of its size)."""
+        if self.frame_size is None:
+            return np.zeros(len(xyxy), bool)
+        width, height = self.frame_size
+        mx, my = max(2.0, 0.01 * width), max(2.0, 0.01 * height)
+        return ((xyxy[:, 0] <= mx) | (xyxy[:, 1] <= my) | (xyxy[:, 2] >= width - mx) | (xyxy[:, 3] >= height - my))
+
+    def _finish(self, track: int, state: _Presence, frame: int, time: float, cut: bool) -> None:
+        enter_frame, enter_time = state.entered
+        cut_at_start = enter_frame == state.first_frame and not state.born_at_edge
+        self.visits.append(Visit(track, self._names[track], self.name, enter_frame, enter_time, frame, time,
+                                 cut_at_start, cut))
+
     def close(self) -> list[Event]:
-        """Visits still open when the input ends close at their track's last observation."""
+        """Visits still open when the input ends close at their track's last observation: cut, unless the
+        track was lost at the picture's edge before the input's end (it left the picture)."""
         events = []
         for track, state in self._tracks.items():
             if state.inside:
                 state.inside = False
-                self.visits.append(state.last_time - state.since)
+                left = state.at_edge and state.last_frame < self._latest_frame
+                self._finish(track, state, state.last_frame, state.last_time, cut=not left)
                 events.append(Event(state.last_frame, state.last_time, track, self._names[track], "exit", self.name))
         return events
 
     def figures(self) -> dict:
-        dwell = np.asarray(self.visits, np.float64)
-        return {"visits": len(dwell), "mean_dwell_s": round(float(dwell.mean()), 3) if len(dwell) else None,
-                "max_dwell_s": round(float(dwell.max()), 3) if len(dwell) else None,
-                "peak_occupancy": self.peak_occupancy}
+        """Visits, and dwell times over the complete ones only: a cut visit's length is not its dwell."""
+        return visit_figures(self.visits) | {"peak_occupancy": self.peak_occupancy}
+
+
+def visit_figures(visits: Sequence[Visit]) -> dict:
+    """Visits, complete and cut, and the mean, median and max dwell of the complete ones (None without)."""
+    dwell = np.asarray([v.dwell_s for v in visits if v.complete], np.float64)
+    mean, median, peak = (round(float(f(dwell)), 3) if len(dwell) else None for f in (np.mean, np.median, np.max))
+    return {"visits": len(visits), "complete_visits": len(dwell), "cut_visits": len(visits) - len(dwell),
+            "mean_dwell_s": mean, "median_dwell_s": median, "max_dwell_s": peak}
 
 
 class Heatmap:
-    """Where tracked anchors were, accumulated on a coarse grid, drawn over a frame of the video."""
+    """Where tracked anchors were, accumulated on a coarse grid, drawn over a frame of the video, in seconds
+    of presence per cell (observations times the mean interval between processed frames)."""
 
     def __init__(self, width: int, height: int, anchor: str = "bottom-center", cell: int = 8) -> None:
         self.anchor, self.cell = anchor, cell
@@ -258,6 +410,8 @@ class Heatmap:
         self.grid = np.zeros((height // cell + 1, width // cell + 1), np.float64)
         self.background: np.ndarray | None = None
         self._scale = np.ones(2)  # from the frames now arriving to the first frames' pixels
+        self._times: list[float] = []  # the first and the latest frame's time
+        self._frames = 0
 
     def resize(self, width: int, height: int) -> None:
         self._scale = np.asarray(self.size, np.float64) / [width, height]
@@ -265,6 +419,8 @@ class Heatmap:
     def update(self, frame: Frame, detections: Detections) -> None:
         if self.background is None:
             self.background = frame.image.copy()
+        self._times = [self._times[0] if self._times else frame.time, frame.time]
+        self._frames += 1
         tracked = detections[detections.is_tracked]
         if len(tracked):
             points = (anchor_points(tracked, self.anchor) * self._scale // self.cell).astype(int)
@@ -272,23 +428,47 @@ class Heatmap:
             cols = np.clip(points[:, 0], 0, self.grid.shape[1] - 1)
             np.add.at(self.grid, (rows, cols), 1)
 
+    @property
+    def interval_s(self) -> float:
+        """The mean time between processed frames: what one observation stands for."""
+        return (self._times[1] - self._times[0]) / (self._frames - 1) if self._frames > 1 else 0.0
+
     def render(self) -> np.ndarray:
-        """The heatmap over the first frame, one colour scale (observations per cell) with its legend."""
+        """The heatmap over the first frame, one colour scale with its legend: seconds per cell."""
         image = self.background if self.background is not None else np.zeros((360, 640, 3), np.uint8)
         h, w = image.shape[:2]
-        grid = cv2.GaussianBlur(self.grid, (0, 0), 1.5)
-        peak = float(grid.max()) or 1.0
-        scaled = cv2.resize((grid / peak * 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
+        seconds = cv2.GaussianBlur(self.grid, (0, 0), 1.5) * (self.interval_s or 1.0)
+        peak = float(seconds.max()) or 1.0
+        scaled = cv2.resize((seconds / peak * 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
         colored = cv2.applyColorMap(scaled, cv2.COLORMAP_JET)
         alpha = (scaled.astype(np.float32) / 255 * 0.7)[..., None]
         out = (image * (1 - alpha) + colored * alpha).astype(np.uint8)
-        bar = cv2.applyColorMap(np.linspace(255, 0, 120, dtype=np.uint8)[:, None].repeat(14, 1), cv2.COLORMAP_JET)
-        x, y = w - 60, 20
-        out[y:y + 120, x:x + 14] = bar
-        for value, offset in ((peak, 0), (0, 120)):
-            cv2.putText(out, f"{value:.0f}", (x + 18, y + offset + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                        (255, 255, 255), 1, cv2.LINE_AA)
+        self._legend(out, peak)
         return out
+
+    def _legend(self, out: np.ndarray, peak: float) -> None:
+        """A colour bar on a dark panel at the top right, its ends and middle labelled, and its unit."""
+        h, w = out.shape[:2]
+        scale = max(0.45, min(h, w) / 900)
+        thick = max(1, round(scale * 1.5))
+        unit = f"seconds per {self.cell}px cell"
+        (unit_w, text_h), _ = cv2.getTextSize(unit, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        bar_h, bar_w, pad = max(80, h // 3), max(12, w // 60), max(6, round(8 * scale))
+        labels = [(peak, 0), (peak / 2, bar_h // 2), (0.0, bar_h)]
+        label_w = max(cv2.getTextSize(f"{v:.1f}", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0] for v, _ in labels)
+        panel_w = max(bar_w + pad + label_w, unit_w) + 2 * pad
+        x0, y0 = max(w - panel_w - pad, 0), pad
+        panel = out[y0:y0 + bar_h + 3 * pad + text_h, x0:x0 + panel_w]
+        panel[:] = (panel * 0.3).astype(np.uint8)
+        bar = cv2.applyColorMap(np.linspace(255, 0, bar_h, dtype=np.uint8)[:, None].repeat(bar_w, 1),
+                                cv2.COLORMAP_JET)
+        bx, by = x0 + pad, y0 + pad
+        out[by:by + bar_h, bx:bx + bar_w] = bar
+        for value, offset in labels:
+            cv2.putText(out, f"{value:.1f}", (bx + bar_w + pad, by + offset + text_h // 2),
+                        cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+        cv2.putText(out, unit, (x0 + pad, by + bar_h + pad + text_h), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), thick, cv2.LINE_AA)
 
 
 @dataclass
@@ -300,13 +480,15 @@ class Analytics:
     heatmap: Heatmap | None = None
     events: list[Event] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)  # as configured: the lines', then the zones'
+    scene: np.ndarray | None = None  # the latest frame (not a copy), to show the lines and zones on
 
     @classmethod
     def build(cls, lines: Sequence[Region], zones: Sequence[Region], width: int, height: int, anchor: str,
-              hysteresis_s: float, heatmap: bool) -> Analytics:
+              zone_hysteresis_s: float, line_hysteresis_s: float, heatmap: bool) -> Analytics:
         return cls(
-            [LineCounter(r.name, *r.in_pixels(width, height), classes=r.classes, anchor=anchor) for r in lines],
-            [Zone(r.name, r.in_pixels(width, height), r.classes, anchor, hysteresis_s) for r in zones],
+            [LineCounter(r.name, *r.in_pixels(width, height), r.classes, anchor, line_hysteresis_s) for r in lines],
+            [Zone(r.name, r.in_pixels(width, height), r.classes, anchor, zone_hysteresis_s, (width, height))
+             for r in zones],
             Heatmap(width, height, anchor) if heatmap else None,
             regions=[*lines, *zones],
         )
@@ -322,6 +504,8 @@ class Analytics:
                 counter.start, counter.end = region.in_pixels(width, height)
             else:
                 counter.polygon = region.in_pixels(width, height).astype(np.float32)
+        for zone in self.zones:
+            zone.frame_size = (width, height)
         if self.heatmap:
             self.heatmap.resize(width, height)
         return fixed
@@ -330,22 +514,42 @@ class Analytics:
         return bool(self.lines or self.zones or self.heatmap)
 
     def update(self, frame: Frame, detections: Detections) -> None:
+        if self.lines or self.zones:
+            self.scene = frame.image
         for counter in [*self.lines, *self.zones]:
             self.events += counter.update(frame, detections)
         if self.heatmap:
             self.heatmap.update(frame, detections)
 
     def close(self) -> None:
-        for zone in self.zones:
-            self.events += zone.close()
+        for counter in [*self.lines, *self.zones]:
+            self.events += counter.close()
+
+    def describe(self) -> list[dict]:
+        """Each line and zone as configured (points in pixels, or fractions of the frame), for the summary."""
+        kinds = ["line"] * len(self.lines) + ["zone"] * len(self.zones)
+        return [{"kind": kind, "name": r.name, "points": [list(p) for p in r.points],
+                 "classes": list(r.classes) if r.classes else None} for kind, r in zip(kinds, self.regions)]
+
+    def picture(self) -> np.ndarray | None:
+        """The latest frame with the lines and zones drawn on it, named, with their final figures."""
+        if self.scene is None:
+            return None
+        canvas = self.scene.copy()
+        self.draw(canvas)
+        self.draw_names(canvas)
+        return canvas
+
+    def visits(self) -> list[Visit]:
+        """Every zone's finished visits (all of them once `close` has run)."""
+        return [visit for zone in self.zones for visit in zone.visits]
 
     def occupancy(self) -> dict[str, int]:
         """This frame's tracks inside each zone (the frames table's `<zone>_n` columns)."""
         return {zone_column(zone.name): sum(zone.occupancy.values()) for zone in self.zones}
 
     def draw(self, canvas: np.ndarray) -> None:
-        """The lines with their running in/out counts and the zones shaded with their occupancy."""
-        scale = max(0.5, min(canvas.shape[:2]) / 800)
+        """The lines, and the zones shaded (under the boxes)."""
         thick = max(2, round(min(canvas.shape[:2]) / 240))
         for zone in self.zones:
             points = zone.polygon.astype(np.int32)
@@ -353,23 +557,36 @@ class Analytics:
             cv2.fillPoly(shade, [points], (0, 200, 255))
             cv2.addWeighted(shade, 0.25, canvas, 0.75, 0, dst=canvas)
             cv2.polylines(canvas, [points], True, (0, 200, 255), thick, cv2.LINE_AA)
-            _text(canvas, f"{zone.name}: {sum(zone.occupancy.values())}", points.min(axis=0), scale)
         for line in self.lines:
             a, b = line.start.astype(int), line.end.astype(int)
             cv2.line(canvas, tuple(a), tuple(b), (255, 255, 255), thick + 2, cv2.LINE_AA)
             cv2.line(canvas, tuple(a), tuple(b), (255, 0, 255), thick, cv2.LINE_AA)
+
+    def draw_names(self, canvas: np.ndarray) -> None:
+        """Each zone's name and occupancy, each line's name and running counts (over the boxes and labels,
+        so a name is never covered, and never cut: the text shrinks to fit the frame)."""
+        scale = max(0.5, min(canvas.shape[:2]) / 800)
+        for zone in self.zones:
+            _text(canvas, f"{zone.name}: {sum(zone.occupancy.values())}", zone.polygon.min(axis=0), scale)
+        for line in self.lines:
             n_in, n_out = sum(line.counts["in"].values()), sum(line.counts["out"].values())
-            _text(canvas, f"{line.name}: in {n_in}  out {n_out}", np.minimum(a, b), scale)
+            _text(canvas, f"{line.name}: in {n_in}  out {n_out}", np.minimum(line.start, line.end), scale)
 
     def live_counts(self) -> dict:
-        """For the live page: each line's in/out totals and each zone's occupancy."""
-        return {**{line.name: {d: sum(line.counts[d].values()) for d in DIRECTIONS} for line in self.lines},
-                **{zone.name: {"inside": sum(zone.occupancy.values())} for zone in self.zones}}
+        """For the live page: each line's in/out totals so far, each zone's occupancy now and visits so far."""
+        return {"lines": {line.name: {d: sum(line.counts[d].values()) for d in DIRECTIONS} for line in self.lines},
+                "zones": {zone.name: {"inside": sum(zone.occupancy.values()),
+                                      "entries": zone.entries}
+                          for zone in self.zones}}
 
 
 def _text(canvas: np.ndarray, text: str, corner: np.ndarray, scale: float) -> None:
-    x, y = int(corner[0]), max(int(corner[1]) - 6, 16)
+    """White text on black at `corner`, kept whole inside the frame."""
     (w, h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    x = min(max(x, 0), max(canvas.shape[1] - w - 6, 0))
+    if w + 6 > canvas.shape[1]:
+        scale *= (canvas.shape[1] - 6) / (w + 6)
+        (w, h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x, y = int(corner[0]), max(int(corner[1]) - 6, h + 4)
+    x, y = min(max(x, 0), max(canvas.shape[1] - w - 6, 0)), min(y, canvas.shape[0] - baseline - 1)
     cv2.rectangle(canvas, (x, y - h - 4), (x + w + 6, y + baseline), (0, 0, 0), cv2.FILLED)
     cv2.putText(canvas, text, (x + 3, y - 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)

@@ -3,9 +3,11 @@
 A label names the track's voted class (which does not flicker from frame to frame), its id and the frame's
 score, or any subset of the three. Colours stay with a track id for the whole video (or follow the class);
 labels sit on a filled patch of the box colour with black or white text, whichever contrasts, so they read
-on any background; a label that would cover another moves inside or below its box. Line widths and text
-size follow the frame size (text stays readable at 640 px). Only OpenCV's built-in Hershey font is used,
-so nothing is ever downloaded.
+on any background; a label that would cover another moves inside or below its box. In a crowd, a label
+that would still cover another label, or more than a label's worth of other boxes, is drawn smaller, and
+else left out (the box stays), as is one on a box much smaller than the label: the most confident objects
+keep theirs. Line widths and text size follow the frame size (text stays readable at 640 px). Only
+OpenCV's built-in Hershey font is used, so nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
+from .analytics import anchor_points
 from .detections import Detections
 
 # 20 well-separated colours (BGR), after Tableau's palette.
@@ -40,16 +43,20 @@ def color_for(track_id: int, class_id: int, by: str = "track") -> tuple[int, int
 
 
 class Annotator:
-    """Draws one frame's detections; keeps the recent centres of each track when trails are on."""
+    """Draws one frame's detections; keeps the recent anchor points of each track when trails are on (the
+    point lines and zones count, so a trail shows what they saw)."""
 
     def __init__(self, trails: bool = False, trail_length: int = 30,
                  overlay: Callable[[], Sequence[str]] | None = None, labels: Sequence[str] = LABEL_PARTS,
-                 color_by: str = "track", underlay: Callable[[np.ndarray], None] | None = None) -> None:
+                 color_by: str = "track", underlay: Callable[[np.ndarray], None] | None = None,
+                 topmost: Callable[[np.ndarray], None] | None = None, anchor: str = "bottom-center") -> None:
         self.trails = trails
         self.trail_length = trail_length
         self.overlay = overlay  # lines of status text (fps, latency...) for the top-left corner
         self.labels = [part for part in LABEL_PARTS if part in labels]
         self.underlay = underlay  # draws under the boxes (counting lines and zones)
+        self.topmost = topmost  # draws over the labels (the lines' and zones' names, whole)
+        self.anchor = anchor
         self.color_by = color_by
         self._history: dict[int, deque] = {}
         self._frames_since_seen: dict[int, int] = {}
@@ -74,7 +81,10 @@ class Annotator:
             names, placed = detections.track_class_name, []
             for i in np.argsort(-detections.score, kind="stable"):
                 text = self._label(names[i], int(detections.track_id[i]), float(detections.score[i]))
-                _draw_label(canvas, text, boxes[i], colors[i], font_scale, text_thickness, placed)
+                others = boxes[:i] + boxes[i + 1:]
+                _draw_label(canvas, text, boxes[i], colors[i], font_scale, text_thickness, placed, others)
+        if self.topmost:
+            self.topmost(canvas)
         if self.overlay:
             draw_overlay(canvas, self.overlay(), font_scale, text_thickness)
         return canvas
@@ -85,13 +95,13 @@ class Annotator:
 
     def _draw_trails(self, canvas: np.ndarray, detections: Detections, line: int) -> None:
         seen = set()
-        for box, track, class_id in zip(detections.xyxy, detections.track_id, detections.track_class):
+        for point, track, class_id in zip(anchor_points(detections, self.anchor), detections.track_id,
+                                          detections.track_class):
             if track <= 0:
                 continue
             track = int(track)
             seen.add(track)
-            centre = (int((box[0] + box[2]) / 2), int((box[1] + box[3]) / 2))
-            self._history.setdefault(track, deque(maxlen=self.trail_length)).append(centre)
+            self._history.setdefault(track, deque(maxlen=self.trail_length)).append((int(point[0]), int(point[1])))
             points = np.array(self._history[track], dtype=np.int32)
             if len(points) > 1:
                 cv2.polylines(canvas, [points], False, color_for(track, int(class_id), self.color_by), line,
@@ -118,27 +128,43 @@ def draw_overlay(canvas: np.ndarray, lines: Sequence[str], scale: float, thickne
         cv2.putText(canvas, line, (pad, y), FONT, scale, (255, 255, 255), thickness, cv2.LINE_AA)
 
 
-def _draw_label(canvas, text, box, color, scale, thickness, placed: list) -> None:
+def _draw_label(canvas, text, box, color, scale, thickness, placed: list, others: Sequence) -> None:
     """A label on a filled patch: above the box; where that covers a label already placed (or leaves the
-    frame), inside the box's top, then below the box, then a line further out either way. `placed` collects
-    the patches drawn so far."""
+    frame), inside the box's top, then below the box, then a line further out either way. Where every place
+    covers a label, or more than a label's area of `others` (the other boxes), or the box is much smaller
+    than the label, it is tried at 0.6 of the size and else left out. `placed` collects the patches drawn."""
     if not text:
         return
-    (w, h), baseline = cv2.getTextSize(text, FONT, scale, thickness)
-    pad = max(2, h // 4)
-    width, height = w + 2 * pad, h + baseline + 2 * pad
-    x1, y1, _, y2 = box
-    x = min(max(x1, 0), max(canvas.shape[1] - width, 0))
-    candidates = [y1 - height, y1, y2, y1 - 2 * height, y2 + height, y1 + height]
-    fits = [top for top in candidates if 0 <= top <= canvas.shape[0] - height] or [
-        max(min(y1, canvas.shape[0] - height), 0)]
-    # the first place that covers no label, else the one that covers the least
-    top = min(fits, key=lambda t: sum(_overlap((x, t, x + width, t + height), p) for p in placed))
+    for size in (scale, 0.6 * scale):
+        weight = max(1, round(thickness * size / scale))
+        (w, h), baseline = cv2.getTextSize(text, FONT, size, weight)
+        pad = max(2, h // 4)
+        width, height = w + 2 * pad, h + baseline + 2 * pad
+        x1, y1, x2, y2 = box
+        if width > 3 * max(x2 - x1, 1) or height > 1.5 * max(y2 - y1, 1):
+            continue  # a far-away object: its label would hide it and its neighbours
+        x = min(max(x1, 0), max(canvas.shape[1] - width, 0))
+        candidates = [y1 - height, y1, y2, y1 - 2 * height, y2 + height, y1 + height]
+        fits = [top for top in candidates if 0 <= top <= canvas.shape[0] - height] or [
+            max(min(y1, canvas.shape[0] - height), 0)]
+
+        # the first place, in that order, that covers no label and at most a label's worth of other boxes
+        top = next((t for t in fits if _clear((x, t, x + width, t + height), placed, others)), None)
+        if top is not None:
+            break
+    else:
+        return
     placed.append((x, top, x + width, top + height))
     cv2.rectangle(canvas, (x, top), (x + width, top + height), color, cv2.FILLED)
     luminance = 0.114 * color[0] + 0.587 * color[1] + 0.299 * color[2]
     ink = (0, 0, 0) if luminance > 140 else (255, 255, 255)
-    cv2.putText(canvas, text, (x + pad, top + pad + h), FONT, scale, ink, thickness, cv2.LINE_AA)
+    cv2.putText(canvas, text, (x + pad, top + pad + h), FONT, size, ink, weight, cv2.LINE_AA)
+
+
+def _clear(patch: tuple, placed: list, others: Sequence) -> bool:
+    """A label's patch covers no label already placed and at most its own area of other boxes."""
+    area = (patch[2] - patch[0]) * (patch[3] - patch[1])
+    return not any(_overlap(patch, p) for p in placed) and sum(_overlap(patch, o) for o in others) <= area
 
 
 def _overlap(a: tuple, b: tuple) -> int:

@@ -114,9 +114,12 @@ PIPELINE_OPTIONS = [
                                                  "called car and truck) at least this alike become one detection; "
                                                  "0 keeps both [default: 0.85]."),
     click.option("--labels", help="What a box's label says: any of class,id,score (comma-separated), or none "
-                                  "[default: class,id,score]."),
+                                  "[default: class,id,score]. In a crowd, a label that would cover another label "
+                                  "or the people around it is drawn smaller or left out (the box stays), as is "
+                                  "one on a box much smaller than the label."),
     click.option("--color-by", type=click.Choice(["track", "class"]), help="Box colours [default: track]."),
-    click.option("--trails/--no-trails", default=None, help="Draw motion trails of tracks."),
+    click.option("--trails/--no-trails", default=None, help="Draw motion trails of tracks, at the point lines and "
+                                                            "zones count (--anchor)."),
     click.option("--overlay/--no-overlay", default=None, help="Draw fps, latency and dropped frames on the video."),
     click.option("--video/--no-video", default=None, help="Write the annotated video [default: yes]."),
     click.option("--table-format", type=click.Choice(["parquet", "csv"]), help="Table format [default: parquet]."),
@@ -132,6 +135,9 @@ PIPELINE_OPTIONS = [
                  help="The point of a box that lines and zones count [default: bottom-center]."),
     click.option("--zone-hysteresis", "zone_hysteresis_s", type=float,
                  help="Seconds an object must stay on the other side of a zone's border to count [default: 0.5]."),
+    click.option("--line-hysteresis", "line_hysteresis_s", type=float,
+                 help="Seconds an object must stay past a line for its crossing to count (or be half its height "
+                      "past it, or leave the picture); 0 counts at once [default: 0.5]."),
     click.option("--heatmap/--no-heatmap", default=None, help="Write heatmap.png of where tracked objects were."),
     click.option("--stride", type=int, help="Process every Nth frame."),
     click.option("--sample-fps", type=float, help="Process frames at this rate, picked by timestamp (e.g. 1)."),
@@ -172,6 +178,8 @@ def run(input: str, out: str | None, pipeline: str | None, quiet: bool, profile:
     s = result.summary
     click.echo(f"{s.counts.frames_processed} frames in {s.wall_time_s:.1f} s ({s.fps} fps): "
                f"{s.counts.detections} detections, {s.counts.tracks} tracks")
+    for line in s.answers():
+        click.echo(f"  {line}")
     _echo_outputs(result.outputs)
     if profile:
         click.echo(_profile_table(s))
@@ -282,6 +290,8 @@ def live(source: str, out: str | None, pipeline: str | None, width: int | None, 
     click.echo(f"{s.counts.frames_processed} frames processed, {s.live.frames_dropped} dropped; latency p50 "
                f"{latency.p50 if latency else 0:.0f} ms, p95 {latency.p95 if latency else 0:.0f} ms; "
                f"{s.live.reconnects} reconnect(s)")
+    for line in s.answers():
+        click.echo(f"  {line}")
     _echo_outputs(result.outputs)
     if s.status == "gave_up":
         gap = s.live.gaps[-1]

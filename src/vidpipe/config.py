@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from .analytics import ANCHORS, DEFAULT_HYSTERESIS_S, Region
+from .analytics import ANCHORS, DEFAULT_HYSTERESIS_S, Region, check_names
 from .annotate import COLOR_BY, LABEL_PARTS
 from .detections import DUPLICATE_IOU
 from .detectors import DetectorSettings, split_classes
@@ -79,6 +79,7 @@ class PipelineConfig:
     zones: list = field(default_factory=list)
     anchor: str = "bottom-center"  # the point of a box that counts: bottom-center (where it stands) | center
     zone_hysteresis_s: float = DEFAULT_HYSTERESIS_S  # a zone's border must be crossed for this long to count
+    line_hysteresis_s: float = DEFAULT_HYSTERESIS_S  # a crossing counts once the object stays past the line this long
     heatmap: bool = False  # heatmap.png: where tracked objects were
 
     def __post_init__(self) -> None:
@@ -95,6 +96,7 @@ class PipelineConfig:
                 raise InputError(f"{kind} must be a list of {kind}, got {given!r}")
             regions = [Region.parse(r, kind[:-1]) if isinstance(r, str) else Region.of(r, kind[:-1]) for r in given]
             object.__setattr__(self, kind, regions)
+        check_names(self.lines, self.zones)
         if isinstance(self.camera_motion, bool):  # YAML reads a bare on / off as true / false
             object.__setattr__(self, "camera_motion", "on" if self.camera_motion else "off")
         if self.camera_motion not in CAMERA_MOTION:
@@ -129,8 +131,9 @@ class PipelineConfig:
             raise InputError(f"top_k must be >= 0, got {self.top_k}")
         if not 0.0 <= self.merge_iou <= 1.0:
             raise InputError(f"merge_iou must lie in [0, 1], got {self.merge_iou}")
-        if self.zone_hysteresis_s < 0:
-            raise InputError(f"zone_hysteresis_s must be >= 0 seconds, got {self.zone_hysteresis_s}")
+        for key in ("zone_hysteresis_s", "line_hysteresis_s"):
+            if getattr(self, key) < 0:
+                raise InputError(f"{key} must be >= 0 seconds, got {getattr(self, key)}")
         self.sampling()
         self.detector_settings()
 

@@ -43,7 +43,16 @@ from .pipeline import Pipeline
 from .report import write_corpus_report
 from .segments import YT8M_SEGMENT_SECONDS, segment_table
 from .session import frame_classes, zone_columns
-from .sinks import DETECTION_SCHEMA, EVENT_SCHEMA, TRACK_SCHEMA, column_name, frame_schema, write_arrow, write_table
+from .sinks import (
+    DETECTION_SCHEMA,
+    EVENT_SCHEMA,
+    TRACK_SCHEMA,
+    VISIT_SCHEMA,
+    column_name,
+    frame_schema,
+    write_arrow,
+    write_table,
+)
 from .sources import natural_key, open_source, stem
 from .stopping import frame_boundary
 from .summary import RunSummary
@@ -53,7 +62,7 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".m
                             ".wmv", ".3gp"})
 MARKER = "_SUCCESS"
 ERROR = "error.json"
-DATASETS = ("detections", "frames", "tracks", "events", "segments")  # corpus-wide tables, one file per video
+DATASETS = ("detections", "frames", "tracks", "events", "visits", "segments")  # corpus-wide tables, one file per video
 EXECUTORS = ("local", "ray")
 PR_SET_PDEATHSIG = 1  # Linux prctl: the signal a process gets when its parent dies
 
@@ -148,6 +157,7 @@ class VideoProcessor:
         counted, interest = frame_classes(config, names)
         self.count_names = [names[c] for c in counted]  # videos.parquet's n_<class> columns: the same for all
         self.schemas = {"detections": DETECTION_SCHEMA, "tracks": TRACK_SCHEMA, "events": EVENT_SCHEMA,
+                        "visits": VISIT_SCHEMA,
                         "frames": frame_schema(names, counted, interest, config.top_k,
                                                extra_columns=zone_columns(config))}
 

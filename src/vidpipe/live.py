@@ -286,7 +286,8 @@ class LiveMonitor:
     analytics: Analytics | None = None  # the run's lines and zones, for their counts on the live page
     latencies_ms: array = field(default_factory=lambda: array("d"))
     inference_ms: array = field(default_factory=lambda: array("d"))
-    counts: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)  # objects in the latest frame, per class
+    _track_class: dict = field(default_factory=dict)  # every track since the start -> its voted class
     _times: list = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -297,6 +298,9 @@ class LiveMonitor:
                 self.latencies_ms.append(1000 * (now - frame.captured))
             self._times = [t for t in self._times if now - t < 2.0] + [now]
             self.counts = dict(Counter(detections.class_name.tolist()))
+            tracked = detections.is_tracked
+            self._track_class.update(zip(detections.track_id[tracked].tolist(),
+                                         detections.track_class_name[tracked].tolist()))
 
     @property
     def fps(self) -> float:
@@ -309,7 +313,8 @@ class LiveMonitor:
             return {"fps": round(self.fps, 2), "latency_ms": None if latency is None else round(latency, 1),
                     "dropped": self.capture.dropped if self.capture else 0,
                     "captured": self.capture.captured if self.capture else 0, "counts": dict(self.counts),
-                    "lines": self.analytics.live_counts() if self.analytics else {}}
+                    "totals": dict(Counter(self._track_class.values()).most_common()),
+                    **(self.analytics.live_counts() if self.analytics else {"lines": {}, "zones": {}})}
 
     def overlay_lines(self) -> list[str]:
         s = self.snapshot()

@@ -33,7 +33,8 @@ PAGE = """<!doctype html>
  img { max-width: 80vw; max-height: 100vh; }
  aside { padding: 16px; min-width: 220px; }
  dt { color: #999; margin-top: 10px; } dd { margin: 0; font-size: 22px; }
- table { margin-top: 10px; border-collapse: collapse; } td { padding: 2px 10px 2px 0; }
+ table { margin-top: 4px; border-collapse: collapse; } td { padding: 2px 10px 2px 0; }
+ h3 { font-size: 13px; color: #999; font-weight: normal; margin: 14px 0 0; } small { color: #777; }
 </style></head>
 <body>
 <img id="stream" src="/stream.mjpg" alt="annotated stream">
@@ -43,8 +44,14 @@ PAGE = """<!doctype html>
   <dt>latency</dt><dd id="latency">-</dd>
   <dt>dropped frames</dt><dd id="dropped">-</dd>
  </dl>
+ <h3>in this frame</h3>
  <table id="counts"></table>
+ <h3>since the start <small>(objects: one per track)</small></h3>
+ <table id="totals"></table>
+ <h3 id="lines-title" hidden>lines <small>(crossings so far)</small></h3>
  <table id="lines"></table>
+ <h3 id="zones-title" hidden>zones</h3>
+ <table id="zones"></table>
 </aside>
 <script>
 async function refresh() {
@@ -54,11 +61,15 @@ async function refresh() {
     document.getElementById("latency").textContent =
       stats.latency_ms === null ? "-" : stats.latency_ms.toFixed(0) + " ms";
     document.getElementById("dropped").textContent = stats.dropped;
-    document.getElementById("counts").innerHTML = Object.entries(stats.counts)
-      .map(([name, n]) => `<tr><td>${name}</td><td>${n}</td></tr>`).join("");
-    document.getElementById("lines").innerHTML = Object.entries(stats.lines || {})
-      .map(([name, c]) => `<tr><td>${name}</td><td>${
-        Object.entries(c).map(([k, v]) => k + " " + v).join(", ")}</td></tr>`).join("");
+    const rows = (entries) => entries.map(([name, n]) => `<tr><td>${name}</td><td>${n}</td></tr>`).join("");
+    document.getElementById("counts").innerHTML = rows(Object.entries(stats.counts));
+    document.getElementById("totals").innerHTML = rows(Object.entries(stats.totals || {}));
+    const lines = Object.entries(stats.lines || {}), zones = Object.entries(stats.zones || {});
+    document.getElementById("lines-title").hidden = !lines.length;
+    document.getElementById("zones-title").hidden = !zones.length;
+    document.getElementById("lines").innerHTML = rows(lines.map(([name, c]) => [name, `in ${c.in}, out ${c.out}`]));
+    document.getElementById("zones").innerHTML =
+      rows(zones.map(([name, z]) => [name, `${z.inside} inside now, ${z.entries} entries`]));
   } catch (error) { /* the run may be over */ }
 }
 setInterval(refresh, 500);

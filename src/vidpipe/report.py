@@ -97,8 +97,9 @@ class Thumbnails:
 
 
 def write_run_report(path: Path, summary: RunSummary, tables: dict[str, Path], thumbnails: Thumbnails | None,
-                     video: Path | None) -> Path:
-    """The run's report.html, from its summary, its table files and the crops kept during the run."""
+                     video: Path | None, scene: np.ndarray | None = None) -> Path:
+    """The run's report.html, from its summary, its table files and the crops kept during the run; `scene`
+    is a frame with the lines and zones drawn on it."""
     detections = _read(tables.get("detections"))
     frames = _read(tables.get("frames"))
     tracks = _read(tables.get("tracks"))
@@ -109,7 +110,11 @@ def write_run_report(path: Path, summary: RunSummary, tables: dict[str, Path], t
     if summary.status != "complete":
         parts.append(f'<p class="banner" id="status-banner">This run was <b>{summary.status}</b>: everything '
                      f"below covers the {counts.frames_processed:,} frames processed before it stopped.</p>")
+    if summary.lines or summary.zones or counts.tracks:
+        parts.append(_section("answers", "Answers", _answers(summary)))
     parts.append(_section("facts", "Facts", _facts(summary)))
+    if summary.regions:
+        parts.append(_section("regions", "Lines and zones", _regions(summary, scene)))
     if video is not None:
         parts.append(_section("video", "Annotated video",
                               f'<video controls preload="metadata" src="{html.escape(video.name)}"></video>'
@@ -126,8 +131,9 @@ def write_run_report(path: Path, summary: RunSummary, tables: dict[str, Path], t
     events = _read(tables.get("events"))
     if summary.lines and events is not None:
         parts.append(_section("line-counts", "Line crossings over time", _counts_over_time(events, frames)))
-    if summary.zones and events is not None:
-        parts.append(_section("dwell", "Time spent in each zone", _dwell(events)))
+    visits = _read(tables.get("visits"))
+    if summary.zones and visits is not None:
+        parts.append(_section("dwell", "Time spent in each zone (complete visits)", _dwell(visits)))
     heatmap = tables.get("heatmap")
     if heatmap is not None and Path(heatmap).is_file():
         data = base64.b64encode(Path(heatmap).read_bytes()).decode("ascii")
@@ -189,6 +195,58 @@ def _page(title: str, body: str, script: str = "") -> str:
 
 def _section(anchor: str, title: str, content: str) -> str:
     return f'<section id="{anchor}"><h2>{html.escape(title)}</h2>\n{content}\n</section>'
+
+
+def _answers(summary: RunSummary) -> str:
+    """The figures people ask for first, as numbers: crossings per line and direction by class, each zone's
+    visits and dwell, and the objects (tracks) per class. The same numbers as summary.json."""
+    parts = []
+    if summary.lines:
+        rows = []
+        for name, figures in summary.lines.items():
+            for direction in ("in", "out"):
+                by_class = figures.get(direction, {})
+                detail = ", ".join(f"{c} {n}" for c, n in by_class.items()) or "-"
+                rows.append(f"<tr><td>{html.escape(name)}</td><td>{direction}</td>"
+                            f"<td>{sum(by_class.values())}</td><td>{html.escape(detail)}</td></tr>")
+        parts.append('<table id="answers-lines"><thead><tr><th>line</th><th>direction</th><th>crossings</th>'
+                     f"<th>by class</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    if summary.zones:
+        keys = ("visits", "complete_visits", "cut_visits", "mean_dwell_s", "median_dwell_s", "max_dwell_s",
+                "peak_occupancy")
+        heads = ("visits", "complete", "cut", "mean dwell s", "median dwell s", "max dwell s", "peak occupancy")
+        rows = ["<tr><td>" + html.escape(name) + "</td>" + "".join(
+            f"<td>{'-' if figures.get(k) is None else figures.get(k)}</td>" for k in keys) + "</tr>"
+            for name, figures in summary.zones.items()]
+        parts.append('<table id="answers-zones"><thead><tr><th>zone</th>' + "".join(f"<th>{h}</th>" for h in heads)
+                     + f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+                     "<p>Dwell times count complete visits only: a cut visit was already inside when first seen or "
+                     "still inside when last seen (the clip's ends, a lost track), so its length is not a dwell "
+                     "time.</p>")
+    objects = summary.counts.tracks_per_class or {}
+    if objects:
+        rows = "".join(f"<tr><td>{html.escape(c)}</td><td>{n}</td></tr>" for c, n in objects.items())
+        parts.append('<table id="answers-objects"><thead><tr><th>class</th><th>objects (tracks)</th></tr></thead>'
+                     f"<tbody>{rows}</tbody></table>")
+    return "\n".join(parts)
+
+
+def _regions(summary: RunSummary, scene: np.ndarray | None) -> str:
+    """Each line and zone with its points as configured, and a frame of the video with them drawn on it."""
+    rows = "".join(
+        f"<tr><td>{r['kind']}</td><td>{html.escape(r['name'])}</td>"
+        f"<td>{html.escape(', '.join(f'({x:g}, {y:g})' for x, y in r['points']))}</td>"
+        f"<td>{html.escape(', '.join(r['classes'])) if r['classes'] else 'all'}</td></tr>" for r in summary.regions)
+    fractions = "Points are fractions of the frame where every value lies in [0, 1], else pixels."
+    parts = ['<table id="regions-table"><thead><tr><th>kind</th><th>name</th><th>points</th><th>classes</th></tr>'
+             f"</thead><tbody>{rows}</tbody></table><p>{fractions}</p>"]
+    if scene is not None:
+        ok, jpeg = cv2.imencode(".jpg", scene, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        if ok:
+            data = base64.b64encode(jpeg.tobytes()).decode("ascii")
+            parts.append(f'<img id="regions-picture" alt="the lines and zones on the last frame" '
+                         f'style="max-width: 100%" src="data:image/jpeg;base64,{data}">')
+    return "".join(parts)
 
 
 def _facts(summary: RunSummary) -> str:
@@ -313,19 +371,15 @@ def _counts_over_time(events: pd.DataFrame, frames: pd.DataFrame) -> str:
     return _line_chart(times, {k: v.astype(float) for k, v in series.items()}, "crossings")
 
 
-def _dwell(events: pd.DataFrame) -> str:
-    """Each zone's visit lengths: enter and exit events paired per track."""
-    visits: dict[str, list[float]] = {}
-    for (name, _track), group in events[events["kind"].isin(["enter", "exit"])].groupby(["name", "track_id"]):
-        group = group.sort_values("time_s")
-        enters = group.loc[group["kind"] == "enter", "time_s"].to_numpy()
-        exits = group.loc[group["kind"] == "exit", "time_s"].to_numpy()
-        visits.setdefault(name, []).extend((exits[: len(enters)] - enters[: len(exits)]).tolist())
-    if not any(visits.values()):
-        return "<p>No visits.</p>"
-    longest = max(max(v) for v in visits.values() if v)
-    return _box_plot({k: np.asarray(v) for k, v in visits.items() if v}, _ticks(longest), "dwell time (s)",
-                     "visits")
+def _dwell(visits: pd.DataFrame) -> str:
+    """Each zone's dwell times, from its complete visits, with the longest marked."""
+    complete = visits[~(visits["cut_at_start"].astype(bool) | visits["cut_at_end"].astype(bool))]
+    groups = {name: group["dwell_s"].to_numpy(np.float64) for name, group in complete.groupby("zone", sort=True)}
+    if not groups:
+        cut = len(visits)
+        return f"<p>No complete visits{f' ({cut} cut by the ends of the input or lost tracks)' if cut else ''}.</p>"
+    longest = max(float(v.max()) for v in groups.values())
+    return _box_plot(groups, _ticks(longest), "dwell time (s)", "complete visits", show_max=True)
 
 
 def _timeline(tracks: pd.DataFrame) -> str:
@@ -358,8 +412,10 @@ def _scores(detections: pd.DataFrame) -> str:
     return _box_plot(groups, [0, 0.2, 0.4, 0.6, 0.8, 1.0], "detection score", "detections")
 
 
-def _box_plot(groups: dict[str, np.ndarray], ticks: list[float], label: str, unit: str) -> str:
-    """A box per group: the middle half of its values, a line at the median, whiskers from 5% to 95%."""
+def _box_plot(groups: dict[str, np.ndarray], ticks: list[float], label: str, unit: str,
+              show_max: bool = False) -> str:
+    """A box per group: the middle half of its values, a line at the median, whiskers from 5% to 95%, and
+    with `show_max` a dot at the largest value, labelled."""
     names = list(groups)
     height = TOP + BOTTOM + ROW * len(names)
     x = _linear(0, ticks[-1], LEFT, WIDTH - RIGHT)
@@ -374,6 +430,10 @@ def _box_plot(groups: dict[str, np.ndarray], ticks: list[float], label: str, uni
                     f"{len(groups[name]):,} {unit}</title></rect>"
                     f'<line x1="{x(median):.1f}" y1="{middle - 6:.1f}" x2="{x(median):.1f}" y2="{middle + 6:.1f}" '
                     f'stroke="#000" stroke-width="2"/>')
+        if show_max:
+            peak = float(groups[name].max())
+            body.append(f'<circle cx="{x(peak):.1f}" cy="{middle:.1f}" r="3.5" fill="#000"/>'
+                        f'<text x="{x(peak) + 6:.1f}" y="{middle + 4:.1f}">max {peak:.1f}</text>')
     return _svg(height, body, ticks, label, x)
 
 

@@ -41,6 +41,7 @@ from .sinks import (
     VideoSink,
     Viewer,
     write_events,
+    write_visits,
 )
 from .sources import Source
 from .summary import Counts, DetectorFacts, RunSummary, StageFigures, TrackerFacts, VideoOutput
@@ -54,6 +55,7 @@ OUTPUT_NAMES = {
     "tracks": "tracks",
     "mot": "tracks.txt",
     "events": "events",
+    "visits": "visits",
     "heatmap": "heatmap.png",
     "report": "report.html",
     "summary": "summary.json",
@@ -160,7 +162,8 @@ class RunSession:
         info = source.info
         # lines, zones and heatmaps follow tracks: an untracked run (`--tracker none`) has none
         self.analytics = Analytics.build(config.lines, config.zones, info.width, info.height, config.anchor,
-                                         config.zone_hysteresis_s, config.heatmap) if tracker else Analytics()
+                                         config.zone_hysteresis_s, config.line_hysteresis_s,
+                                         config.heatmap) if tracker else Analytics()
         try:
             with _writing(out_dir):
                 for old in previous_outputs(out_dir):  # a new run's outputs never sit beside an old run's
@@ -176,7 +179,9 @@ class RunSession:
             monitor.analytics = self.analytics  # the live page shows the lines' and zones' counts
         self.annotator = Annotator(trails=config.trails, labels=config.labels, color_by=config.color_by,
                                    overlay=monitor.overlay_lines if monitor and config.overlay else None,
-                                   underlay=self.analytics.draw if self.analytics else None)
+                                   underlay=self.analytics.draw if self.analytics else None,
+                                   topmost=self.analytics.draw_names if self.analytics else None,
+                                   anchor=config.anchor)
         self.stats = RunStats()
         # crops of the tracks' best detections, for the report (untracked runs have no tracks to show)
         self.thumbnails = Thumbnails() if config.report and tracker is not None else None
@@ -282,6 +287,7 @@ class RunSession:
             lines={line.name: line.figures() for line in self.analytics.lines} or None,
             zones={zone.name: zone.figures() for zone in self.analytics.zones} or None,
             size_changes=tuple(self.size_changes),
+            regions=tuple(self.analytics.describe()),
         )
         try:
             with _writing(self.out_dir):
@@ -310,12 +316,17 @@ class RunSession:
             return False
 
     def _write_events(self) -> dict[str, Path]:
-        """events.parquet (lines and zones), where configured."""
+        """events.parquet (lines and zones) and visits.parquet (zones), where configured."""
         if not (self.analytics.lines or self.analytics.zones):
             return {}
         self.analytics.close()
-        path = self.out_dir / f"{OUTPUT_NAMES['events']}.{self.config.table_format}"
-        return {"events": write_events(path, self.source.info.name, self.analytics.events, self.config.table_format)}
+        name, fmt = self.source.info.name, self.config.table_format
+        outputs = {"events": write_events(self.out_dir / f"{OUTPUT_NAMES['events']}.{fmt}", name,
+                                          self.analytics.events, fmt)}
+        if self.analytics.zones:
+            outputs["visits"] = write_visits(self.out_dir / f"{OUTPUT_NAMES['visits']}.{fmt}", name,
+                                             self.analytics.visits(), fmt)
+        return outputs
 
     def _write_heatmap(self) -> None:
         ok, png = cv2.imencode(".png", self.analytics.heatmap.render())
@@ -329,7 +340,8 @@ class RunSession:
         start = time.perf_counter()
         missing = list(summary.missing_outputs)
         if not self._cuttable("report", lambda: write_run_report(outputs["report"], summary, outputs, self.thumbnails,
-                                                                 outputs.get("video")), None, missing):
+                                                                 outputs.get("video"), self.analytics.picture()),
+                              None, missing):
             return replace(summary, outputs={k: v for k, v in summary.outputs.items() if k != "report"},
                            missing_outputs=tuple(missing))
         report = StageProfile("report", items=1, busy_s=time.perf_counter() - start)
@@ -355,7 +367,7 @@ class RunSession:
 def previous_outputs(out_dir: Path) -> list[Path]:
     """Every file a run may leave in `out_dir`, in either table format, finished or partial."""
     names = [OUTPUT_NAMES[key] for key in ("video", "mot", "heatmap", "report", "summary")]
-    names += [f"{OUTPUT_NAMES[key]}.{fmt}" for key in ("detections", "frames", "tracks", "events")
+    names += [f"{OUTPUT_NAMES[key]}.{fmt}" for key in ("detections", "frames", "tracks", "events", "visits")
               for fmt in TABLE_FORMATS]
     return [out_dir / name for name in names] + [out_dir / f".{name}.partial" for name in names]
 

@@ -471,6 +471,22 @@ def write_arrow(table: pa.Table, path: str | Path, fmt: str) -> Path:
     return Path(path)
 
 
+VISIT_SCHEMA = pa.schema([
+    ("video", pa.string()), ("track_id", pa.int64()), ("class_name", pa.string()), ("zone", pa.string()),
+    ("enter_frame", pa.int64()), ("enter_time_s", pa.float64()), ("exit_frame", pa.int64()),
+    ("exit_time_s", pa.float64()), ("dwell_s", pa.float64()), ("cut_at_start", pa.bool_()),
+    ("cut_at_end", pa.bool_()),
+])
+
+
+def write_visits(path: Path, video: str, visits: Sequence, fmt: str) -> Path:
+    """Every zone visit, in order of entry; `cut_at_start`/`cut_at_end` mark those whose entry or exit was
+    not seen, whose length is therefore not a dwell time."""
+    visits = sorted(visits, key=lambda v: (v.enter_frame, v.zone, v.track_id))
+    columns = {"video": [video] * len(visits), **{f: [getattr(v, f) for v in visits] for f in VISIT_SCHEMA.names[1:]}}
+    return write_arrow(pa.table(columns, schema=VISIT_SCHEMA), path, fmt)
+
+
 def write_events(path: Path, video: str, events: Sequence, fmt: str) -> Path:
     """The analytics' events (line crossings, zone entries and exits), in time order."""
     events = sorted(events, key=lambda e: (e.frame, e.time_s))

@@ -134,10 +134,12 @@ class RunSummary:
     video_output: VideoOutput | None = None
     live: LiveFigures | None = None
     lines: dict[str, dict] | None = None  # per counting line: {"in": {class: n}, "out": {class: n}}
-    zones: dict[str, dict] | None = None  # per zone: visits, mean_dwell_s, max_dwell_s, peak_occupancy
+    # per zone: visits (complete and cut), mean, median and max dwell of the complete ones, peak occupancy
+    zones: dict[str, dict] | None = None
     frames_unread: int = 0
     missing_outputs: tuple[str, ...] = ()
     size_changes: tuple[dict, ...] = ()  # {frame, time_s, width, height} from that frame on
+    regions: tuple[dict, ...] = ()  # the lines and zones as configured: {kind, name, points, classes}
     vidpipe_version: str = __version__
 
     @property
@@ -147,6 +149,23 @@ class RunSummary:
     @property
     def fps(self) -> float | None:
         return round(self.counts.frames_processed / self.wall_time_s, 2) if self.wall_time_s > 0 else None
+
+    def answers(self) -> list[str]:
+        """The counts in a few lines for the terminal: each line's crossings, each zone's visits and dwell,
+        and the objects per class (the report's Answers section)."""
+        out = []
+        for name, figures in (self.lines or {}).items():
+            out.append(f"line {name}: " + ", ".join(
+                f"{d} {sum(figures[d].values())}" + (f" ({', '.join(f'{c} {n}' for c, n in figures[d].items())})"
+                                                    if figures[d] else "") for d in ("in", "out")))
+        for name, z in (self.zones or {}).items():
+            dwell = (f"dwell mean {z['mean_dwell_s']:.1f} s, median {z['median_dwell_s']:.1f} s, max "
+                     f"{z['max_dwell_s']:.1f} s" if z["complete_visits"] else "no complete visit to time")
+            out.append(f"zone {name}: {z['visits']} visits ({z['complete_visits']} complete, {z['cut_visits']} cut "
+                       f"by the input's ends or lost tracks); {dwell}; at most {z['peak_occupancy']} inside at once")
+        if self.counts.tracks_per_class and (self.lines or self.zones):
+            out.append("objects: " + ", ".join(f"{c} {n}" for c, n in self.counts.tracks_per_class.items()))
+        return out
 
     def to_dict(self) -> dict:
         data = {
@@ -175,6 +194,8 @@ class RunSummary:
             data["lines"] = self.lines
         if self.zones:
             data["zones"] = self.zones
+        if self.regions:
+            data["regions"] = list(self.regions)
         return data
 
     def write(self, path: str | Path) -> Path:
@@ -204,7 +225,7 @@ class RunSummary:
             video_output=VideoOutput(**data["video_output"]) if data.get("video_output") else None,
             live=live, lines=data.get("lines"), zones=data.get("zones"), frames_unread=data.get("frames_unread", 0),
             missing_outputs=tuple(data.get("missing_outputs", ())), size_changes=size_changes,
-            vidpipe_version=data["vidpipe_version"],
+            regions=tuple(data.get("regions", ())), vidpipe_version=data["vidpipe_version"],
         )
 
 
