@@ -265,3 +265,21 @@ def test_pedestrians_crossing_a_walkway_match_a_count_by_eye(tmp_path):
     counts = json.loads((tmp_path / "summary.json").read_text())["lines"]["middle"]
     counted = {d: sum(counts[d].values()) for d in ("in", "out")}
     assert abs(counted["in"] - 12) <= 1 and counted["out"] <= 1 and abs(sum(counted.values()) - 12) <= 1, counted
+
+
+def test_a_long_zone_name_is_drawn_whole_inside_the_frame():
+    """A 39-character name at the right edge of a 240 px frame: the text shrinks to fit its black patch in
+    the frame (it used to run off the frame's edge, cut)."""
+    from vidpipe.analytics import Analytics
+
+    name = "MMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMM"  # wide, dense glyphs: a cut shows
+    analytics = Analytics.build([], [Region.of({"name": name, "points": [[200, 40], [239, 40], [239, 90]]}, "zone")],
+                                240, 100, "bottom-center", 0.5, 0.5, heatmap=False)
+    canvas = np.full((100, 240, 3), 128, np.uint8)
+    analytics.draw_names(canvas)
+    patch = (canvas == 0).all(axis=2)
+    text = (canvas > 200).all(axis=2)
+    rows = np.flatnonzero(patch.any(axis=1))
+    columns = np.flatnonzero(patch[rows].any(axis=0))
+    assert len(rows) and columns.min() >= 0
+    assert np.flatnonzero(text.any(axis=0)).max() < columns.max() - 1  # the text ends inside its patch

@@ -29,7 +29,8 @@ IDLE_TIMEOUT_S = 10.0
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>vidpipe preview</title>
 <style>
- body { margin: 0; background: #111; color: #eee; font: 14px system-ui, sans-serif; display: flex; }
+ body { margin: 0; background: #111; color: #eee; font: 14px system-ui, sans-serif; display: flex;
+        align-items: flex-start; }
  img { max-width: 80vw; max-height: 100vh; }
  aside { padding: 16px; min-width: 220px; }
  dt { color: #999; margin-top: 10px; } dd { margin: 0; font-size: 22px; }
