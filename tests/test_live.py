@@ -386,3 +386,83 @@ def test_the_preview_answers_head_and_takes_leaving_viewers_quietly(capfd):
         server.close()
     captured = capfd.readouterr()
     assert "Traceback" not in captured.err and "BrokenPipeError" not in captured.err, captured.err
+
+
+def test_a_file_played_in_real_time_behaves_like_a_camera_and_loops(short_ts, tmp_path):
+    """--realtime releases each frame at its timestamp: a 10 s clip takes about 10 s and most frames are
+    processed; --loop starts it again with time carrying on."""
+    clip = tmp_path / "ten-seconds.ts"
+    clip.write_bytes(short_ts)
+    out = tmp_path / "once"
+    started = time.monotonic()
+    result = run_cli("live", str(clip), "--realtime", "-o", str(out), "-q")
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert 9.5 <= took <= 60, took  # not as fast as it decodes (a second or two), about its length
+    assert summary["live"]["frames_captured"] == 240 and summary["frames_processed"] >= 120
+    assert [c["state"] for c in summary["live"]["connection"]] == ["connected", "ended"]
+    frames = pd.read_parquet(out / "frames.parquet")
+    assert frames["time_s"].max() == pytest.approx(239 / 24, abs=0.1)  # the clip's own clock, not the wall's
+
+    looped = tmp_path / "looped"
+    result = run_cli("live", str(clip), "--realtime", "--loop", "--duration", "14", "-o", str(looped), "-q")
+    assert result.returncode == 0, result.stderr
+    frames = pd.read_parquet(looped / "frames.parquet")
+    assert frames["frame"].is_monotonic_increasing and frames["time_s"].is_monotonic_increasing
+    assert frames["frame"].max() >= 240 and 11 <= frames["time_s"].max() <= 15  # into the second pass
+
+
+def test_realtime_and_loop_are_refused_where_they_mean_nothing(tmp_path):
+    for args, message in ((["live", "0", "--realtime"], "--realtime and --loop are for files"),
+                          (["live", str(SUBURBAN), "--loop"], "--loop needs --realtime"),
+                          (["run", str(SUBURBAN), "--realtime", "--sequential"], "--sequential: not for live")):
+        result = run_cli(*args, "-o", str(tmp_path / "out"), "-q")
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+
+
+def test_the_page_shows_the_source_reconnecting_and_back(short_ts, tmp_path, browser):
+    """/stats goes connected -> reconnecting -> connected across a stream cut, the page says so (and greys
+    out the figures meanwhile), and the summary keeps the same changes."""
+    server = LiveStreamServer(short_ts)
+    out, port = tmp_path / "out", _free_port()
+    process = vidpipe("live", server.url, "-o", str(out), "--serve", f"127.0.0.1:{port}", "--duration", "16",
+                      "--reconnect-delay", "0.3", "--max-reconnect-delay", "1", "--read-timeout", "2", "-q")
+
+    def stats() -> dict:
+        return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=10).read())
+
+    try:
+        wait_for(out / ".detections.parquet.partial")
+        time.sleep(2)
+        browser.get(f"http://127.0.0.1:{port}/")
+        time.sleep(1)
+        assert stats()["source"]["state"] == "connected"
+        assert browser.find_element("id", "state").text.startswith("connected")
+        server.stop()
+        deadline = time.time() + 20
+        while stats()["source"]["state"] != "reconnecting" and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
+        down = stats()["source"]
+        assert down["state"] == "reconnecting" and down["last_frame_age_s"] > 0.5
+        assert browser.find_element("id", "state").text.startswith("reconnecting")
+        assert browser.find_element("id", "figures").get_attribute("class") == "stale"
+        assert browser.find_element("id", "fps").text == "-"  # no figure pretends the source is still there
+        server.start()
+        deadline = time.time() + 20
+        while stats()["source"]["state"] != "connected" and time.time() < deadline:
+            time.sleep(0.2)
+        assert stats()["source"]["reconnects"] == 1
+        time.sleep(1)
+        assert browser.find_element("id", "state").text.startswith("connected")
+        assert float(browser.find_element("id", "fps").text) > 0
+    finally:
+        _, stderr = process.communicate(timeout=120)
+        server.stop()
+    assert process.returncode == 0, stderr
+    live = json.loads((out / "summary.json").read_text())["live"]
+    assert [c["state"] for c in live["connection"]][:3] == ["connected", "reconnecting", "connected"]
+    gap = live["gaps"][0]
+    assert live["connection"][1]["time_s"] == pytest.approx(gap["start_s"], abs=0.01)
+    assert live["connection"][2]["time_s"] == pytest.approx(gap["end_s"], abs=0.01)

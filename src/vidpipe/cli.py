@@ -163,9 +163,12 @@ def pipeline_options(command):
 @click.argument("input", metavar="INPUT")
 @click.option("-o", "--out", type=click.Path(file_okay=False), help="Output folder [default: runs/<input name>].")
 @pipeline_options
+@click.option("--realtime", is_flag=True, help="Play the file at its own rate, as a camera would: frames that come "
+                                               "while the detector is busy are dropped (and counted).")
 @click.option("--profile", is_flag=True, help="Print each stage's throughput, busy fraction and queue use.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def run(input: str, out: str | None, pipeline: str | None, quiet: bool, profile: bool, **options) -> None:
+def run(input: str, out: str | None, pipeline: str | None, quiet: bool, profile: bool, realtime: bool,
+        **options) -> None:
     """Run detection and tracking on INPUT and write the outputs.
 
     INPUT is a video file (anything FFmpeg reads), a stream URL, a folder or glob of images, a single
@@ -174,7 +177,9 @@ def run(input: str, out: str | None, pipeline: str | None, quiet: bool, profile:
     from .pipeline import Pipeline, PipelineConfig
 
     config = PipelineConfig.load(pipeline, **options)
-    result = Pipeline(config).run(input, out, progress=not quiet)
+    if realtime:
+        config.check_live(replay=True)
+    result = Pipeline(config).run(input, out, progress=not quiet, realtime=realtime)
     s = result.summary
     click.echo(f"{s.counts.frames_processed} frames in {s.wall_time_s:.1f} s ({s.fps} fps): "
                f"{s.counts.detections} detections, {s.counts.tracks} tracks")
@@ -232,6 +237,9 @@ def _profile_table(summary) -> str:
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window (needs a display).")
 @click.option("--serve", metavar="[HOST:]PORT", help="Serve a preview page with the stream and live stats.")
 @click.option("--duration", type=float, help="Stop after this many seconds.")
+@click.option("--realtime", is_flag=True, help="A file or image folder: play it at its own rate, as a camera "
+                                               "would [default: as fast as it decodes].")
+@click.option("--loop", is_flag=True, help="With --realtime: start the file again at its end, time carrying on.")
 @click.option("--open-timeout", type=float, default=LIVE_DEFAULTS.open_timeout, show_default=True,
               help="Seconds to connect to a stream.")
 @click.option("--read-timeout", type=float, default=LIVE_DEFAULTS.read_timeout, show_default=True,
@@ -245,10 +253,11 @@ def _profile_table(summary) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 def live(source: str, out: str | None, pipeline: str | None, width: int | None, height: int | None,
          camera_fps: float | None, save: bool, show: bool, serve: str | None, duration: float | None,
-         open_timeout: float, read_timeout: float, reconnect_delay: float, max_reconnect_delay: float,
-         max_reconnects: int | None, quiet: bool, **options) -> None:
-    """Detect and track on a live SOURCE until Ctrl-C: a camera index (0), or a stream URL (rtsp://,
-    rtmp://, http(s):// MPEG-TS, MJPEG or HLS .m3u8).
+         realtime: bool, loop: bool, open_timeout: float, read_timeout: float, reconnect_delay: float,
+         max_reconnect_delay: float, max_reconnects: int | None, quiet: bool, **options) -> None:
+    """Detect and track on a live SOURCE until Ctrl-C: a camera index (0), a stream URL (rtsp://,
+    rtmp://, http(s):// MPEG-TS, MJPEG or HLS .m3u8), or a file or image folder (with --realtime, played
+    as a camera would give it; --loop for a demo that never ends).
 
     The newest frame is always the next one processed (frames that arrive while inference is busy are
     dropped and counted), so latency stays bounded. A stream that drops is reopened with back-off. Tables
@@ -264,7 +273,8 @@ def live(source: str, out: str | None, pipeline: str | None, width: int | None, 
 
     options["video"] = save  # never None: without --save, no video whatever the preset says
     config = PipelineConfig.load(pipeline, **options)
-    config.check_live()
+    replay = not (source.isdigit() or "://" in source)
+    config.check_live(replay=replay and realtime)
     live_options = LiveOptions(width=width, height=height, camera_fps=camera_fps, open_timeout=open_timeout,
                                read_timeout=read_timeout, reconnect_delay=reconnect_delay,
                                max_reconnect_delay=max_reconnect_delay, max_reconnects=max_reconnects)
@@ -275,8 +285,11 @@ def live(source: str, out: str | None, pipeline: str | None, width: int | None, 
     if serve:
         parse_address(serve)  # a bad address fails before the source is opened
     viewers = [PreviewWindow()] if show else []  # fails fast without a display
+    if replay and not realtime:
+        logging.getLogger("vidpipe").info("%s is read as fast as it decodes; --realtime plays it at its own rate, "
+                                          "as a camera would", source)
     runner = Pipeline(config)
-    stream = open_live(source, live_options)
+    stream = open_live(source, live_options, realtime=realtime, loop=loop, opener=runner.open)
     monitor = LiveMonitor()
     try:
         if serve:

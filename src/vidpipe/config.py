@@ -29,7 +29,8 @@ ENGINES = ("threaded", "sequential")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 _DETECTION, _SAMPLING = DetectorSettings(), Sampling()
 # What a live run cannot honour: it takes the newest frame, one at a time, as it arrives.
-LIVE_EXCLUDED = ("stride", "sample_fps", "start", "end", "batch_size", "engine", "sequence_fps")
+LIVE_EXCLUDED = ("stride", "sample_fps", "start", "end", "sequence_fps", "batch_size", "engine")
+FILE_SELECTION = LIVE_EXCLUDED[:5]  # a file played as a camera (--realtime) still honours these
 
 
 @dataclass(frozen=True)
@@ -196,10 +197,12 @@ class PipelineConfig:
     def tracker_params(self) -> dict:
         return dict(self.trackers.get(self.tracker, {}))
 
-    def check_live(self) -> None:
-        """A live run takes the newest frame, one at a time: settings it cannot honour are an error."""
+    def check_live(self, replay: bool = False) -> None:
+        """A live run takes the newest frame, one at a time: settings it cannot honour are an error. A file
+        or image folder played as a camera (`replay`) still picks its frames (--stride, --start...)."""
         defaults = PipelineConfig()
-        given = [name for name in LIVE_EXCLUDED if getattr(self, name) != getattr(defaults, name)]
+        excluded = [n for n in LIVE_EXCLUDED if not (replay and n in FILE_SELECTION)]
+        given = [name for name in excluded if getattr(self, name) != getattr(defaults, name)]
         if given:
             options = ", ".join("--sequential" if n == "engine" else f"--{n.replace('_', '-')}" for n in given)
             raise InputError(f"{options}: not for live sources, which always process the newest frame, one at a "

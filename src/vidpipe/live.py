@@ -9,16 +9,18 @@ each gap is recorded.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
 from array import array
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from .analytics import Analytics
 from .detections import Detections
@@ -31,37 +33,94 @@ from .summary import LiveFigures, Percentiles
 log = logging.getLogger("vidpipe")
 
 
-def open_live(spec: str, options: LiveOptions = LiveOptions()) -> Source:
-    """A camera index (`0`), a stream URL (rtsp://, rtmp://, http(s)://, .m3u8) or a file, as a live source."""
+STATES = ("connected", "reconnecting", "gave_up", "ended")
+
+
+class Connection:
+    """A live source's state as it changes (connected, reconnecting, gave_up, ended), each change kept with
+    its time since the source started giving frames: the live page shows the state, the summary the changes."""
+
+    def __init__(self) -> None:
+        self.origin = time.monotonic()
+        self.state, self.since = "connected", self.origin
+        self.changes: list[dict] = [{"state": "connected", "time_s": 0.0}]
+
+    def start(self) -> None:
+        """The first frame is coming: the clock of `time_s` starts now."""
+        self.origin = self.since = time.monotonic()
+
+    def set(self, state: str, at: float | None = None) -> None:
+        if state == self.state:
+            return
+        self.state, self.since = state, time.monotonic() if at is None else at
+        self.changes.append({"state": state, "time_s": round(max(self.since - self.origin, 0.0), 3)})
+
+
+def open_live(spec: str, options: LiveOptions = LiveOptions(), realtime: bool = False, loop: bool = False,
+              opener: Callable[[str], Source] | None = None) -> Source:
+    """A camera index (`0`), a stream URL (rtsp://, rtmp://, http(s)://, .m3u8) or a file or image folder, as a
+    live source; `realtime` plays a file at its own rate, `loop` restarts it at its end. `opener` opens a
+    file with the pipeline's frame selection."""
+    if (realtime or loop) and (spec.isdigit() or "://" in spec):
+        raise InputError("--realtime and --loop are for files and image folders: cameras and streams are live "
+                         "already")
     if spec.isdigit():
         return CameraSource(int(spec), options)
     if "://" in spec:
         return ReconnectingStream(spec, options)
-    return Replay(open_source(spec))
+    return Replay(lambda: (opener or open_source)(spec), realtime, loop)
 
 
 class Replay:
-    """A file read as if it were live, as fast as it decodes (which tests the drop policy)."""
+    """A file or image folder read as a live source: as fast as it decodes (which tests the drop policy), or
+    with `realtime` each frame released at its timestamp, so it behaves as a camera would, dropped frames
+    and all. `loop` starts it again at its end, its timestamps and indices carrying on from where they were."""
 
     live = True
 
-    def __init__(self, source: Source) -> None:
-        self._source = source
-        self.info = source.info
+    def __init__(self, open: Callable[[], Source], realtime: bool = False, loop: bool = False) -> None:
+        if loop and not realtime:
+            raise InputError("--loop needs --realtime (a file looped as fast as it decodes never ends)")
+        self._open, self.realtime, self.loop = open, realtime, loop
+        self._source = open()
+        self.info = self._source.info
         self.gaps: list[Gap] = []
+        self.connection = Connection()
+        self._stopped = threading.Event()
+        self._lost = 0  # the frames earlier passes could not decode
 
     @property
     def lost_frames(self) -> int:
-        return self._source.lost_frames
+        return self._lost + self._source.lost_frames
 
     @property
     def unread_frames(self) -> int:
         return self._source.unread_frames
 
     def __iter__(self) -> Iterator[Frame]:
-        return iter(self._source)
+        self.connection.start()
+        start, offset_s, offset_index, first = time.monotonic(), 0.0, 0, None
+        while not self._stopped.is_set():
+            last: Frame | None = None
+            for frame in self._source:
+                first = frame.time if first is None else first  # a --start later than 0 is not waited for
+                due = start + offset_s + frame.time - first
+                if self.realtime and self._stopped.wait(max(due - time.monotonic(), 0)):
+                    return
+                last = frame
+                yield replace(frame, index=frame.index + offset_index, time=frame.time + offset_s,
+                              captured=time.monotonic() if self.realtime else None)
+            if not (self.loop and last is not None) or self._stopped.is_set():
+                break
+            offset_s += last.time - first + 1 / (self.info.fps or 30.0)  # the next pass starts one frame after
+            offset_index += last.index + 1
+            self._lost += self._source.lost_frames
+            self._source.close()
+            self._source = self._open()
+        self.connection.set("ended")
 
     def stop(self) -> None:
+        self._stopped.set()
         self._source.stop()
 
     def close(self) -> None:
@@ -96,9 +155,11 @@ class CameraSource:
                               fps=float(fps))
         self.lost_frames = self.unread_frames = 0
         self.gaps: list[Gap] = []
+        self.connection = Connection()
         self._stopped = threading.Event()
 
     def __iter__(self) -> Iterator[Frame]:
+        self.connection.start()
         start = time.monotonic()
         image, index = self._first, 0
         while image is not None and not self._stopped.is_set():
@@ -108,7 +169,8 @@ class CameraSource:
             ok, image = self._capture.read()
             if not ok:
                 log.warning("camera %s stopped giving frames", self.info.uri)
-                return
+                break
+        self.connection.set("ended")
 
     def stop(self) -> None:
         self._stopped.set()
@@ -128,6 +190,7 @@ class ReconnectingStream:
         self.url, self.options = url, options
         self.lost_frames = self.unread_frames = 0
         self.gaps: list[Gap] = []
+        self.connection = Connection()
         self._closed = threading.Event()
         self._current: VideoSource | None = None
         if not self._connect(None):
@@ -138,6 +201,7 @@ class ReconnectingStream:
         return VideoSource(self.url, timeout=(self.options.open_timeout, self.options.read_timeout))
 
     def __iter__(self) -> Iterator[Frame]:
+        self.connection.start()
         start = time.monotonic()
         index = 0
         last = start  # when the last frame arrived: a gap starts there, not when the loss is noticed
@@ -149,6 +213,7 @@ class ReconnectingStream:
                     last = time.monotonic()
                     if gap is not None:  # back: the gap lasted until this frame arrived
                         gap.end_s = last - start
+                        self.connection.set("connected", at=last)
                         log.info("%s: back after %.1f s", self.url, gap.end_s - gap.start_s)
                         gap = None
                     yield Frame(index, last - start, frame.image, captured=last)
@@ -163,9 +228,11 @@ class ReconnectingStream:
                     lost_at = min(last, time.monotonic() - self.options.read_timeout)  # for at least that long
                 gap = Gap(max(lost_at - start, 0.0), None, index - 1, reason)
                 self.gaps.append(gap)
+                self.connection.set("reconnecting", at=max(lost_at, start))
             log.warning("%s: %s; reconnecting", self.url, reason)
             if not self._connect(gap):
-                return
+                break
+        self.connection.set("ended" if self._closed.is_set() else "gave_up")
 
     def _explain(self, reason: str) -> str:
         """FFmpeg says "Immediate exit requested" when its read timeout fires: say what happened instead."""
@@ -278,51 +345,80 @@ class LatestFrames:
         return 5.0
 
 
+WINDOW_S = 2.0  # the live figures describe the last two seconds
+
+
 @dataclass
 class LiveMonitor:
-    """Live figures for the overlay, the preview page and the summary: fps, latency, drops, counts."""
+    """Live figures for the overlay, the preview page and the summary, the same numbers in each: over the last
+    two seconds, frames processed and captured per second and the median latency from capture to the
+    annotated frame; drops; the objects in the latest frame and the objects (tracks) since the start; the
+    source's connection state."""
 
     capture: LatestFrames | None = None
     analytics: Analytics | None = None  # the run's lines and zones, for their counts on the live page
+    source: Source | None = None  # its `connection`, where it has one
     latencies_ms: array = field(default_factory=lambda: array("d"))
     inference_ms: array = field(default_factory=lambda: array("d"))
     counts: dict = field(default_factory=dict)  # objects in the latest frame, per class
     _track_class: dict = field(default_factory=dict)  # every track since the start -> its voted class
-    _times: list = field(default_factory=list)
+    _recent: deque = field(default_factory=deque)  # (done, latency ms or None, frames captured then)
+    _last_captured: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def frame_done(self, frame: Frame, detections: Detections) -> None:
         now = time.monotonic()
         with self._lock:
+            latency = None
             if frame.captured is not None:
-                self.latencies_ms.append(1000 * (now - frame.captured))
-            self._times = [t for t in self._times if now - t < 2.0] + [now]
+                latency = 1000 * (now - frame.captured)
+                self.latencies_ms.append(latency)
+                self._last_captured = frame.captured
+            self._recent.append((now, latency, self.capture.captured if self.capture else 0))
             self.counts = dict(Counter(detections.class_name.tolist()))
             tracked = detections.is_tracked
             self._track_class.update(zip(detections.track_id[tracked].tolist(),
                                          detections.track_class_name[tracked].tolist()))
 
-    @property
-    def fps(self) -> float:
-        times = self._times
-        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+    def _window(self, now: float) -> list[tuple]:
+        while self._recent and now - self._recent[0][0] > WINDOW_S:
+            self._recent.popleft()
+        return list(self._recent)
 
     def snapshot(self) -> dict:
+        now = time.monotonic()
         with self._lock:
-            latency = self.latencies_ms[-1] if self.latencies_ms else None
-            return {"fps": round(self.fps, 2), "latency_ms": None if latency is None else round(latency, 1),
+            recent = self._window(now)
+            span = now - recent[0][0] if recent else 0.0
+            processed = (len(recent) - 1) / span if len(recent) > 1 and span > 0 else 0.0
+            captured = (recent[-1][2] - recent[0][2]) / span if len(recent) > 1 and span > 0 else 0.0
+            latencies = [latency for _, latency, _ in recent if latency is not None]
+            return {"processed_fps": round(processed, 2), "source_fps": round(captured, 2),
+                    "latency_ms": round(float(np.median(latencies)), 1) if latencies else None,
                     "dropped": self.capture.dropped if self.capture else 0,
                     "captured": self.capture.captured if self.capture else 0, "counts": dict(self.counts),
                     "totals": dict(Counter(self._track_class.values()).most_common()),
+                    "source": self._source_state(now),
                     **(self.analytics.live_counts() if self.analytics else {"lines": {}, "zones": {}})}
+
+    def _source_state(self, now: float) -> dict:
+        connection = getattr(self.source, "connection", None)
+        state = connection.state if connection else "connected"
+        since = connection.since if connection else now
+        return {"state": state,
+                "since": (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=now - since)).isoformat(
+                    timespec="seconds"),
+                "reconnects": sum(1 for gap in getattr(self.source, "gaps", []) if gap.end_s is not None),
+                "last_frame_age_s": None if self._last_captured is None else round(now - self._last_captured, 2)}
 
     def overlay_lines(self) -> list[str]:
         s = self.snapshot()
         latency = "-" if s["latency_ms"] is None else f"{s['latency_ms']:.0f} ms"
-        return [f"{s['fps']:.1f} fps  latency {latency}  dropped {s['dropped']}"]
+        return [f"{s['processed_fps']:.1f} fps processed  latency {latency}  dropped {s['dropped']}"]
 
     def figures(self, source: Source) -> LiveFigures:
         """The live part of the run's summary."""
+        connection = getattr(source, "connection", None)
         return LiveFigures(
             frames_captured=self.capture.captured if self.capture else None,
             frames_dropped=self.capture.dropped if self.capture else 0,
@@ -330,6 +426,7 @@ class LiveMonitor:
             inference_ms=Percentiles.of(self.inference_ms),
             reconnects=sum(1 for gap in source.gaps if gap.end_s is not None),
             gaps=tuple(gap.as_dict() for gap in source.gaps),
+            connection=tuple(connection.changes) if connection else (),
         )
 
 

@@ -22,7 +22,7 @@ from .detections import Detections
 from .detectors import Detector, load_detector
 from .errors import InputError
 from .frames import Frame, VideoInfo
-from .live import LiveMonitor
+from .live import LiveMonitor, Replay
 from .session import RunResult, RunSession
 from .sinks import Viewer
 from .sources import Sampling, Source, open_source
@@ -52,12 +52,14 @@ class Pipeline:
         return source
 
     def run(self, input: str | Path, out_dir: str | Path | None = None, progress: Progress = True,
-            name: str | None = None) -> RunResult:
+            name: str | None = None, realtime: bool = False) -> RunResult:
         """Process one input; outputs go to `out_dir` (default `runs/<input name>/`).
 
-        `name` replaces the input's name (the file stem) in tables, e.g. a corpus's video id.
+        `name` replaces the input's name (the file stem) in tables, e.g. a corpus's video id. `realtime` plays
+        it at its own rate, as a camera would give it (a live run: the newest frame is processed, the rest
+        dropped and counted).
         """
-        source = self.open(input, name)
+        source = Replay(lambda: self.open(input, name), realtime=True) if realtime else self.open(input, name)
         try:
             return self.process(source, Path(out_dir) if out_dir else Path("runs") / source.info.name, progress)
         finally:
@@ -72,6 +74,8 @@ class Pipeline:
         """
         if monitor is None and (source.live or self.config.overlay):
             monitor = LiveMonitor()
+        if monitor is not None:
+            monitor.source = source
         tracker = self.tracker_for(source.info)
         stream = self._stream(source, tracker, monitor)
         try:

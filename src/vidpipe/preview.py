@@ -2,8 +2,9 @@
 
 Both are viewers (`vidpipe.sinks.Viewer`): the pipeline hands them each annotated frame, and they keep no
 file. The web preview serves `/` (a page), `/stream.mjpg` (the annotated frames as MJPEG, which every
-browser shows in an <img>) and `/stats` (JSON: fps, latency, drops, counts per class), on 127.0.0.1 unless
-told otherwise.
+browser shows in an <img>) and `/stats` (JSON: `processed_fps`, `source_fps`, `latency_ms`, drops, the
+objects in the latest frame (`counts`) and since the start (`totals`), `lines`, `zones`, and the source's
+connection `state`), on 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
@@ -36,14 +37,20 @@ PAGE = """<!doctype html>
  dt { color: #999; margin-top: 10px; } dd { margin: 0; font-size: 22px; }
  table { margin-top: 4px; border-collapse: collapse; } td { padding: 2px 10px 2px 0; }
  h3 { font-size: 13px; color: #999; font-weight: normal; margin: 14px 0 0; } small { color: #777; }
+ .state { font-size: 18px; font-weight: 600; padding: 6px 10px; border-radius: 4px; background: #264; }
+ .state.reconnecting { background: #a60; } .state.gave_up, .state.ended { background: #822; }
+ .stale { opacity: 0.35; }
 </style></head>
 <body>
 <img id="stream" src="/stream.mjpg" alt="annotated stream">
 <aside>
+ <div id="state" class="state">-</div>
+ <div id="figures">
  <dl>
-  <dt>fps</dt><dd id="fps">-</dd>
-  <dt>latency</dt><dd id="latency">-</dd>
-  <dt>dropped frames</dt><dd id="dropped">-</dd>
+  <dt>processed <small>(frames a second, last 2 s)</small></dt><dd id="fps">-</dd>
+  <dt>from the source <small>(frames a second, last 2 s)</small></dt><dd id="source-fps">-</dd>
+  <dt>latency <small>(capture to picture, median of the last 2 s)</small></dt><dd id="latency">-</dd>
+  <dt>dropped frames <small>(since the start)</small></dt><dd id="dropped">-</dd>
  </dl>
  <h3>in this frame</h3>
  <table id="counts"></table>
@@ -53,14 +60,22 @@ PAGE = """<!doctype html>
  <table id="lines"></table>
  <h3 id="zones-title" hidden>zones</h3>
  <table id="zones"></table>
+ </div>
 </aside>
 <script>
 async function refresh() {
   try {
     const stats = await (await fetch("/stats", {cache: "no-store"})).json();
-    document.getElementById("fps").textContent = stats.fps.toFixed(1);
+    const source = stats.source || {state: "connected"}, live = source.state === "connected";
+    const state = document.getElementById("state");
+    state.className = "state " + source.state;
+    state.textContent = source.state.replace("_", " ") + (live ? "" : " since " + source.since.slice(11, 19)) +
+      (source.reconnects ? ` (${source.reconnects} reconnect${source.reconnects > 1 ? "s" : ""})` : "");
+    document.getElementById("figures").className = live ? "" : "stale";  // last known, not current
+    document.getElementById("fps").textContent = live ? stats.processed_fps.toFixed(1) : "-";
+    document.getElementById("source-fps").textContent = live ? stats.source_fps.toFixed(1) : "-";
     document.getElementById("latency").textContent =
-      stats.latency_ms === null ? "-" : stats.latency_ms.toFixed(0) + " ms";
+      !live || stats.latency_ms === null ? "-" : stats.latency_ms.toFixed(0) + " ms";
     document.getElementById("dropped").textContent = stats.dropped;
     const rows = (entries) => entries.map(([name, n]) => `<tr><td>${name}</td><td>${n}</td></tr>`).join("");
     document.getElementById("counts").innerHTML = rows(Object.entries(stats.counts));

@@ -80,6 +80,7 @@ class LiveFigures:
     inference_ms: Percentiles | None
     reconnects: int
     gaps: tuple[dict, ...] = ()  # `vidpipe.sources.Gap.as_dict()` of each
+    connection: tuple[dict, ...] = ()  # each change of the source's state: {state, time_s}
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ class RunSummary:
         if live:
             live = LiveFigures(**{**live, "latency_ms": _percentiles(live["latency_ms"]),
                                   "inference_ms": _percentiles(live["inference_ms"]),
-                                  "gaps": tuple(live["gaps"])})
+                                  "gaps": tuple(live["gaps"]), "connection": tuple(live.get("connection", ()))})
         counts = {f.name: data[f.name] for f in fields(Counts)}
         return cls(
             status=data["status"], input=VideoInfo(**source), detector=DetectorFacts(**data["detector"]),
