@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -36,7 +37,8 @@ DEFAULT_LINE_MARGIN = 0.5  # a crossing is sure once the anchor is this many box
 
 @dataclass(frozen=True)
 class Event:
-    """A line crossing (`cross`, with its direction) or a zone visit starting or ending (`enter`, `exit`)."""
+    """A line crossing (`cross`, with its direction) or a zone visit starting or ending (`enter`, `exit`),
+    with the score and box of the observation it is dated at."""
 
     frame: int
     time_s: float
@@ -45,6 +47,22 @@ class Event:
     kind: str
     name: str
     direction: str | None = None
+    score: float | None = None
+    box: tuple[float, float, float, float] | None = None
+
+
+class Sighting(NamedTuple):
+    """One observation of a track: when, how sure, where."""
+
+    frame: int
+    time: float
+    score: float
+    box: tuple[float, float, float, float]
+
+
+def sightings(frame: Frame, detections: Detections) -> list[Sighting]:
+    return [Sighting(frame.index, frame.time, score, tuple(box))
+            for score, box in zip(detections.score.tolist(), detections.xyxy.tolist())]
 
 
 @dataclass(frozen=True)
@@ -174,7 +192,7 @@ class _Side:
     last: np.ndarray  # its last anchor off the line
     seen: float  # when it was last observed
     name: str  # its voted class then
-    pending: tuple[int, float, int] | None = None  # (frame, time, observations) since it showed on the other side
+    pending: tuple[Sighting, int] | None = None  # its first sighting on the other side, and how many since
 
 
 class LineCounter:
@@ -212,8 +230,9 @@ class LineCounter:
         events = []
         tracked = detections[detections.is_tracked]
         heights = tracked.xyxy[:, 3] - tracked.xyxy[:, 1]
-        for track, point, name, height in zip(tracked.track_id.tolist(), anchor_points(tracked, self.anchor),
-                                              tracked.track_class_name, heights.tolist()):
+        for track, point, name, height, sighting in zip(tracked.track_id.tolist(), anchor_points(tracked, self.anchor),
+                                                        tracked.track_class_name, heights.tolist(),
+                                                        sightings(frame, tracked)):
             side = self.side(point)
             state = self._tracks.get(track)
             if state is not None:
@@ -232,11 +251,11 @@ class LineCounter:
                 if not segments_intersect(last, point, self.start, self.end):
                     state.side = side  # went round an end of the segment: no crossing
                     continue
-                state.pending = (frame.index, frame.time, 0)
+                state.pending = (sighting, 0)
                 self._pending.add(track)
-            first_frame, first_time, seen = state.pending
-            state.pending = (first_frame, first_time, seen + 1)
-            held = seen + 1 >= 2 and frame.time - first_time >= self.hysteresis_s
+            first, seen = state.pending
+            state.pending = (first, seen + 1)
+            held = seen + 1 >= 2 and frame.time - first.time >= self.hysteresis_s
             if held or self.hysteresis_s == 0 or self.distance(point) >= self.margin * height:
                 events += self._confirm(track, state)
         for track in [t for t in self._pending if frame.time - self._tracks[t].seen >= self.hysteresis_s]:
@@ -248,7 +267,7 @@ class LineCounter:
         return [event for track in list(self._pending) for event in self._confirm(track, self._tracks[track])]
 
     def _confirm(self, track: int, state: _Side) -> list[Event]:
-        first_frame, first_time, _ = state.pending
+        first, _ = state.pending
         state.side, state.pending = -state.side, None
         self._pending.discard(track)
         direction = "in" if state.side > 0 else "out"
@@ -256,7 +275,8 @@ class LineCounter:
             return []
         self._counted.add((track, direction))
         self.counts[direction][state.name] += 1
-        return [Event(first_frame, first_time, track, state.name, "cross", self.name, direction)]
+        return [Event(first.frame, first.time, track, state.name, "cross", self.name, direction, first.score,
+                      first.box)]
 
     def figures(self) -> dict:
         return {direction: dict(self.counts[direction].most_common()) for direction in DIRECTIONS}
@@ -296,10 +316,9 @@ class _Presence:
     inside: bool = False
     at_edge: bool = False  # its box touched the picture's edge when last seen
     entered: tuple[int, float] | None = None  # (frame, time) the visit began
-    candidate_since: tuple[int, float] | None = None  # (frame, time) the anchor first showed on the other side
+    candidate_since: Sighting | None = None  # when the anchor first showed on the other side
     candidate_seen: int = 0
-    last_time: float = 0.0
-    last_frame: int = 0
+    last: Sighting | None = None
 
 
 class Zone:
@@ -330,36 +349,37 @@ class Zone:
         self._first_frame = frame.index if self._first_frame is None else self._first_frame
         self._latest_frame = frame.index
         tracked = detections[detections.is_tracked]
-        for track, point, name, edge in zip(tracked.track_id.tolist(), anchor_points(tracked, self.anchor),
-                                            tracked.track_class_name, self._at_edge(tracked.xyxy)):
+        for track, point, name, edge, sighting in zip(tracked.track_id.tolist(), anchor_points(tracked, self.anchor),
+                                                      tracked.track_class_name, self._at_edge(tracked.xyxy),
+                                                      sightings(frame, tracked)):
             if self.classes and name not in self.classes:
                 continue
             self._names[track] = name
             state = self._tracks.setdefault(track, _Presence(frame.index, edge and frame.index != self._first_frame))
-            state.last_time, state.last_frame, state.at_edge = frame.time, frame.index, edge
+            state.last, state.at_edge = sighting, edge
             if self.contains(point) == state.inside:
                 state.candidate_since, state.candidate_seen = None, 0
             else:
                 if state.candidate_since is None:
-                    state.candidate_since = (frame.index, frame.time)
+                    state.candidate_since = sighting
                 state.candidate_seen += 1
-                first_frame, first_time = state.candidate_since
-                if state.candidate_seen >= 2 and frame.time - first_time >= self.hysteresis_s:
-                    events.append(self._flip(track, state, first_frame, first_time, name))
+                if state.candidate_seen >= 2 and frame.time - state.candidate_since.time >= self.hysteresis_s:
+                    events.append(self._flip(track, state, state.candidate_since, name))
             if state.inside:
                 self.occupancy[name] += 1
         self.peak_occupancy = max(self.peak_occupancy, sum(self.occupancy.values()))
         return events
 
-    def _flip(self, track: int, state: _Presence, frame: int, time: float, name: str) -> Event:
+    def _flip(self, track: int, state: _Presence, at: Sighting, name: str) -> Event:
         state.inside = not state.inside
         state.candidate_since, state.candidate_seen = None, 0
+        kind = "enter" if state.inside else "exit"
         if state.inside:
-            state.entered = (frame, time)
+            state.entered = (at.frame, at.time)
             self.entries += 1
-            return Event(frame, time, track, name, "enter", self.name)
-        self._finish(track, state, frame, time, cut=False)
-        return Event(frame, time, track, name, "exit", self.name)
+        else:
+            self._finish(track, state, at.frame, at.time, cut=False)
+        return Event(at.frame, at.time, track, name, kind, self.name, None, at.score, at.box)
 
     def _at_edge(self, xyxy: np.ndarray) -> np.ndarray:
         """Which boxes touch the picture's edge (within 1% of its size)."""
@@ -382,9 +402,11 @@ class Zone:
         for track, state in self._tracks.items():
             if state.inside:
                 state.inside = False
-                left = state.at_edge and state.last_frame < self._latest_frame
-                self._finish(track, state, state.last_frame, state.last_time, cut=not left)
-                events.append(Event(state.last_frame, state.last_time, track, self._names[track], "exit", self.name))
+                last = state.last
+                left = state.at_edge and last.frame < self._latest_frame
+                self._finish(track, state, last.frame, last.time, cut=not left)
+                events.append(Event(last.frame, last.time, track, self._names[track], "exit", self.name, None,
+                                    last.score, last.box))
         return events
 
     def figures(self) -> dict:

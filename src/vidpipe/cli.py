@@ -139,6 +139,12 @@ PIPELINE_OPTIONS = [
                  help="Seconds an object must stay past a line for its crossing to count (or be half its height "
                       "past it, or leave the picture); 0 counts at once [default: 0.5]."),
     click.option("--heatmap/--no-heatmap", default=None, help="Write heatmap.png of where tracked objects were."),
+    click.option("--events", "events", multiple=True, callback=lambda ctx, param, value: list(value) or None,
+                 metavar="URL", help="Send each line crossing and zone entry or exit as it happens (repeatable): "
+                                     "file:///path/events.jsonl, http(s)://... (a webhook POST), or "
+                                     "mqtt://host[:port]/prefix (needs vidpipe[mqtt])."),
+    click.option("--snapshots/--no-snapshots", default=None, help="With each event, a JPEG of the frame with the "
+                                                                  "object's box, in OUT/snapshots/."),
     click.option("--stride", type=int, help="Process every Nth frame."),
     click.option("--sample-fps", type=float, help="Process frames at this rate, picked by timestamp (e.g. 1)."),
     click.option("--start", type=float, help="Start at this time (seconds)."),

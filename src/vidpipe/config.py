@@ -30,7 +30,8 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 _DETECTION, _SAMPLING = DetectorSettings(), Sampling()
 # What a live run cannot honour: it takes the newest frame, one at a time, as it arrives.
 LIVE_EXCLUDED = ("stride", "sample_fps", "start", "end", "sequence_fps", "batch_size", "engine")
-FILE_SELECTION = LIVE_EXCLUDED[:5]  # a file played as a camera (--realtime) still honours these
+FILE_SELECTION = LIVE_EXCLUDED[:5]
+EVENT_SCHEMES = ("file", "http", "https", "mqtt")  # a file played as a camera (--realtime) still honours these
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,9 @@ class PipelineConfig:
     zone_hysteresis_s: float = DEFAULT_HYSTERESIS_S  # a zone's border must be crossed for this long to count
     line_hysteresis_s: float = DEFAULT_HYSTERESIS_S  # a crossing counts once the object stays past the line this long
     heatmap: bool = False  # heatmap.png: where tracked objects were
+    # events out as they happen (vidpipe.events): file:///x.jsonl, http(s)://..., mqtt://host:port/prefix
+    events: list = field(default_factory=list)
+    snapshots: bool = False  # a JPEG of the frame for each event, in snapshots/ (and referenced by it)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", split_classes(self.classes))
@@ -98,6 +102,12 @@ class PipelineConfig:
             regions = [Region.parse(r, kind[:-1]) if isinstance(r, str) else Region.of(r, kind[:-1]) for r in given]
             object.__setattr__(self, kind, regions)
         check_names(self.lines, self.zones)
+        if isinstance(self.events, str):
+            object.__setattr__(self, "events", [self.events])
+        for url in self.events:
+            if not isinstance(url, str) or url.split("://")[0].lower() not in EVENT_SCHEMES or "://" not in url:
+                raise InputError(f"events: {url!r} is not file:///path.jsonl, http(s)://... or "
+                                 f"mqtt://host[:port]/prefix")
         if isinstance(self.camera_motion, bool):  # YAML reads a bare on / off as true / false
             object.__setattr__(self, "camera_motion", "on" if self.camera_motion else "off")
         if self.camera_motion not in CAMERA_MOTION:

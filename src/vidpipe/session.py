@@ -27,6 +27,7 @@ from .detections import Detections
 from .detectors import Detector, resolve_classes
 from .engine import StageProfile
 from .errors import VidpipeError
+from .events import Publisher
 from .files import locked, write_atomic
 from .frames import Frame, VideoInfo
 from .live import LiveMonitor
@@ -192,6 +193,18 @@ class RunSession:
         self._size = (info.width, info.height)  # of the frames now arriving
         self.size_changes: list[dict] = []
         self._unfit: set[str] = set()  # lines and zones in pixels, warned about once
+        self.publisher: Publisher | None = None  # events out as they happen (--events, --snapshots)
+        if config.events or config.snapshots:
+            origin = self.started
+            clock = ((lambda t: origin + dt.timedelta(seconds=t)) if source.live
+                     else (lambda t: dt.datetime.now(dt.timezone.utc)))  # a file's events happen as they are seen
+            try:
+                self.publisher = Publisher(config.events, info.name, out_dir, config.snapshots, clock)
+            except BaseException:
+                self.abort()
+                raise
+        self._published = 0  # the analytics' events already sent
+        self._latest: tuple[Frame, Detections] | None = None
 
     @property
     def elapsed_s(self) -> float:
@@ -217,6 +230,18 @@ class RunSession:
         if self.monitor:
             self.monitor.frame_done(frame, detections)
         self.stats.add(frame, detections)
+        if self.publisher:
+            self._latest = (frame, detections)
+            self._publish(frame, detections)
+
+    def _publish(self, frame: Frame, detections: Detections) -> None:
+        """The events confirmed since the last call, out to --events (and --snapshots)."""
+        new = self.analytics.events[self._published:]
+        self._published = len(self.analytics.events)
+        if new:
+            totals = {**self.analytics.live_counts(), "objects": dict(Counter(self.stats.track_class.values()))}
+            with _writing(self.out_dir):
+                self.publisher.publish(frame, detections, new, totals)
 
     def _resized(self, frame: Frame) -> None:
         """The stream changed its frame size (a camera's new resolution): boxes stay in each frame's own pixels,
@@ -257,6 +282,9 @@ class RunSession:
                 for viewer in self.viewers:
                     viewer.close()
                 outputs.update(self._write_events())
+                events_out = self.publisher.close() if self.publisher else []
+                if (self.out_dir / "snapshots").is_dir():
+                    outputs["snapshots"] = self.out_dir / "snapshots"
                 if video and self._cuttable("video", video.close, video.abort, missing):
                     outputs["video"] = video.path
                 if self.analytics.heatmap and self._cuttable("heatmap", self._write_heatmap, None, missing):
@@ -288,6 +316,7 @@ class RunSession:
             zones={zone.name: zone.figures() for zone in self.analytics.zones} or None,
             size_changes=tuple(self.size_changes),
             regions=tuple(self.analytics.describe()),
+            events_out=tuple(events_out),
         )
         try:
             with _writing(self.out_dir):
@@ -316,10 +345,13 @@ class RunSession:
             return False
 
     def _write_events(self) -> dict[str, Path]:
-        """events.parquet (lines and zones) and visits.parquet (zones), where configured."""
+        """events.parquet (lines and zones) and visits.parquet (zones), where configured; the last events (the
+        input's end closes visits and confirms crossings) go out to --events too."""
         if not (self.analytics.lines or self.analytics.zones):
             return {}
         self.analytics.close()
+        if self.publisher and self._latest:
+            self._publish(*self._latest)
         name, fmt = self.source.info.name, self.config.table_format
         outputs = {"events": write_events(self.out_dir / f"{OUTPUT_NAMES['events']}.{fmt}", name,
                                           self.analytics.events, fmt)}
@@ -349,6 +381,8 @@ class RunSession:
 
     def abort(self) -> None:
         """Discard every partial output."""
+        if self.publisher:
+            self.publisher.close(0)
         for sink in self.sinks.values():
             sink.abort()
         for viewer in self.viewers:
@@ -369,7 +403,8 @@ def previous_outputs(out_dir: Path) -> list[Path]:
     names = [OUTPUT_NAMES[key] for key in ("video", "mot", "heatmap", "report", "summary")]
     names += [f"{OUTPUT_NAMES[key]}.{fmt}" for key in ("detections", "frames", "tracks", "events", "visits")
               for fmt in TABLE_FORMATS]
-    return [out_dir / name for name in names] + [out_dir / f".{name}.partial" for name in names]
+    snapshots = sorted((out_dir / "snapshots").glob("*.jpg"))  # --snapshots: one per event
+    return [out_dir / name for name in names] + [out_dir / f".{name}.partial" for name in names] + snapshots
 
 
 @contextlib.contextmanager

@@ -141,6 +141,7 @@ class RunSummary:
     missing_outputs: tuple[str, ...] = ()
     size_changes: tuple[dict, ...] = ()  # {frame, time_s, width, height} from that frame on
     regions: tuple[dict, ...] = ()  # the lines and zones as configured: {kind, name, points, classes}
+    events_out: tuple[dict, ...] = ()  # each --events sink: {url, sent, dropped}
     vidpipe_version: str = __version__
 
     @property
@@ -197,6 +198,8 @@ class RunSummary:
             data["zones"] = self.zones
         if self.regions:
             data["regions"] = list(self.regions)
+        if self.events_out:
+            data["events_out"] = list(self.events_out)
         return data
 
     def write(self, path: str | Path) -> Path:
@@ -226,7 +229,8 @@ class RunSummary:
             video_output=VideoOutput(**data["video_output"]) if data.get("video_output") else None,
             live=live, lines=data.get("lines"), zones=data.get("zones"), frames_unread=data.get("frames_unread", 0),
             missing_outputs=tuple(data.get("missing_outputs", ())), size_changes=size_changes,
-            regions=tuple(data.get("regions", ())), vidpipe_version=data["vidpipe_version"],
+            regions=tuple(data.get("regions", ())), events_out=tuple(data.get("events_out", ())),
+            vidpipe_version=data["vidpipe_version"],
         )
 
 
