@@ -244,3 +244,38 @@ def test_tracks_table_summarises_every_track(tmp_path):
         assert row.class_name == rows.track_class.iloc[-1]  # the vote as it stood at the track's end
         centres = np.column_stack([(rows.x1 + rows.x2) / 2, (rows.y1 + rows.y2) / 2])
         assert row.path_px == pytest.approx(np.hypot(*np.diff(centres, axis=0).T).sum(), rel=1e-4)
+
+
+def test_a_cut_short_video_is_partial_and_the_corpus_tables_say_what_was_seen(tmp_path, browser):
+    """A clip cut short (its header promises 377 frames) is `partial`, not `done`, with frames_lost and
+    frames_expected; the report warns about it; `--partial-is-error` makes it a failure that is retried.
+    The yt8m tables: every class's presence per frame (long, sparse), and seconds present per class."""
+    cut = tmp_path / "videos" / "cut.mp4"
+    cut.parent.mkdir()
+    cut.write_bytes(PARKING.read_bytes()[:1_400_000])  # moov is at the front, media data is cut
+    shutil.copy(SUBURBAN, tmp_path / "videos" / "whole.mp4")
+    out = tmp_path / "out"
+    result = run_cli("batch", str(tmp_path / "videos"), "-o", f"{out}/", *YT8M, "-q")
+    assert result.returncode == 0, result.stderr
+    assert f"{out}/videos.parquet" in result.stdout and "//" not in result.stdout and "1 partial" in result.stdout
+    videos = pd.read_parquet(out / "videos.parquet").set_index("video_id")
+    assert videos.loc["cut", "status"] == "partial" and videos.loc["whole", "status"] == "done"
+    assert videos.loc["cut", "frames_expected"] == 377 and 100 < videos.loc["cut", "frames_lost"] < 377
+    for column in ("width", "height", "frames", "frames_lost", "source_size", "source_mtime_ns"):
+        assert pd.api.types.is_integer_dtype(videos[column]), column
+    presence = pd.read_parquet(out / "presence")
+    assert list(presence.columns) == ["video_id", "frame", "time_s", "class_name", "count", "p_any", "max_score"]
+    cars = presence[(presence["video_id"] == "whole") & (presence["class_name"] == "car")]
+    detections = pd.read_parquet(out / "detections")
+    whole_cars = detections[(detections["video_id"] == "whole") & (detections["class_name"] == "car")]
+    assert cars["count"].sum() == len(whole_cars) and ((cars["p_any"] > 0) & (cars["p_any"] <= 1)).all()
+    frames = pd.read_parquet(out / "frames")
+    seen = frames[(frames["video_id"] == "whole") & (frames["n_car"] > 0)]
+    assert videos.loc["whole", "s_car"] == pytest.approx(len(seen), abs=1.0)  # 1 fps: a second per frame
+    browser.get((out / "report.html").as_uri())
+    assert "1 video(s) are partial" in browser.find_element("id", "partial-banner").text
+    assert "car" in browser.find_element("id", "longest").text  # no tracks at 1 fps: seconds present
+    strict = run_cli("batch", str(tmp_path / "videos"), "-o", str(out), *YT8M, "--partial-is-error", "-q")
+    assert strict.returncode == 1 and "failed: cut" in strict.stderr
+    videos = pd.read_parquet(out / "videos.parquet").set_index("video_id")
+    assert videos.loc["cut", "status"] == "error" and videos.loc["cut", "error"].startswith("partial: ")

@@ -229,3 +229,73 @@ def test_folder_of_unreadable_images(tmp_path):
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def _encode(path: Path, rate, gop: int, seconds: float, size=(320, 180), vfr: bool = False) -> Path:
+    """The traffic clip re-encoded with x264's B-frames (and pyramid), a fixed GOP, a given frame rate; `vfr`
+    stamps frames 33-67 ms apart at random, as a phone does."""
+    from fractions import Fraction
+
+    frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(120), av.open(str(SUBURBAN)).decode(video=0))]
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.codec_context.gop_size = gop
+        stream.options = {"preset": "veryfast", "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+        if vfr:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        t, n = 0, 0
+        while (t / 1000 if vfr else n / float(rate)) < seconds:
+            image = av.VideoFrame.from_ndarray(cv2.resize(frames[n % len(frames)], size), format="rgb24")
+            if vfr:
+                image.pts, image.time_base = t, Fraction(1, 1000)
+                t += int(rng.choice([33, 40, 50, 67]))
+            for packet in stream.encode(image):
+                out.mux(packet)
+            n += 1
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def b_frame_clips(tmp_path_factory):
+    from fractions import Fraction
+
+    folder = tmp_path_factory.mktemp("gops")
+    return [_encode(folder / "ntsc-2s.mp4", Fraction(30000, 1001), 60, 12),
+            _encode(folder / "vfr-2s.mp4", 30, 60, 12, vfr=True),
+            _encode(folder / "30fps-5s.mp4", 30, 150, 12)]
+
+
+@pytest.mark.parametrize("sampling", [Sampling(sample_fps=1), Sampling(stride=3), Sampling(start=2.3),
+                                      Sampling(sample_fps=2, start=5.5, end=10), Sampling(sample_fps=1, max_frames=4),
+                                      Sampling(stride=7, start=1)], ids=str)
+def test_sampled_decoding_gives_exactly_the_frames_of_decoding_everything(b_frame_clips, sampling):
+    """Skipping GOPs, non-reference frames and the ends of GOPs changes nothing: the same frames (index,
+    timestamp, every pixel) as decoding every frame, on H.264 with B-frames at 29.97 fps, a variable rate
+    and 5 s GOPs; and it decodes fewer pictures."""
+    from vidpipe.sources import VideoSource
+
+    for clip in b_frame_clips:
+        results = []
+        for exact in (False, True):
+            source = VideoSource(str(clip), sampling)
+            source.exact_skipping = exact
+            frames = [(f.index, f.time, f.image.tobytes()) for f in source]
+            results.append((frames, source.decoded_frames, source.lost_frames, source.unread_frames))
+            source.close()
+        (every, decoded_all, *counts_all), (sampled, decoded, *counts) = results
+        assert every and sampled == every, clip.name
+        assert counts == counts_all  # nothing lost; the same frames unread after a stop
+        assert decoded < decoded_all, (clip.name, decoded, decoded_all)
+
+
+def test_one_frame_a_second_decodes_well_under_60_percent_of_a_30_fps_video(b_frame_clips):
+    from vidpipe.sources import VideoSource
+
+    source = VideoSource(str(b_frame_clips[2].with_name("ntsc-2s.mp4")), Sampling(sample_fps=1))
+    kept = sum(1 for _ in source)
+    packets = sum(1 for p in av.open(str(source.info.uri)).demux(video=0) if p.size)
+    assert kept == 12 and source.decoded_frames < 0.6 * packets, (source.decoded_frames, packets)

@@ -332,15 +332,19 @@ def live(source: str, out: str | None, pipeline: str | None, width: int | None, 
 @click.option("--segment-seconds", type=float, default=5.0, show_default=True,
               help="Length of the per-segment summaries (YouTube-8M: 5).")
 @click.option("--force", is_flag=True, help="Redo videos already done.")
+@click.option("--partial-is-error", is_flag=True, help="A video that lost frames (cut short, damaged) counts as "
+                                                       "failed, and is tried again next time [default: partial].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def batch(inputs: tuple[str, ...], out: str, pipeline: str | None, workers: int, executor: str,
-          address: str | None, num_cpus: float, num_gpus: float, segment_seconds: float, force: bool, quiet: bool,
-          **options) -> None:
+          address: str | None, num_cpus: float, num_gpus: float, segment_seconds: float, force: bool,
+          partial_is_error: bool, quiet: bool, **options) -> None:
     """Process a corpus: INPUTS are video folders, globs, manifests (CSV/TXT) or paths and URLs.
 
-    Each video gets OUT/<video_id>/ (as `vidpipe run`) and is marked done last; a re-run skips done videos.
-    OUT/detections/ and OUT/segments/ are Parquet datasets partitioned by video_id; OUT/videos.parquet has a
-    row per video. Exits 1 when any video failed.
+    Each video gets OUT/videos/<video_id>/ (what `vidpipe run` writes, with segments.parquet and
+    presence.parquet) and is marked done last; a re-run skips done videos. OUT/detections/, OUT/frames/,
+    OUT/segments/, OUT/presence/ (and OUT/tracks/, OUT/events/, OUT/visits/ where the pipeline makes them) are
+    Parquet datasets, one file per video with a video_id column; OUT/videos.parquet has a row per video and
+    OUT/report.html shows them. A video that lost frames is `partial`. Exits 1 when any video failed.
     """
     from .config import PipelineConfig
     from .corpus import run_batch
@@ -348,10 +352,11 @@ def batch(inputs: tuple[str, ...], out: str, pipeline: str | None, workers: int,
     config = PipelineConfig.load(pipeline, **options)
     table = run_batch(inputs, out, config, workers=workers, executor=executor, force=force,
                       segment_seconds=segment_seconds, progress=not quiet, ray_address=address,
-                      num_cpus=num_cpus, num_gpus=num_gpus)
+                      num_cpus=num_cpus, num_gpus=num_gpus, partial_is_error=partial_is_error)
     counts = table["status"].value_counts()
-    click.echo(f"{len(table)} videos: {counts.get('done', 0)} done, {counts.get('error', 0)} failed, "
-               f"{counts.get('pending', 0)} pending; {out}/videos.parquet")
+    partial = f", {counts['partial']} partial (frames lost)" if counts.get("partial") else ""
+    click.echo(f"{len(table)} videos: {counts.get('done', 0)} done{partial}, {counts.get('error', 0)} failed, "
+               f"{counts.get('pending', 0)} pending; {os.path.join(os.path.normpath(out), 'videos.parquet')}")
     if table.attrs.get("interrupted"):  # the corpus run has said so, and that the same command resumes
         sys.exit(EXIT_INTERRUPTED)
     failed = table.loc[table["status"] == "error", "video_id"].tolist()

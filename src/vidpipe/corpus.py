@@ -41,7 +41,7 @@ from .errors import InputError, VidpipeError
 from .files import locked, write_atomic
 from .pipeline import Pipeline
 from .report import write_corpus_report
-from .segments import YT8M_SEGMENT_SECONDS, segment_table
+from .segments import YT8M_SEGMENT_SECONDS, presence_table, seconds_present, segment_table
 from .session import frame_classes, zone_columns
 from .sinks import (
     DETECTION_SCHEMA,
@@ -62,7 +62,9 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".m
                             ".wmv", ".3gp"})
 MARKER = "_SUCCESS"
 ERROR = "error.json"
-DATASETS = ("detections", "frames", "tracks", "events", "visits", "segments")  # corpus-wide tables, one file per video
+DATASETS = ("detections", "frames", "tracks", "events", "visits", "segments", "presence")
+WHOLE_NUMBERS = ("frames", "width", "height", "frames_lost", "frames_expected", "detections", "tracks", "source_size",
+                 "source_mtime_ns")  # corpus-wide tables, one file per video
 EXECUTORS = ("local", "ray")
 PR_SET_PDEATHSIG = 1  # Linux prctl: the signal a process gets when its parent dies
 
@@ -177,10 +179,16 @@ class VideoProcessor:
                                      self.segment_seconds)
             write_table(segments, folder / "segments.parquet", "parquet")
             tables["segments"] = pa.Table.from_pandas(segments, preserve_index=False)
+            presence = presence_table(item.video_id, tables["detections"].to_pandas())
+            write_table(presence, folder / "presence.parquet", "parquet")
+            tables["presence"] = pa.Table.from_pandas(presence, preserve_index=False)
+            present = seconds_present(tables["frames"].to_pandas(), self.count_names)
             for name, table in tables.items():  # the corpus datasets: video_id first, a string in every reader
                 write_arrow(table.rename_columns(["video_id" if c == "video" else c for c in table.column_names]),
                             _partition(self.out_dir, name, item.video_id), "parquet")
-            record = _record(item, "done", time.perf_counter() - start, result.summary, self.count_names)
+            lost = result.summary.frames_lost
+            status = "partial" if lost else "done"  # cut short or damaged: what could be read is processed
+            record = _record(item, status, time.perf_counter() - start, result.summary, self.count_names, present)
             _write_json(folder / MARKER, {**record, "source": identity})  # last: the video is done
             if result.stop_received:  # a stop while this video was finishing: it is done, the corpus stops
                 raise KeyboardInterrupt
@@ -194,11 +202,13 @@ class VideoProcessor:
 def run_batch(inputs: Sequence[str], out_dir: str | Path, config: PipelineConfig | None = None, *,
               workers: int = 1, executor: str = "local", force: bool = False,
               segment_seconds: float = YT8M_SEGMENT_SECONDS, progress: bool = True,
-              ray_address: str | None = None, num_cpus: float = 1, num_gpus: float = 0) -> pd.DataFrame:
+              ray_address: str | None = None, num_cpus: float = 1, num_gpus: float = 0,
+              partial_is_error: bool = False) -> pd.DataFrame:
     """Process every video not done yet; return (and write as OUT/videos.parquet) one row per video.
 
-    A stop signal abandons the videos under way (they stay pending) and still writes the table;
-    `table.attrs["interrupted"]` says so."""
+    A video that lost frames (cut short, damaged) is `partial`; with `partial_is_error` it is an error
+    instead, and tried again by the next run. A stop signal abandons the videos under way (they stay
+    pending) and still writes the table; `table.attrs["interrupted"]` says so."""
     if executor not in EXECUTORS:
         raise InputError(f"unknown executor {executor!r} (use {' or '.join(EXECUTORS)})")
     if workers < 1:
@@ -210,13 +220,13 @@ def run_batch(inputs: Sequence[str], out_dir: str | Path, config: PipelineConfig
     items = collect(inputs)
     with locked(out):  # one batch at a time in a corpus folder
         return _run_batch(items, config, out, workers, executor, force, segment_seconds, progress, ray_address,
-                          num_cpus, num_gpus)
+                          num_cpus, num_gpus, partial_is_error)
 
 
 def _run_batch(items: list[CorpusItem], config: PipelineConfig, out: Path, workers: int, executor: str,
                force: bool, segment_seconds: float, progress: bool, ray_address: str | None, num_cpus: float,
-               num_gpus: float) -> pd.DataFrame:
-    todo = [item for item in items if force or not _done(out, item)]
+               num_gpus: float, partial_is_error: bool) -> pd.DataFrame:
+    todo = [item for item in items if force or not _done(out, item, partial_is_error)]
     if len(todo) < len(items):
         log.info("%d of %d videos already done (--force redoes them)", len(items) - len(todo), len(items))
     interrupted = False
@@ -232,7 +242,7 @@ def _run_batch(items: list[CorpusItem], config: PipelineConfig, out: Path, worke
         interrupted = True
         log.warning("interrupted: videos under way stay pending; the same command resumes")
     with frame_boundary():  # a second stop signal waits until the table is written
-        table = videos_table(items, out)
+        table = videos_table(items, out, partial_is_error)
         write_table(table, out / "videos.parquet", "parquet")
         if config.report:
             tracks = list((out / "tracks").glob("*.parquet"))
@@ -251,41 +261,61 @@ def source_identity(uri: str) -> dict:
     return {"uri": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def _done(out: Path, item: CorpusItem) -> bool:
-    """Done, and done from the same source: a video whose id now names other content is redone."""
+def _done(out: Path, item: CorpusItem, partial_is_error: bool = False) -> bool:
+    """Done, and done from the same source: a video whose id now names other content is redone (as is a
+    partial one, with `partial_is_error`)."""
     marker = _video_folder(out, item.video_id) / MARKER
     if not marker.is_file():
         return False
-    recorded = json.loads(marker.read_text()).get("source")
-    if recorded != source_identity(item.uri):
-        log.warning("%s: its source is not what was processed before (%s, now %s); redoing it", item.video_id,
-                    (recorded or {}).get("uri", "unknown"), item.uri)
+    done = json.loads(marker.read_text())
+    if partial_is_error and done.get("status") == "partial":
+        return False
+    recorded, now = done.get("source") or {}, source_identity(item.uri)
+    if recorded != now:
+        if recorded.get("uri") == now.get("uri"):
+            change = "its file changed since it was processed (size or modification time)"
+        else:
+            change = f"it now names {item.uri}, not {recorded.get('uri', 'what was processed before')}"
+        log.warning("%s: %s; redoing it", item.video_id, change)
         return False
     return True
 
 
-def videos_table(items: Sequence[CorpusItem], out: Path) -> pd.DataFrame:
-    """One row per video from what is on disk: done (marker), error (error record) or pending."""
+def videos_table(items: Sequence[CorpusItem], out: Path, partial_is_error: bool = False) -> pd.DataFrame:
+    """One row per video from what is on disk: done or partial (marker), error (error record) or pending."""
     rows = []
     for item in items:
         folder = _video_folder(out, item.video_id)
         for name in (MARKER, ERROR):
             if (folder / name).is_file():
-                rows.append(json.loads((folder / name).read_text()))
+                row = json.loads((folder / name).read_text())
+                if partial_is_error and row["status"] == "partial":
+                    row = {**row, "status": "error", "error": f"partial: {row['frames_lost']} frame(s) could not be "
+                                                              f"read of {row.get('frames_expected')} expected"}
+                rows.append(row)
                 break
         else:
             rows.append(_record(item, "pending", 0.0))
     table = pd.json_normalize(rows, sep="_")
     counts = sorted(c for c in table.columns if c.startswith("n_"))
+    present = sorted(c for c in table.columns if c.startswith("s_"))
     table[counts] = table[counts].fillna(0).astype("int64")
+    table[present] = table[present].fillna(0.0).astype("float64")
     for column in ("video_id", "uri", "status", "error"):
         table[column] = table[column].astype("string")
-    return table[[c for c in table.columns if c not in counts] + counts]
+    for column in WHOLE_NUMBERS:  # never doubles, missing or not (a pending video has no size yet)
+        if column in table:
+            table[column] = table[column].astype("Int64")
+    return table[[c for c in table.columns if c not in counts + present] + counts + present]
 
 
 def _record(item: CorpusItem, status: str, seconds: float, summary: RunSummary | None = None,
-            count_names: Sequence[str] = (), error: str | None = None) -> dict:
+            count_names: Sequence[str] = (), present: dict[str, float] | None = None,
+            error: str | None = None) -> dict:
     source, counts = (summary.input, summary.counts) if summary else (None, None)
+    expected = None
+    if source is not None:
+        expected = source.frame_count or (round(source.duration * source.fps) if source.duration else None)
     return {
         **asdict(item),
         "status": status,
@@ -295,12 +325,14 @@ def _record(item: CorpusItem, status: str, seconds: float, summary: RunSummary |
         "width": source.width if source else None,
         "height": source.height if source else None,
         "frames_lost": summary.frames_lost if summary else 0,
+        "frames_expected": expected,
         "detections": counts.detections if counts else 0,
         "tracks": counts.tracks if counts else 0,
         "processing_s": round(seconds, 3),
         "error": error,
         **{f"n_{column_name(name)}": (counts.detections_per_class or {}).get(name, 0) if counts else 0
            for name in count_names},
+        **{f"s_{column_name(name)}": (present or {}).get(name, 0.0) for name in count_names},
     }
 
 

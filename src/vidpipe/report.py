@@ -154,15 +154,26 @@ def write_corpus_report(path: Path, videos: pd.DataFrame, tracks: pd.DataFrame |
         link = (f'<a href="videos/{html.escape(row.video_id)}/report.html">{html.escape(row.video_id)}</a>'
                 if row.status == "done" else html.escape(row.video_id))
         duration = "" if pd.isna(row.duration_s) else f"{row.duration_s:.1f}"
-        rows.append(f'<tr><td data-value="{html.escape(row.video_id)}">{link}</td><td>{row.status}</td>'
-                    f"<td>{duration}</td><td>{row.frames}</td><td>{row.detections}</td><td>{row.tracks}</td>"
-                    f"<td>{html.escape(top_text)}</td></tr>")
+        lost = getattr(row, "frames_lost", 0)
+        lost = 0 if pd.isna(lost) else int(lost)
+        expected = getattr(row, "frames_expected", None)
+        lost_text = f"{lost:,}" + ("" if expected is None or pd.isna(expected) else f" of {int(expected):,}")
+        status = f'<span class="error">{row.status}</span>' if row.status in ("partial", "error") else row.status
+        rows.append(f'<tr><td data-value="{html.escape(row.video_id)}">{link}</td><td>{status}</td>'
+                    f"<td>{duration}</td><td>{row.frames}</td><td data-value=\"{lost}\">{lost_text if lost else 0}</td>"
+                    f"<td>{row.detections}</td><td>{row.tracks}</td><td>{html.escape(top_text)}</td></tr>")
     parts = [f"<h1>Corpus: {len(videos)} videos</h1>",
-             "<p>" + ", ".join(f"{n} {s}" for s, n in videos["status"].value_counts().items()) + "</p>",
-             _section("videos", "Videos (click a heading to sort)",
-                      '<table class="sortable"><thead><tr><th>video</th><th>status</th><th>duration s</th>'
-                      "<th>frames</th><th>detections</th><th>tracks</th><th>top classes</th></tr></thead>"
-                      f"<tbody>{''.join(rows)}</tbody></table>")]
+             "<p>" + ", ".join(f"{n} {s}" for s, n in videos["status"].value_counts().items()) + "</p>"]
+    partial = videos[videos["status"] == "partial"]
+    if len(partial):
+        ids = ", ".join(html.escape(v) for v in partial["video_id"][:20]) + (" ..." if len(partial) > 20 else "")
+        parts.append(f'<p class="banner" id="partial-banner"><b>{len(partial)} video(s) are partial</b>: frames '
+                     f"could not be read (a file cut short or damaged), so their tables cover only part of them: "
+                     f"{ids}. <code>vidpipe batch --partial-is-error</code> counts them as failed.</p>")
+    parts.append(_section("videos", "Videos (click a heading to sort)",
+                          '<table class="sortable"><thead><tr><th>video</th><th>status</th><th>duration s</th>'
+                          "<th>frames</th><th>frames lost</th><th>detections</th><th>tracks</th><th>top classes</th>"
+                          f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"))
     totals = videos[counts].sum().sort_values(ascending=False)
     totals = totals[totals > 0]
     if len(totals):
@@ -178,6 +189,16 @@ def write_corpus_report(path: Path, videos: pd.DataFrame, tracks: pd.DataFrame |
             lines.append(f"<tr><th>{html.escape(name)}</th><td>{where}</td></tr>")
         parts.append(_section("longest", "Where each class lasts longest (one track)",
                               f"<table>{''.join(lines)}</table>"))
+    else:
+        present = [c for c in videos.columns if c.startswith("s_") and videos[c].sum() > 0]
+        lines = []
+        for column in sorted(present, key=lambda c: -videos[c].sum()):
+            top = videos.nlargest(3, column)
+            where = ", ".join(f"{html.escape(v)} ({d:.0f} s)" for v, d in zip(top["video_id"], top[column]) if d > 0)
+            lines.append(f"<tr><th>{html.escape(column[2:].replace('_', ' '))}</th><td>{where}</td></tr>")
+        content = (f"<table>{''.join(lines)}</table><p>Seconds in which the class was seen (no tracker in this "
+                   f"pipeline, so no single object's duration).</p>" if lines else "<p>Nothing was seen.</p>")
+        parts.append(_section("longest", "Where each class is seen longest (seconds present)", content))
     failed = videos[videos["status"] == "error"]
     if len(failed):
         items = "".join(f'<li><b>{html.escape(v)}</b>: <span class="error">{html.escape(str(e))}</span></li>'

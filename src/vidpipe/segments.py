@@ -1,4 +1,5 @@
-"""Per-segment summaries of a video's detections, in YouTube-8M's shape (5-second segments by default).
+"""Summaries of a video's detections over time, in YouTube-8M's shapes: per segment (5 seconds by
+default), per frame and class (`presence_table`), and seconds present per class (`seconds_present`).
 
 One row per (segment, class seen in it): `video_id, segment, start_s, end_s, class_name, max_score,
 mean_count, frames_present`. Segment k covers [k * seconds, (k + 1) * seconds) of video time, so rows join
@@ -42,3 +43,45 @@ def _typed(table: pd.DataFrame) -> pd.DataFrame:
     return table.astype({"video_id": "string", "segment": "int64", "start_s": "float64", "end_s": "float64",
                          "class_name": "string", "max_score": "float32", "mean_count": "float64",
                          "frames_present": "int64"}).reset_index(drop=True)
+
+
+PRESENCE_COLUMNS = ["video_id", "frame", "time_s", "class_name", "count", "p_any", "max_score"]
+
+
+def presence_table(video_id: str, detections: pd.DataFrame) -> pd.DataFrame:
+    """Every class's presence in every processed frame, long and sparse: one row per (frame, class) with at
+    least one detection: its count, `p_any` = 1 - prod(1 - score) (the chance at least one is really there)
+    and its best score. At 1 fps these rows join YouTube-8M's 1 fps frame features on (video_id, time_s); a
+    class absent from a frame has no row (its count is 0, its p_any 0)."""
+    if detections.empty:
+        return _typed_presence(pd.DataFrame(columns=PRESENCE_COLUMNS))
+    miss = np.log1p(-detections["score"].clip(upper=1 - 1e-7).to_numpy(np.float64))
+    grouped = detections.assign(miss=miss).groupby(["frame", "class_name"], sort=True)
+    table = grouped.agg(time_s=("time_s", "first"), count=("score", "size"), max_score=("score", "max"),
+                        miss=("miss", "sum")).reset_index()
+    table["p_any"] = 1 - np.exp(table["miss"])
+    table["video_id"] = video_id
+    return _typed_presence(table[PRESENCE_COLUMNS])
+
+
+def seconds_present(frames: pd.DataFrame, classes: list[str]) -> dict[str, float]:
+    """Seconds of the video in which each class was seen: each processed frame stands for the time until the
+    next one (the last, for the median interval), summed over the frames with the class (`n_<class>` > 0)."""
+    from .sinks import column_name
+
+    times = frames["time_s"].to_numpy(np.float64)
+    if len(times) == 0:
+        return {name: 0.0 for name in classes}
+    gaps = np.diff(times)
+    last = float(np.median(gaps)) if len(gaps) else 0.0
+    span = np.append(gaps, last)
+    out = {}
+    for name in classes:
+        column = f"n_{column_name(name)}"
+        out[name] = round(float(span[frames[column].to_numpy() > 0].sum()), 3) if column in frames else 0.0
+    return out
+
+
+def _typed_presence(table: pd.DataFrame) -> pd.DataFrame:
+    return table.astype({"video_id": "string", "frame": "int64", "time_s": "float64", "class_name": "string",
+                         "count": "int64", "p_any": "float64", "max_score": "float32"}).reset_index(drop=True)

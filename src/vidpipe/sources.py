@@ -20,7 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
@@ -75,6 +75,11 @@ class Sampling:
             raise InputError(f"--end ({self.end}) must be after --start ({self.start})")
         if self.max_frames is not None and self.max_frames < 1:
             raise InputError(f"--max-frames must be at least 1, got {self.max_frames}")
+
+    @property
+    def skips(self) -> bool:
+        """Whether frames are left out (a stride, a rate or a start): decoding can then skip what they need not."""
+        return self.stride > 1 or self.sample_fps is not None or self.start > 0
 
     def selector(self) -> Callable[[int, float], Decision]:
         """A fresh stateful decision function for one pass over a source."""
@@ -180,6 +185,7 @@ class VideoSource(_FileSource):
 
         self.sampling = sampling
         self.lost_frames = 0
+        self.decoded_frames = 0  # pictures the decoder gave, kept or not (what sampled decoding saves on)
         self.stop_reason: str | None = None  # why reading stopped early (a broken file, a lost stream)
         quiet_ffmpeg()
         if timeout is None and _is_url(uri):
@@ -222,6 +228,19 @@ class VideoSource(_FileSource):
         self._start_pts = stream.start_time
 
     def __iter__(self) -> Iterator[Frame]:
+        if self.sampling.skips and self.exact_skipping:
+            try:
+                yield from self._sampled()
+                return
+            except _Untimed:
+                self._container.seek(0)
+        yield from self._every_frame()
+
+    # Decode only what the kept frames need. VIDPIPE_DECODE_EVERY_FRAME=1 decodes every frame instead, as
+    # vidpipe did before: for bench/sampling.py's "before" and as a check.
+    exact_skipping = os.environ.get("VIDPIPE_DECODE_EVERY_FRAME") != "1"
+
+    def _every_frame(self) -> Iterator[Frame]:
         import av
 
         decide = self.sampling.selector()
@@ -235,6 +254,7 @@ class VideoSource(_FileSource):
                     frames = packet.decode()
                 except av.error.FFmpegError:
                     continue  # a damaged packet: it keeps its place, and its frame counts as lost
+                self.decoded_frames += len(frames)
                 for frame in frames:
                     index = positions.index_of(frame.pts)
                     time = self._time(frame, index)
@@ -262,11 +282,112 @@ class VideoSource(_FileSource):
             self.unread_frames = max(total - reached, 0)
 
     def _time(self, frame, index: int) -> float:
-        if frame.pts is None or self._stream.time_base is None:
+        return self._time_of(frame.pts, index)
+
+    def _time_of(self, pts: int | None, index: int) -> float:
+        if pts is None or self._stream.time_base is None:
             return index / self.info.fps
         if self._start_pts is None:
-            self._start_pts = frame.pts
-        return float((frame.pts - self._start_pts) * self._stream.time_base)
+            self._start_pts = pts
+        return float((pts - self._start_pts) * self._stream.time_base)
+
+    def _sampled(self) -> Iterator[Frame]:
+        """The frames the sampling keeps, exactly those `_every_frame` gives (same index, time and pixels),
+        decoding only what they need. Packets are read a GOP (keyframe to keyframe) ahead and the sampling
+        decides on their timestamps before anything is decoded. Then, per GOP: none kept, and the GOP is not
+        decoded at all; else its packets are decoded up to the last kept frame's, non-reference frames
+        skipped by the decoder (FFmpeg's skip_frame) unless kept, and the decoder drained and reset. Where
+        the next GOP is open (its first frames refer back into this one) and one of those is kept, this GOP
+        is decoded whole and the decoder kept going."""
+        import av
+
+        decide = self.sampling.selector()
+        positions = _SourcePositions()
+        codec = self._stream.codec_context
+        gops: list[_Gop] = []  # read, decided, not yet decoded: at most two
+        stop = stopped = False
+        wanted = produced = 0
+        try:
+            for packet in self._container.demux(self._stream):
+                if not packet.size:
+                    continue  # the demuxer's empty end-of-stream packet
+                if packet.pts is None:  # no timestamps to decide on: decode every frame instead
+                    if wanted or positions.packets:
+                        raise av.error.InvalidDataError(0, "packets without timestamps")
+                    raise _Untimed
+                if packet.is_keyframe and gops and not gops[-1].decided:
+                    stop = gops[-1].decide(decide, positions, self._time_of)
+                    wanted += len(gops[-1].kept)
+                    if len(gops) == 2:
+                        produced += yield from self._decode(gops.pop(0), codec, gops[0])
+                    if stop:
+                        break
+                if not gops or (packet.is_keyframe and gops[-1].decided):
+                    gops.append(_Gop())
+                gops[-1].packets.append(packet)
+                positions.add_packet(packet.pts)
+            if gops and not gops[-1].decided and not stop:
+                stop = gops[-1].decide(decide, positions, self._time_of)
+                wanted += len(gops[-1].kept)
+            while gops:
+                produced += yield from self._decode(gops.pop(0), codec, gops[0] if gops else None)
+            stopped = stop
+        except GeneratorExit:
+            stopped = True
+            raise
+        except av.error.FFmpegError as exc:
+            self.stop_reason = _ffmpeg_reason(exc)
+        finally:
+            total = max(self.info.frame_count or 0, positions.packets)
+            reached = positions.reached + 1 if stopped else total
+            # kept frames the decoder could not give, and read to the end, the frames the header promises
+            # that the file does not hold (cut short): the same damage decoding every frame would count
+            missing = 0 if stopped else max((self.info.frame_count or 0) - positions.packets, 0)
+            self.lost_frames = max(wanted - produced, 0) + missing
+            self.unread_frames = max(total - reached, 0)
+
+    def _decode(self, gop: _Gop, codec, following: _Gop | None) -> Iterator[Frame]:
+        """Decode what `gop`'s kept frames need and yield them; returns how many came out."""
+        import av
+
+        whole = following is not None and following.needs_previous
+        if not gop.kept and not whole:
+            gop.flushed = True
+            return 0
+        packets = gop.packets if whole else gop.packets[: gop.last_needed + 1]
+        produced = 0
+        for packet in packets:
+            if gop.after_flush and packet.pts < gop.packets[0].pts and packet.pts not in gop.kept:
+                continue  # a leading frame of an open GOP whose references were not decoded: not needed
+            codec.skip_frame = "DEFAULT" if packet.pts in gop.kept else "NONREF"
+            try:
+                frames = codec.decode(packet)
+            except av.error.FFmpegError:
+                continue  # damaged: a kept frame that never comes out counts as lost
+            produced += yield from self._emit(frames, gop)
+        codec.skip_frame = "DEFAULT"
+        if not whole:
+            produced += yield from self._emit(codec.decode(None), gop)  # drain the reorder delay
+            codec.flush_buffers()
+            gop.flushed = True
+        if following is not None:
+            following.after_flush = gop.flushed
+        return produced
+
+    def _emit(self, frames, gop: _Gop) -> Iterator[Frame]:
+        produced = 0
+        for frame in frames:
+            self.decoded_frames += 1
+            where = gop.kept.get(frame.pts)
+            if where is None:
+                continue  # a reference frame decoded only for a kept one
+            index, time = where
+            image = _bgr(frame)
+            if self._turns:
+                image = np.ascontiguousarray(np.rot90(image, self._turns))
+            produced += 1
+            yield Frame(index, time, image)
+        return produced
 
     def close(self) -> None:
         self._container.close()
@@ -296,6 +417,46 @@ def _display_turns(uri: str) -> int:
     except (av.error.FFmpegError, AttributeError):
         pass  # unreadable here: the main container reports it; an old PyAV knows no rotation
     return 0
+
+
+class _Untimed(Exception):
+    """Packets without timestamps: the sampling cannot decide before decoding."""
+
+
+@dataclass
+class _Gop:
+    """The packets from one keyframe to the next, in decode order, and which of its frames are kept."""
+
+    packets: list = field(default_factory=list)
+    kept: dict[int, tuple[int, float]] = field(default_factory=dict)  # pts -> (index, time)
+    decided: bool = False
+    after_flush: bool = False  # the decoder was reset before it: references from before it are gone
+    flushed: bool = False
+
+    def decide(self, decide: Callable[[int, float], Decision], positions: _SourcePositions,
+               time_of: Callable[[int | None, int], float]) -> bool:
+        """The sampling's decisions on this GOP's frames, in presentation order; True on a stop."""
+        self.decided = True
+        for pts in sorted(p.pts for p in self.packets):
+            index = positions.index_of(pts)
+            time = time_of(pts, index)
+            decision = decide(index, time)
+            if decision is Decision.STOP:
+                return True
+            if decision is Decision.KEEP:
+                self.kept[pts] = (index, time)
+        return False
+
+    @property
+    def last_needed(self) -> int:
+        """The decode-order position of the last kept frame's packet."""
+        return max(i for i, p in enumerate(self.packets) if p.pts in self.kept)
+
+    @property
+    def needs_previous(self) -> bool:
+        """A kept frame presented before this GOP's keyframe (an open GOP): it refers to the GOP before."""
+        key = self.packets[0].pts
+        return any(pts < key for pts in self.kept)
 
 
 class _SourcePositions:
