@@ -126,11 +126,28 @@ def test_resume_redoes_a_video_whose_id_now_names_other_content(tmp_path):
     manifest.write_text(f"video_id,path\nclip,{SUBURBAN}\n")  # same id, other file
     result = run_cli(*command)
     assert result.returncode == 0, result.stderr
-    assert "clip: its source is not what was processed before" in result.stderr
+    assert f"clip: it now names {SUBURBAN}, not {PARKING}; redoing it" in result.stderr
     summary = json.loads((out / "videos" / "clip" / "summary.json").read_text())
     assert summary["input"]["uri"] == str(SUBURBAN)
     unchanged = run_cli(*command)  # and a third run, with nothing changed, skips it
     assert "already done" in unchanged.stderr and "redoing" not in unchanged.stderr
+
+
+def test_resume_redoes_a_video_whose_file_was_rewritten(tmp_path):
+    """The same path, rewritten (a new modification time): the message says the file changed, not that
+    the id names another path (it used to name the same path twice, as if it had moved)."""
+    import os
+    import shutil
+
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(PARKING, clip)
+    out = tmp_path / "out"
+    command = ["batch", str(clip), "-o", str(out), "--max-frames", "5", "--no-video", "-q"]
+    assert run_cli(*command).returncode == 0
+    os.utime(clip, ns=(clip.stat().st_atime_ns, clip.stat().st_mtime_ns + 1_000_000_000))  # `touch`
+    result = run_cli(*command)
+    assert result.returncode == 0, result.stderr
+    assert "clip: its file changed since it was processed (size or modification time); redoing it" in result.stderr
 
 
 def test_a_second_run_into_a_busy_folder_is_refused_and_a_new_run_clears_the_old_outputs(tmp_path):
