@@ -279,3 +279,37 @@ def test_a_cut_short_video_is_partial_and_the_corpus_tables_say_what_was_seen(tm
     assert strict.returncode == 1 and "failed: cut" in strict.stderr
     videos = pd.read_parquet(out / "videos.parquet").set_index("video_id")
     assert videos.loc["cut", "status"] == "error" and videos.loc["cut", "error"].startswith("partial: ")
+
+
+def test_a_corpus_on_a_real_ray_cluster_by_auto_and_by_client_address(tmp_path):
+    """A Ray head started as a user starts one (`ray start --head`, loopback ports, Ray's default token
+    authentication), reached with `--address auto` and with `--address ray://127.0.0.1:PORT`: both do the
+    corpus, the bar counts frames, and Ray's client noise stays out of the terminal."""
+    import socket
+    import subprocess
+    import sys
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    ray_cli = [sys.executable, "-m", "ray.scripts.scripts"]
+    gcs, client = free_port(), free_port()
+    started = subprocess.run([*ray_cli, "start", "--head", f"--port={gcs}", f"--ray-client-server-port={client}",
+                              "--node-ip-address=127.0.0.1", "--include-dashboard=false", "--num-cpus=2",
+                              "--disable-usage-stats"], capture_output=True, text=True, timeout=180)
+    assert started.returncode == 0, started.stderr[-2000:]
+    try:
+        manifest = tmp_path / "list.csv"
+        manifest.write_text(f"video_id,path\nr1,{PARKING}\nr2,{SUBURBAN}\n")
+        for name, address in (("auto", "auto"), ("client", f"ray://127.0.0.1:{client}")):
+            out = tmp_path / name
+            result = run_cli("batch", str(manifest), "-o", str(out), *YT8M, "--max-frames", "5", "--executor", "ray",
+                             "--address", address, timeout=300)
+            assert result.returncode == 0, (address, result.stderr[-3000:])
+            assert "2 done" in result.stdout and "SIGTERM handler" not in result.stderr
+            assert "10/10" in result.stderr  # frames counted on the bar as the actors finish videos
+            assert pd.read_parquet(out / "videos.parquet")["status"].tolist() == ["done", "done"]
+    finally:
+        subprocess.run([*ray_cli, "stop", "--force"], capture_output=True, timeout=120)

@@ -237,7 +237,7 @@ def _run_batch(items: list[CorpusItem], config: PipelineConfig, out: Path, worke
             else:
                 records = _run_local(todo, config, out, segment_seconds, workers, bar.queue)
             for record in records:
-                bar.video_done(record)
+                bar.video_done(record, count_frames=executor == "ray")
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the video under way is abandoned and stays pending
         interrupted = True
         log.warning("interrupted: videos under way stay pending; the same command resumes")
@@ -431,6 +431,11 @@ def _process_in_worker(item: CorpusItem) -> dict:
 
 def _run_ray(items: list[CorpusItem], config: PipelineConfig, out: Path, segment_seconds: float, workers: int,
              address: str | None, num_cpus: float, num_gpus: float) -> Iterator[dict]:
+    client = bool(address and address.startswith("ray://"))
+    if client and "RAY_AUTH_MODE" not in os.environ and _ray_token_found():
+        # Clusters started by Ray >= 2.59 expect a token, which Ray's client sends only when told to (Ray reads
+        # this when it is imported)
+        os.environ["RAY_AUTH_MODE"] = "token"
     try:
         import ray
         from ray.util import ActorPool
@@ -440,10 +445,7 @@ def _run_ray(items: list[CorpusItem], config: PipelineConfig, out: Path, segment
         return
     if not ray.is_initialized():
         _check_reachable(address)
-        try:
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-        except ConnectionError as exc:
-            raise VidpipeError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
+        _ray_init(ray, address)
     actor_config = _with_thread_budget(config, int(num_cpus))
     actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_RayVideoProcessor)
     actors = [actor.remote(actor_config, str(out), segment_seconds) for _ in range(min(workers, len(items)))]
@@ -462,6 +464,36 @@ def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
     except OSError as exc:
         raise VidpipeError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} (is `ray start "
                            f"--head --ray-client-server-port {port}` running there?)") from None
+
+
+def _ray_init(ray, address: str | None) -> None:
+    """`ray.init`, keeping vidpipe's stop handling (Ray would make SIGTERM exit at once), with a hint about
+    token authentication where a client connection times out."""
+    client = bool(address and address.startswith("ray://"))
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    chatter = logging.getLogger("ray._private.worker")  # "SIGTERM handler is not set ...": not the user's concern
+    level = chatter.level
+    chatter.setLevel(logging.ERROR)
+    try:
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    except ConnectionError as exc:
+        hint = ""
+        if client and "timeout" in str(exc):
+            hint = (" (a cluster with token authentication, Ray's default since 2.59, needs its token here: "
+                    "RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token, with RAY_AUTH_MODE=token)")
+        raise VidpipeError(f"cannot connect to the Ray cluster at {address}: {exc}{hint}") from None
+    finally:
+        chatter.setLevel(level)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+def _ray_token_found() -> bool:
+    """A Ray token where Ray looks for one: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return True
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
+    return Path(path).is_file()
 
 
 class _RayVideoProcessor:
@@ -505,12 +537,15 @@ class _CorpusProgress:
             self.queue.close()
         self._bar.close()
 
-    def video_done(self, record: dict) -> None:
-        if record["status"] == "done":
+    def video_done(self, record: dict, count_frames: bool = False) -> None:
+        """A video finished; `count_frames` adds its frames to the bar (Ray actors cannot report as they go)."""
+        if record["status"] in ("done", "partial"):
             self._done += 1
         else:
             self._failed += 1
             log.warning("%s failed: %s", record["video_id"], record["error"])
+        if count_frames:
+            self._bar.update(record["frames"])
         self._update_postfix()
 
     def _update_postfix(self) -> None:
