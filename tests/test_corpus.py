@@ -275,6 +275,7 @@ def test_a_cut_short_video_is_partial_and_the_corpus_tables_say_what_was_seen(tm
     browser.get((out / "report.html").as_uri())
     assert "1 video(s) are partial" in browser.find_element("id", "partial-banner").text
     assert "car" in browser.find_element("id", "longest").text  # no tracks at 1 fps: seconds present
+    _run_the_readme_queries(out)
     strict = run_cli("batch", str(tmp_path / "videos"), "-o", str(out), *YT8M, "--partial-is-error", "-q")
     assert strict.returncode == 1 and "failed: cut" in strict.stderr
     videos = pd.read_parquet(out / "videos.parquet").set_index("video_id")
@@ -313,3 +314,19 @@ def test_a_corpus_on_a_real_ray_cluster_by_auto_and_by_client_address(tmp_path):
             assert pd.read_parquet(out / "videos.parquet")["status"].tolist() == ["done", "done"]
     finally:
         subprocess.run([*ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+
+
+def _run_the_readme_queries(out: Path) -> None:
+    """The README's corpus queries, as written (with this corpus's folder for OUT), on a --pipeline yt8m corpus."""
+    import re
+
+    import duckdb
+    import polars
+
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Corpora"):readme.index("## Detector backends")]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert "OUT/presence" in code and "s_dog" in code
+    exec(code.replace("OUT/", f"{out}/"), {"pandas": pd, "polars": polars, "duckdb": duckdb})
