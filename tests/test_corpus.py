@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -306,11 +307,18 @@ def test_a_corpus_on_a_real_ray_cluster_by_auto_and_by_client_address(tmp_path):
         manifest.write_text(f"video_id,path\nr1,{PARKING}\nr2,{SUBURBAN}\n")
         for name, address in (("auto", "auto"), ("client", f"ray://127.0.0.1:{client}")):
             out = tmp_path / name
-            result = run_cli("batch", str(manifest), "-o", str(out), *YT8M, "--max-frames", "5", "--executor", "ray",
-                             "--address", address, timeout=300)
-            assert result.returncode == 0, (address, result.stderr[-3000:])
+            command = ["batch", str(manifest), "-o", str(out), *YT8M, "--max-frames", "5", "--executor", "ray",
+                       "--address", address]
+            result = run_cli(*command, timeout=300)
+            if result.returncode == 1 and "ZombieProcess" in result.stderr:
+                # Ray's client proxier races with the server process it starts (it reads the command line of
+                # one that may have exited: ray/util/client/server/proxier.py), now and then on a busy machine.
+                # vidpipe records the videos as failed and exits 1; the same command resumes them.
+                result = run_cli(*command, timeout=300)
+            assert result.returncode == 0, (address, result.stdout, result.stderr[-6000:])
             assert "2 done" in result.stdout and "SIGTERM handler" not in result.stderr
-            assert "10/10" in result.stderr  # frames counted on the bar as the actors finish videos
+            full = re.findall(r"\| *([1-9]\d*)/\1 \[", result.stderr)  # the bar's frames reach its total
+            assert full, result.stderr[-2000:]  # counted as the actors finish videos
             assert pd.read_parquet(out / "videos.parquet")["status"].tolist() == ["done", "done"]
     finally:
         subprocess.run([*ray_cli, "stop", "--force"], capture_output=True, timeout=120)

@@ -471,9 +471,10 @@ def _ray_init(ray, address: str | None) -> None:
     token authentication where a client connection times out."""
     client = bool(address and address.startswith("ray://"))
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    chatter = logging.getLogger("ray._private.worker")  # "SIGTERM handler is not set ...": not the user's concern
-    level = chatter.level
-    chatter.setLevel(logging.ERROR)
+    # "SIGTERM handler is not set because current thread is not the main thread": Ray says so here, or its
+    # client server says so and the client logs it again; not the user's concern (vidpipe handles the stops)
+    for name in ("ray._private.worker", "ray.util.client.logsclient"):
+        logging.getLogger(name).addFilter(lambda record: "SIGTERM handler" not in record.getMessage())
     try:
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     except ConnectionError as exc:
@@ -483,7 +484,6 @@ def _ray_init(ray, address: str | None) -> None:
                     "RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token, with RAY_AUTH_MODE=token)")
         raise VidpipeError(f"cannot connect to the Ray cluster at {address}: {exc}{hint}") from None
     finally:
-        chatter.setLevel(level)
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
 
