@@ -75,6 +75,18 @@ def read(path: Path, exact: bool, repeats: int = 3) -> tuple[list, float, float,
     return frames, best_cpu, best_wall, decoded
 
 
+def read_keyframes(path: Path) -> tuple[float, int, float]:
+    """--sample-mode keyframes at 1 fps: the least CPU of three reads, frames got, mean |time - target|."""
+    best = float("inf")
+    for _ in range(3):
+        source = VideoSource(str(path), Sampling(sample_fps=1, sample_mode="keyframes"))
+        cpu = time.process_time()
+        frames = [(f.time, f.target_s) for f in source]
+        best = min(best, time.process_time() - cpu)
+        source.close()
+    return best, len(frames), sum(abs(t - target) for t, target in frames) / max(len(frames), 1)
+
+
 def corpus(clips: list[Path], out: Path, workers: int, exact: bool) -> float:
     """Wall seconds for `vidpipe batch --pipeline yt8m` on `clips`."""
     listing = out.with_suffix(".txt")
@@ -95,6 +107,7 @@ def main() -> None:
     print(describe())
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        keyframes = []
         print(f"{'file':<15} {'decode CPU s: every':>20} {'exact':>7} {'ratio':>6}   {'wall s: every':>14} "
               f"{'exact':>6}   {'decoded: every':>14} {'exact':>6}  same frames")
         for name, size, gop, codec in FILES:
@@ -104,6 +117,12 @@ def main() -> None:
             print(f"{name:<15} {cpu_all:>20.2f} {cpu:>7.2f} {cpu_all / cpu:>5.2f}x   {wall_all:>14.2f} {wall:>6.2f}   "
                   f"{decoded_all:>14} {decoded:>6}  {'yes' if every == sampled else 'NO'}"
                   f"  ({100 * decoded / decoded_all:.0f}% of the pictures)")
+            keyframes.append((name, cpu_all, *read_keyframes(path), len(every)))
+        print("\n--sample-mode keyframes (approximate): decode CPU, frames got for the 1 fps slots, their mean "
+              "distance from the slot's start")
+        for name, cpu_all, cpu, got, distance, slots in keyframes:
+            print(f"  {name:<15} {cpu:6.2f} s ({cpu_all / cpu:5.1f}x less than decoding every frame), {got} frames "
+                  f"for {slots} slots, {distance:.2f} s from their slot")
         if args.clips:
             first = folder / "720p-2s-h264.mp4"
             clips = [first] + [shutil.copy(first, folder / f"clip{i:02d}.mp4") for i in range(1, args.clips)]

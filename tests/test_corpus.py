@@ -338,3 +338,18 @@ def _run_the_readme_queries(out: Path) -> None:
     (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
     assert "OUT/presence" in code and "s_dog" in code
     exec(code.replace("OUT/", f"{out}/"), {"pandas": pd, "polars": polars, "duckdb": duckdb})
+
+
+def test_a_keyframes_corpus_says_which_second_each_frame_stands_for(tmp_path):
+    """--sample-mode keyframes in a corpus: the frame and detection datasets carry target_s, one schema for
+    every video, and the summary gives the rate really got."""
+    out = tmp_path / "out"
+    result = run_cli("batch", str(SUBURBAN), str(PARKING), "-o", str(out), *YT8M, "--sample-mode", "keyframes",
+                     "-q")
+    assert result.returncode == 0, result.stderr
+    frames, detections = pd.read_parquet(out / "frames"), pd.read_parquet(out / "detections")
+    assert "target_s" in frames and "target_s" in detections and len(frames) > 2
+    assert ((frames["target_s"] <= frames["time_s"]) & (frames["time_s"] < frames["target_s"] + 1)).all()
+    summary = json.loads((out / "videos" / "suburban-traffic" / "summary.json").read_text())
+    assert summary["sampling"]["sample_mode"] == "keyframes"
+    assert 0 < summary["sampling"]["effective_fps"] < 1  # fewer keyframes than seconds

@@ -299,3 +299,20 @@ def test_one_frame_a_second_decodes_well_under_60_percent_of_a_30_fps_video(b_fr
     kept = sum(1 for _ in source)
     packets = sum(1 for p in av.open(str(source.info.uri)).demux(video=0) if p.size)
     assert kept == 12 and source.decoded_frames < 0.6 * packets, (source.decoded_frames, packets)
+
+
+def test_keyframes_mode_decodes_only_keyframes_each_standing_for_its_slot(b_frame_clips):
+    """--sample-mode keyframes at 1 fps on 5 s GOPs: one frame per keyframe (every 150th), decoded alone,
+    each carrying the 1 s slot it stands for; slots without a keyframe get no frame."""
+    from vidpipe.sources import VideoSource
+
+    clip = b_frame_clips[2]  # 30 fps, a keyframe every 150 frames
+    source = VideoSource(str(clip), Sampling(sample_fps=1, sample_mode="keyframes"))
+    frames = list(source)
+    assert [f.index for f in frames] == [0, 150, 300] and source.decoded_frames == 3
+    assert all(f.target_s <= f.time < f.target_s + 1 and f.target_s == int(f.time) for f in frames)
+    exact = VideoSource(str(clip), Sampling(sample_fps=1))
+    same_time = {f.index: f.image for f in exact}
+    assert all((f.image == same_time[f.index]).all() for f in frames)  # a keyframe is the same picture
+    with pytest.raises(InputError, match="--sample-mode keyframes needs --sample-fps"):
+        Sampling(sample_mode="keyframes")

@@ -147,6 +147,10 @@ PIPELINE_OPTIONS = [
                                                                   "object's box, in OUT/snapshots/."),
     click.option("--stride", type=int, help="Process every Nth frame."),
     click.option("--sample-fps", type=float, help="Process frames at this rate, picked by timestamp (e.g. 1)."),
+    click.option("--sample-mode", type=click.Choice(["exact", "keyframes"]),
+                 help="exact: the frames --sample-fps picks, decoding only what they need; keyframes: only "
+                      "keyframes, each standing for its slot (target_s in the tables): fast, approximate "
+                      "[default: exact]."),
     click.option("--start", type=float, help="Start at this time (seconds)."),
     click.option("--end", type=float, help="Stop at this time (seconds)."),
     click.option("--max-frames", type=int, help="Stop after this many processed frames."),

@@ -63,6 +63,7 @@ class PipelineConfig:
     start: float = _SAMPLING.start
     end: float | None = _SAMPLING.end
     max_frames: int | None = _SAMPLING.max_frames
+    sample_mode: str = _SAMPLING.sample_mode  # exact (the frames decoding everything gives) | keyframes (fast)
     sequence_fps: float | None = None  # frame rate of image sequences (None: seqinfo.ini, else 30)
     # drawing and outputs
     labels: list[str] = field(default_factory=lambda: list(LABEL_PARTS))  # any of class, id, score; [] for none

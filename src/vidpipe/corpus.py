@@ -44,11 +44,11 @@ from .report import write_corpus_report
 from .segments import YT8M_SEGMENT_SECONDS, presence_table, seconds_present, segment_table
 from .session import frame_classes, zone_columns
 from .sinks import (
-    DETECTION_SCHEMA,
     EVENT_SCHEMA,
     TRACK_SCHEMA,
     VISIT_SCHEMA,
     column_name,
+    detection_schema,
     frame_schema,
     write_arrow,
     write_table,
@@ -158,10 +158,11 @@ class VideoProcessor:
         names = self.pipeline.detector.names
         counted, interest = frame_classes(config, names)
         self.count_names = [names[c] for c in counted]  # videos.parquet's n_<class> columns: the same for all
-        self.schemas = {"detections": DETECTION_SCHEMA, "tracks": TRACK_SCHEMA, "events": EVENT_SCHEMA,
+        target = config.sample_mode == "keyframes"
+        self.schemas = {"detections": detection_schema(target), "tracks": TRACK_SCHEMA, "events": EVENT_SCHEMA,
                         "visits": VISIT_SCHEMA,
                         "frames": frame_schema(names, counted, interest, config.top_k,
-                                               extra_columns=zone_columns(config))}
+                                               extra_columns=zone_columns(config), target=target)}
 
     def __call__(self, item: CorpusItem, progress: Callable[[int], None] | None = None) -> dict:
         folder = _video_folder(self.out_dir, item.video_id)

@@ -88,15 +88,16 @@ def open_sinks(config: PipelineConfig, info: VideoInfo, out_dir: Path, names: Se
                 threads=config.threads, copy_audio=clock_origin is None,
                 audio_to_end=config.end is None and config.max_frames is None,
             )
+        target = config.sample_mode == "keyframes"  # each frame stands for a sampling time: say which
         sinks["detections"] = DetectionTableSink(
             out_dir / f"{OUTPUT_NAMES['detections']}.{config.table_format}", info.name, config.table_format,
-            clock_origin=clock_origin,
+            clock_origin=clock_origin, target=target,
         )
         class_ids, interest = frame_classes(config, names)
         sinks["frames"] = FrameTableSink(
             out_dir / f"{OUTPUT_NAMES['frames']}.{config.table_format}", info.name, names, config.table_format,
             classes=class_ids, interest=interest, top_k=config.top_k, clock_origin=clock_origin,
-            extra=analytics.occupancy if analytics else None, extra_columns=zone_columns(config),
+            extra=analytics.occupancy if analytics else None, extra_columns=zone_columns(config), target=target,
         )
         if config.tracker != NO_TRACKER:
             sinks["tracks"] = TrackTableSink(out_dir / f"{OUTPUT_NAMES['tracks']}.{config.table_format}", info.name,

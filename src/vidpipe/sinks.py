@@ -31,6 +31,13 @@ VIDEO_PRESET = "ultrafast"  # x264: the fastest; slower presets make smaller fil
 VIDEO_CRF = 23
 WALL_TIME = pa.timestamp("us", tz="UTC")
 FLUSH_FRAMES = 1000  # buffered frames with detections before the detection table writes a row group
+def detection_schema(target: bool = False) -> pa.Schema:
+    """The detection table's columns; `target` adds `target_s` after `time_s` (--sample-mode keyframes)."""
+    if not target:
+        return DETECTION_SCHEMA
+    return DETECTION_SCHEMA.insert(DETECTION_SCHEMA.get_field_index("time_s") + 1, pa.field("target_s", pa.float64()))
+
+
 DETECTION_SCHEMA = pa.schema(
     [
         ("video", pa.string()),
@@ -323,14 +330,18 @@ class DetectionTableSink(_BufferedTable):
     """
 
     def __init__(self, path: str | Path, video: str, fmt: str = "parquet", flush_rows: int = 50_000,
-                 clock_origin: dt.datetime | None = None) -> None:
+                 clock_origin: dt.datetime | None = None, target: bool = False) -> None:
+        """`target`: a `target_s` column, the sampling time each frame stands for (--sample-mode keyframes)."""
         self.path = Path(path)
         self._video = video
         self._flush_rows = flush_rows
         self._origin = clock_origin
-        schema = DETECTION_SCHEMA.append(pa.field("wall_time", WALL_TIME)) if clock_origin else DETECTION_SCHEMA
+        self._target = target
+        schema = detection_schema(target)
+        if clock_origin:
+            schema = schema.append(pa.field("wall_time", WALL_TIME))
         self._table = TableWriter(path, schema, fmt)
-        self._chunks: list[tuple[int, float, Detections]] = []  # frame index, time: never the image
+        self._chunks: list[tuple[int, float, Detections, float]] = []  # index, time, target: never the image
         self._buffered = 0
 
     @property
@@ -339,7 +350,8 @@ class DetectionTableSink(_BufferedTable):
 
     def write(self, frame: Frame, detections: Detections) -> None:
         if len(detections):
-            self._chunks.append((frame.index, frame.time, detections))
+            self._chunks.append((frame.index, frame.time, detections,
+                                 frame.time if frame.target_s is None else frame.target_s))
             self._buffered += len(detections)
             if self._buffered >= self._flush_rows or len(self._chunks) >= FLUSH_FRAMES:
                 self._flush()
@@ -347,14 +359,16 @@ class DetectionTableSink(_BufferedTable):
     def _flush(self) -> None:
         if not self._chunks:
             return
-        counts = [len(d) for _, _, d in self._chunks]
-        dets = [d for _, _, d in self._chunks]
+        counts = [len(d) for _, _, d, _ in self._chunks]
+        dets = [d for _, _, d, _ in self._chunks]
         xyxy = np.concatenate([d.xyxy for d in dets])
-        times = np.repeat([time for _, time, _ in self._chunks], counts).astype(np.float64)
+        times = np.repeat([time for _, time, _, _ in self._chunks], counts).astype(np.float64)
         columns = {
             "video": pa.array([self._video] * sum(counts), pa.string()),
-            "frame": np.repeat([index for index, _, _ in self._chunks], counts).astype(np.int64),
+            "frame": np.repeat([index for index, _, _, _ in self._chunks], counts).astype(np.int64),
             "time_s": times,
+            **({"target_s": np.repeat([t for *_, t in self._chunks], counts).astype(np.float64)}
+               if self._target else {}),
             "track_id": np.concatenate([d.track_id for d in dets]),
             "class_id": np.concatenate([d.class_id for d in dets]),
             "class_name": pa.array(np.concatenate([d.class_name for d in dets]).tolist(), pa.string()),
@@ -384,8 +398,11 @@ class FrameTableSink(_BufferedTable):
     def __init__(self, path: str | Path, video: str, names: Sequence[str], fmt: str = "parquet",
                  classes: Sequence[int] | None = None, interest: Sequence[int] = (), top_k: int = 3,
                  clock_origin: dt.datetime | None = None,
-                 extra: Callable[[], dict[str, int]] | None = None, extra_columns: Sequence[str] = ()) -> None:
-        """`extra` gives this frame's values of `extra_columns` (integers: zone occupancies)."""
+                 extra: Callable[[], dict[str, int]] | None = None, extra_columns: Sequence[str] = (),
+                 target: bool = False) -> None:
+        """`extra` gives this frame's values of `extra_columns` (integers: zone occupancies); `target` adds
+        `target_s`, the sampling time each frame stands for (--sample-mode keyframes)."""
+        self._target = target
         self.path = Path(path)
         self._extra, self._extra_columns = extra, list(extra_columns)
         self._video = video
@@ -395,7 +412,7 @@ class FrameTableSink(_BufferedTable):
         self._top_k = top_k
         self._origin = clock_origin
         schema = frame_schema(names, self._classes, self._interest, top_k, wall_time=clock_origin is not None,
-                              extra_columns=self._extra_columns)
+                              extra_columns=self._extra_columns, target=target)
         self._table = TableWriter(path, schema, fmt)
         self._rows: list[tuple] = []  # (index, time, counts, p_any, top classes, top scores) until flushed
 
@@ -406,17 +423,20 @@ class FrameTableSink(_BufferedTable):
         extra = self._extra() if self._extra else {}
         self._rows.append((frame.index, frame.time, len(detections), counts, p_any,
                            detections.class_id[order], detections.score[order],
-                           [extra.get(c, 0) for c in self._extra_columns]))
+                           [extra.get(c, 0) for c in self._extra_columns],
+                           frame.time if frame.target_s is None else frame.target_s))
         if len(self._rows) >= FLUSH_FRAMES:
             self._flush()
 
     def _flush(self) -> None:
         if not self._rows:
             return
-        index, time, total, counts, p_any, top_class, top_score, extra = zip(*self._rows)
+        index, time, total, counts, p_any, top_class, top_score, extra, target = zip(*self._rows)
         times = np.asarray(time, np.float64)
         columns: dict = {"video": pa.array([self._video] * len(index), pa.string()),
                          "frame": np.asarray(index, np.int64), "time_s": times}
+        if self._target:
+            columns["target_s"] = np.asarray(target, np.float64)
         if self._origin:
             columns["wall_time"] = wall_times(self._origin, times)
         columns["n_detections"] = np.asarray(total, np.int64)
@@ -440,9 +460,10 @@ class FrameTableSink(_BufferedTable):
 
 
 def frame_schema(names: Sequence[str], classes: Sequence[int], interest: Sequence[int], top_k: int,
-                 wall_time: bool = False, extra_columns: Sequence[str] = ()) -> pa.Schema:
+                 wall_time: bool = False, extra_columns: Sequence[str] = (), target: bool = False) -> pa.Schema:
     """The per-frame table's columns, fixed by the model's names and the run's settings, not by the video."""
     fields = [("video", pa.string()), ("frame", pa.int64()), ("time_s", pa.float64())]
+    fields += [("target_s", pa.float64())] if target else []
     fields += [("wall_time", WALL_TIME)] if wall_time else []
     fields += [("n_detections", pa.int64())]
     fields += [(f"n_{column_name(names[c])}", pa.int64()) for c in sorted(classes)]

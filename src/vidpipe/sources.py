@@ -37,6 +37,9 @@ DEFAULT_SEQUENCE_FPS = 30.0
 URL_TIMEOUT_S = 30.0
 
 
+SAMPLE_MODES = ("exact", "keyframes")
+
+
 class Decision(enum.Enum):
     KEEP = enum.auto()
     SKIP = enum.auto()
@@ -57,6 +60,7 @@ class Sampling:
     start: float = 0.0
     end: float | None = None
     max_frames: int | None = None
+    sample_mode: str = "exact"  # keyframes: only keyframes are decoded, each standing for its rate's slot
 
     def __post_init__(self) -> None:
         for name in ("sample_fps", "start", "end"):
@@ -75,6 +79,14 @@ class Sampling:
             raise InputError(f"--end ({self.end}) must be after --start ({self.start})")
         if self.max_frames is not None and self.max_frames < 1:
             raise InputError(f"--max-frames must be at least 1, got {self.max_frames}")
+        if self.sample_mode not in SAMPLE_MODES:
+            raise InputError(f"--sample-mode must be one of {', '.join(SAMPLE_MODES)}, got {self.sample_mode!r}")
+        if self.sample_mode == "keyframes" and self.sample_fps is None:
+            raise InputError("--sample-mode keyframes needs --sample-fps (the rate the keyframes stand in for)")
+
+    def target_of(self, time: float) -> float:
+        """The start of the `--sample-fps` slot `time` falls in: the time a keyframe stands for."""
+        return self.start + math.floor((time - self.start) * self.sample_fps + 1e-6) / self.sample_fps
 
     @property
     def skips(self) -> bool:
@@ -228,6 +240,9 @@ class VideoSource(_FileSource):
         self._start_pts = stream.start_time
 
     def __iter__(self) -> Iterator[Frame]:
+        if self.sampling.sample_mode == "keyframes":
+            yield from self._keyframes()
+            return
         if self.sampling.skips and self.exact_skipping:
             try:
                 yield from self._sampled()
@@ -344,6 +359,56 @@ class VideoSource(_FileSource):
             # that the file does not hold (cut short): the same damage decoding every frame would count
             missing = 0 if stopped else max((self.info.frame_count or 0) - positions.packets, 0)
             self.lost_frames = max(wanted - produced, 0) + missing
+            self.unread_frames = max(total - reached, 0)
+
+    def _keyframes(self) -> Iterator[Frame]:
+        """`--sample-mode keyframes`: only keyframes are decoded, each on its own, and the sampling decides
+        among them; each kept one carries the time of the `--sample-fps` slot it stands for (`target_s`). A
+        slot with no keyframe has no frame: the fast, approximate pass."""
+        import av
+
+        decide = self.sampling.selector()
+        positions = _SourcePositions()
+        codec = self._stream.codec_context
+        stopped = False
+        wanted = produced = 0
+        try:
+            for packet in self._container.demux(self._stream):
+                if not packet.size:
+                    continue
+                positions.add_packet(packet.pts)
+                if not packet.is_keyframe:
+                    continue
+                index = positions.index_of(packet.pts)
+                time = self._time_of(packet.pts, index)
+                decision = decide(index, time)
+                if decision is Decision.STOP:
+                    stopped = True
+                    return
+                if decision is not Decision.KEEP:
+                    continue
+                wanted += 1
+                try:
+                    frames = [*codec.decode(packet), *codec.decode(None)]
+                except av.error.FFmpegError:
+                    frames = []  # damaged: counted as lost
+                codec.flush_buffers()
+                for frame in frames[:1]:
+                    self.decoded_frames += 1
+                    produced += 1
+                    image = _bgr(frame)
+                    if self._turns:
+                        image = np.ascontiguousarray(np.rot90(image, self._turns))
+                    yield Frame(index, time, image, target_s=round(self.sampling.target_of(time), 6))
+        except GeneratorExit:
+            stopped = True
+            raise
+        except av.error.FFmpegError as exc:
+            self.stop_reason = _ffmpeg_reason(exc)
+        finally:
+            total = max(self.info.frame_count or 0, positions.packets)
+            reached = positions.reached + 1 if stopped else total
+            self.lost_frames = max(wanted - produced, 0)
             self.unread_frames = max(total - reached, 0)
 
     def _decode(self, gop: _Gop, codec, following: _Gop | None) -> Iterator[Frame]:

@@ -149,6 +149,14 @@ class RunSummary:
         return self.status == "interrupted"
 
     @property
+    def effective_fps(self) -> float | None:
+        """Frames processed per second of input covered: with --sample-mode keyframes, the rate really got."""
+        end = min(x for x in (self.input.duration, self.sampling.end) if x is not None) if (
+            self.input.duration or self.sampling.end) else None
+        span = (end - self.sampling.start) if end is not None else None
+        return round(self.counts.frames_processed / span, 3) if span and span > 0 else None
+
+    @property
     def fps(self) -> float | None:
         return round(self.counts.frames_processed / self.wall_time_s, 2) if self.wall_time_s > 0 else None
 
@@ -176,7 +184,7 @@ class RunSummary:
             "input": {**self.input.as_dict(), "size_changes": list(self.size_changes)},
             "detector": asdict(self.detector),
             "tracker": asdict(self.tracker) if self.tracker else None,
-            "sampling": asdict(self.sampling),
+            "sampling": {**asdict(self.sampling), "effective_fps": self.effective_fps},
             **self.counts.to_dict(),
             "frames_lost": self.frames_lost,
             "frames_unread": self.frames_unread,
@@ -223,7 +231,8 @@ class RunSummary:
         return cls(
             status=data["status"], input=VideoInfo(**source), detector=DetectorFacts(**data["detector"]),
             tracker=TrackerFacts(**data["tracker"]) if data["tracker"] else None,
-            sampling=Sampling(**data["sampling"]), counts=Counts(**counts), frames_lost=data["frames_lost"],
+            sampling=Sampling(**{k: v for k, v in data["sampling"].items() if k != "effective_fps"}),
+            counts=Counts(**counts), frames_lost=data["frames_lost"],
             wall_time_s=data["wall_time_s"], started_at=data["started_at"], engine=data["engine"],
             stages=tuple(StageFigures(**stage) for stage in data["stages"]), outputs=data["outputs"],
             video_output=VideoOutput(**data["video_output"]) if data.get("video_output") else None,
