@@ -278,10 +278,7 @@ class VideoSource(_FileSource):
                         stopped = True
                         return
                     if decision is Decision.KEEP:
-                        image = _bgr(frame)
-                        if self._turns:  # as a player shows it: boxes, tables and video all upright
-                            image = np.ascontiguousarray(np.rot90(image, self._turns))
-                        yield Frame(index, time, image)
+                        yield Frame(index, time, self._picture(frame))
         except GeneratorExit:  # the consumer stopped reading (a stop, a duration, a live run's end)
             stopped = True
             raise
@@ -295,6 +292,11 @@ class VideoSource(_FileSource):
             reached = positions.reached + 1 if stopped else total
             self.lost_frames = max(reached - positions.distinct, 0)
             self.unread_frames = max(total - reached, 0)
+
+    def _picture(self, frame) -> np.ndarray:
+        """A decoded frame as BGR, upright as a player shows it: boxes, tables and video all upright."""
+        image = _bgr(frame)
+        return np.ascontiguousarray(np.rot90(image, self._turns)) if self._turns else image
 
     def _time(self, frame, index: int) -> float:
         return self._time_of(frame.pts, index)
@@ -317,24 +319,24 @@ class VideoSource(_FileSource):
         import av
 
         decide = self.sampling.selector()
-        positions = _SourcePositions()
+        tally = _Tally()
+        positions = tally.positions
         codec = self._stream.codec_context
         gops: list[_Gop] = []  # read, decided, not yet decoded: at most two
-        stop = stopped = False
-        wanted = produced = 0
-        try:
+        stop = False
+        with self._reading(tally):
             for packet in self._container.demux(self._stream):
                 if not packet.size:
                     continue  # the demuxer's empty end-of-stream packet
                 if packet.pts is None:  # no timestamps to decide on: decode every frame instead
-                    if wanted or positions.packets:
+                    if tally.wanted or positions.packets:
                         raise av.error.InvalidDataError(0, "packets without timestamps")
                     raise _Untimed
                 if packet.is_keyframe and gops and not gops[-1].decided:
                     stop = gops[-1].decide(decide, positions, self._time_of)
-                    wanted += len(gops[-1].kept)
+                    tally.wanted += len(gops[-1].kept)
                     if len(gops) == 2:
-                        produced += yield from self._decode(gops.pop(0), codec, gops[0])
+                        tally.produced += yield from self._decode(gops.pop(0), codec, gops[0])
                     if stop:
                         break
                 if not gops or (packet.is_keyframe and gops[-1].decided):
@@ -343,23 +345,10 @@ class VideoSource(_FileSource):
                 positions.add_packet(packet.pts)
             if gops and not gops[-1].decided and not stop:
                 stop = gops[-1].decide(decide, positions, self._time_of)
-                wanted += len(gops[-1].kept)
+                tally.wanted += len(gops[-1].kept)
             while gops:
-                produced += yield from self._decode(gops.pop(0), codec, gops[0] if gops else None)
-            stopped = stop
-        except GeneratorExit:
-            stopped = True
-            raise
-        except av.error.FFmpegError as exc:
-            self.stop_reason = _ffmpeg_reason(exc)
-        finally:
-            total = max(self.info.frame_count or 0, positions.packets)
-            reached = positions.reached + 1 if stopped else total
-            # kept frames the decoder could not give, and read to the end, the frames the header promises
-            # that the file does not hold (cut short): the same damage decoding every frame would count
-            missing = 0 if stopped else max((self.info.frame_count or 0) - positions.packets, 0)
-            self.lost_frames = max(wanted - produced, 0) + missing
-            self.unread_frames = max(total - reached, 0)
+                tally.produced += yield from self._decode(gops.pop(0), codec, gops[0] if gops else None)
+            tally.stopped = stop
 
     def _keyframes(self) -> Iterator[Frame]:
         """`--sample-mode keyframes`: only keyframes are decoded, each on its own, and the sampling decides
@@ -368,26 +357,24 @@ class VideoSource(_FileSource):
         import av
 
         decide = self.sampling.selector()
-        positions = _SourcePositions()
+        tally = _Tally()
         codec = self._stream.codec_context
-        stopped = False
-        wanted = produced = 0
-        try:
+        with self._reading(tally):
             for packet in self._container.demux(self._stream):
                 if not packet.size:
                     continue
-                positions.add_packet(packet.pts)
+                tally.positions.add_packet(packet.pts)
                 if not packet.is_keyframe:
                     continue
-                index = positions.index_of(packet.pts)
+                index = tally.positions.index_of(packet.pts)
                 time = self._time_of(packet.pts, index)
                 decision = decide(index, time)
                 if decision is Decision.STOP:
-                    stopped = True
+                    tally.stopped = True
                     return
                 if decision is not Decision.KEEP:
                     continue
-                wanted += 1
+                tally.wanted += 1
                 try:
                     frames = [*codec.decode(packet), *codec.decode(None)]
                 except av.error.FFmpegError:
@@ -395,20 +382,29 @@ class VideoSource(_FileSource):
                 codec.flush_buffers()
                 for frame in frames[:1]:
                     self.decoded_frames += 1
-                    produced += 1
-                    image = _bgr(frame)
-                    if self._turns:
-                        image = np.ascontiguousarray(np.rot90(image, self._turns))
-                    yield Frame(index, time, image, target_s=round(self.sampling.target_of(time), 6))
+                    tally.produced += 1
+                    yield Frame(index, time, self._picture(frame), target_s=round(self.sampling.target_of(time), 6))
+
+    @contextlib.contextmanager
+    def _reading(self, tally: _Tally) -> Iterator[None]:
+        """Around a pass that decodes only what it keeps: the consumer ending it, the container breaking off
+        (what was decoded is kept), and the counts after: lost, the kept frames the decoder could not give
+        and, read to the end, the frames the header promises that the file does not hold (cut short: what
+        decoding every frame counts too); unread, the positions after a stop."""
+        import av
+
+        try:
+            yield
         except GeneratorExit:
-            stopped = True
+            tally.stopped = True
             raise
         except av.error.FFmpegError as exc:
             self.stop_reason = _ffmpeg_reason(exc)
         finally:
-            total = max(self.info.frame_count or 0, positions.packets)
-            reached = positions.reached + 1 if stopped else total
-            self.lost_frames = max(wanted - produced, 0)
+            total = max(self.info.frame_count or 0, tally.positions.packets)
+            reached = tally.positions.reached + 1 if tally.stopped else total
+            missing = 0 if tally.stopped else max((self.info.frame_count or 0) - tally.positions.packets, 0)
+            self.lost_frames = max(tally.wanted - tally.produced, 0) + missing
             self.unread_frames = max(total - reached, 0)
 
     def _decode(self, gop: _Gop, codec, following: _Gop | None) -> Iterator[Frame]:
@@ -447,9 +443,7 @@ class VideoSource(_FileSource):
             if where is None:
                 continue  # a reference frame decoded only for a kept one
             index, time = where
-            image = _bgr(frame)
-            if self._turns:
-                image = np.ascontiguousarray(np.rot90(image, self._turns))
+            image = self._picture(frame)
             produced += 1
             yield Frame(index, time, image)
         return produced
@@ -482,6 +476,16 @@ def _display_turns(uri: str) -> int:
     except (av.error.FFmpegError, AttributeError):
         pass  # unreadable here: the main container reports it; an old PyAV knows no rotation
     return 0
+
+
+@dataclass
+class _Tally:
+    """One pass's counts: the positions seen, the frames wanted and given, whether it was stopped early."""
+
+    positions: _SourcePositions = field(default_factory=lambda: _SourcePositions())
+    wanted: int = 0
+    produced: int = 0
+    stopped: bool = False
 
 
 class _Untimed(Exception):
