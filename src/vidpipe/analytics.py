@@ -60,9 +60,9 @@ class Sighting(NamedTuple):
     box: tuple[float, float, float, float]
 
 
-def sightings(frame: Frame, detections: Detections) -> list[Sighting]:
-    return [Sighting(frame.index, frame.time, score, tuple(box))
-            for score, box in zip(detections.score.tolist(), detections.xyxy.tolist())]
+def sighting(frame: Frame, detections: Detections, row: int) -> Sighting:
+    """Row `row` of `detections`, seen in `frame`."""
+    return Sighting(frame.index, frame.time, float(detections.score[row]), tuple(detections.xyxy[row].tolist()))
 
 
 @dataclass(frozen=True)
@@ -230,9 +230,9 @@ class LineCounter:
         events = []
         tracked = detections[detections.is_tracked]
         heights = tracked.xyxy[:, 3] - tracked.xyxy[:, 1]
-        for track, point, name, height, sighting in zip(tracked.track_id.tolist(), anchor_points(tracked, self.anchor),
-                                                        tracked.track_class_name, heights.tolist(),
-                                                        sightings(frame, tracked)):
+        for row, (track, point, name, height) in enumerate(zip(tracked.track_id.tolist(),
+                                                               anchor_points(tracked, self.anchor),
+                                                               tracked.track_class_name, heights.tolist())):
             side = self.side(point)
             state = self._tracks.get(track)
             if state is not None:
@@ -251,7 +251,7 @@ class LineCounter:
                 if not segments_intersect(last, point, self.start, self.end):
                     state.side = side  # went round an end of the segment: no crossing
                     continue
-                state.pending = (sighting, 0)
+                state.pending = (sighting(frame, tracked, row), 0)
                 self._pending.add(track)
             first, seen = state.pending
             state.pending = (first, seen + 1)
@@ -349,19 +349,19 @@ class Zone:
         self._first_frame = frame.index if self._first_frame is None else self._first_frame
         self._latest_frame = frame.index
         tracked = detections[detections.is_tracked]
-        for track, point, name, edge, sighting in zip(tracked.track_id.tolist(), anchor_points(tracked, self.anchor),
-                                                      tracked.track_class_name, self._at_edge(tracked.xyxy),
-                                                      sightings(frame, tracked)):
+        for row, (track, point, name, edge) in enumerate(zip(tracked.track_id.tolist(),
+                                                             anchor_points(tracked, self.anchor),
+                                                             tracked.track_class_name, self._at_edge(tracked.xyxy))):
             if self.classes and name not in self.classes:
                 continue
             self._names[track] = name
             state = self._tracks.setdefault(track, _Presence(frame.index, edge and frame.index != self._first_frame))
-            state.last, state.at_edge = sighting, edge
+            state.last, state.at_edge = sighting(frame, tracked, row), edge
             if self.contains(point) == state.inside:
                 state.candidate_since, state.candidate_seen = None, 0
             else:
                 if state.candidate_since is None:
-                    state.candidate_since = sighting
+                    state.candidate_since = state.last
                 state.candidate_seen += 1
                 if state.candidate_seen >= 2 and frame.time - state.candidate_since.time >= self.hysteresis_s:
                     events.append(self._flip(track, state, state.candidate_since, name))

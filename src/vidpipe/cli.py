@@ -193,9 +193,7 @@ def run(input: str, out: str | None, pipeline: str | None, quiet: bool, profile:
     s = result.summary
     click.echo(f"{s.counts.frames_processed} frames in {s.wall_time_s:.1f} s ({s.fps} fps): "
                f"{s.counts.detections} detections, {s.counts.tracks} tracks")
-    for line in s.answers():
-        click.echo(f"  {line}")
-    _echo_outputs(result.outputs)
+    _echo_results(result)
     if profile:
         click.echo(_profile_table(s))
     _exit_for_stops(result, EXIT_INTERRUPTED if result.interrupted else None)
@@ -217,9 +215,12 @@ def _exit_for_stops(result, code: int | None) -> None:
         sys.exit(code)
 
 
-def _echo_outputs(outputs: dict) -> None:
-    width = max(len(k) for k in outputs)
-    for key, path in outputs.items():
+def _echo_results(result) -> None:
+    """The counts, as numbers (lines, zones, objects), then each output's path."""
+    for line in result.summary.answers():
+        click.echo(f"  {line}")
+    width = max(len(k) for k in result.outputs)
+    for key, path in result.outputs.items():
         click.echo(f"  {key:<{width}}  {path}")
 
 
@@ -276,14 +277,14 @@ def live(source: str, out: str | None, pipeline: str | None, width: int | None, 
     from pathlib import Path
 
     from .config import PipelineConfig
-    from .live import LiveMonitor, default_out_dir, open_live
+    from .live import LiveMonitor, default_out_dir, open_live, plays_a_file
     from .live_options import positive
     from .pipeline import Pipeline
     from .preview import PreviewServer, PreviewWindow, parse_address
 
     options["video"] = save  # never None: without --save, no video whatever the preset says
     config = PipelineConfig.load(pipeline, **options)
-    replay = not (source.isdigit() or "://" in source)
+    replay = plays_a_file(source)
     config.check_live(replay=replay and realtime)
     live_options = LiveOptions(width=width, height=height, camera_fps=camera_fps, open_timeout=open_timeout,
                                read_timeout=read_timeout, reconnect_delay=reconnect_delay,
@@ -313,9 +314,7 @@ def live(source: str, out: str | None, pipeline: str | None, width: int | None, 
     click.echo(f"{s.counts.frames_processed} frames processed, {s.live.frames_dropped} dropped; latency p50 "
                f"{latency.p50 if latency else 0:.0f} ms, p95 {latency.p95 if latency else 0:.0f} ms; "
                f"{s.live.reconnects} reconnect(s)")
-    for line in s.answers():
-        click.echo(f"  {line}")
-    _echo_outputs(result.outputs)
+    _echo_results(result)
     if s.status == "gave_up":
         gap = s.live.gaps[-1]
         _fail(f"{source}: gave up after {gap['reconnect_attempts']} reconnect attempt(s) ({gap['reason']}); the "

@@ -20,6 +20,7 @@ from .annotate import COLOR_BY, LABEL_PARTS
 from .detections import DUPLICATE_IOU
 from .detectors import DetectorSettings, split_classes
 from .errors import InputError
+from .events import check_url
 from .sinks import TABLE_FORMATS, VIDEO_CRF, VIDEO_PRESET
 from .sources import Sampling
 from .tracking import NO_TRACKER, TRACKERS, tracker_config, tracker_defaults
@@ -30,8 +31,7 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 _DETECTION, _SAMPLING = DetectorSettings(), Sampling()
 # What a live run cannot honour: it takes the newest frame, one at a time, as it arrives.
 LIVE_EXCLUDED = ("stride", "sample_fps", "start", "end", "sequence_fps", "batch_size", "engine")
-FILE_SELECTION = LIVE_EXCLUDED[:5]
-EVENT_SCHEMES = ("file", "http", "https", "mqtt")  # a file played as a camera (--realtime) still honours these
+FILE_SELECTION = LIVE_EXCLUDED[:5]  # a file played as a camera (--realtime) still honours these
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,7 @@ class PipelineConfig:
         if isinstance(self.events, str):
             object.__setattr__(self, "events", [self.events])
         for url in self.events:
-            if not isinstance(url, str) or url.split("://")[0].lower() not in EVENT_SCHEMES or "://" not in url:
-                raise InputError(f"events: {url!r} is not file:///path.jsonl, http(s)://... or "
-                                 f"mqtt://host[:port]/prefix")
+            check_url(url)
         if isinstance(self.camera_motion, bool):  # YAML reads a bare on / off as true / false
             object.__setattr__(self, "camera_motion", "on" if self.camera_motion else "off")
         if self.camera_motion not in CAMERA_MOTION:

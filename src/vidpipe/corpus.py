@@ -62,9 +62,9 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".m
                             ".wmv", ".3gp"})
 MARKER = "_SUCCESS"
 ERROR = "error.json"
-DATASETS = ("detections", "frames", "tracks", "events", "visits", "segments", "presence")
+DATASETS = ("detections", "frames", "tracks", "events", "visits", "segments", "presence")  # one file per video
 WHOLE_NUMBERS = ("frames", "width", "height", "frames_lost", "frames_expected", "detections", "tracks", "source_size",
-                 "source_mtime_ns")  # corpus-wide tables, one file per video
+                 "source_mtime_ns")  # videos.parquet's integer columns
 EXECUTORS = ("local", "ray")
 PR_SET_PDEATHSIG = 1  # Linux prctl: the signal a process gets when its parent dies
 
@@ -176,14 +176,12 @@ class VideoProcessor:
                 raise KeyboardInterrupt
             tables = {name: _read(result.outputs[name], schema) for name, schema in self.schemas.items()
                       if name in result.outputs}
-            segments = segment_table(item.video_id, tables["detections"].to_pandas(), tables["frames"].to_pandas(),
-                                     self.segment_seconds)
-            write_table(segments, folder / "segments.parquet", "parquet")
-            tables["segments"] = pa.Table.from_pandas(segments, preserve_index=False)
-            presence = presence_table(item.video_id, tables["detections"].to_pandas())
-            write_table(presence, folder / "presence.parquet", "parquet")
-            tables["presence"] = pa.Table.from_pandas(presence, preserve_index=False)
-            present = seconds_present(tables["frames"].to_pandas(), self.count_names)
+            detections, frames = tables["detections"].to_pandas(), tables["frames"].to_pandas()
+            for name, derived in (("segments", segment_table(item.video_id, detections, frames, self.segment_seconds)),
+                                  ("presence", presence_table(item.video_id, detections))):
+                write_table(derived, folder / f"{name}.parquet", "parquet")
+                tables[name] = pa.Table.from_pandas(derived, preserve_index=False)
+            present = seconds_present(frames, self.count_names)
             for name, table in tables.items():  # the corpus datasets: video_id first, a string in every reader
                 write_arrow(table.rename_columns(["video_id" if c == "video" else c for c in table.column_names]),
                             _partition(self.out_dir, name, item.video_id), "parquet")

@@ -65,9 +65,10 @@ class JsonLinesFile:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        path = Path(unquote(urlparse(url).path))
-        if not urlparse(url).path:
+        given = urlparse(url).path
+        if not given:
             raise InputError(f"--events {url}: a file URL needs a path (file:///path/events.jsonl)")
+        path = Path(unquote(given))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = path.open("a", encoding="utf-8")
@@ -231,16 +232,25 @@ class Mqtt(_Queued):
         return {**figures, "sent": figures["sent"] - unacknowledged, "dropped": figures["dropped"] + unacknowledged}
 
 
+SCHEMES = ("file", "http", "https", "mqtt")
+
+
+def check_url(url: object) -> str:
+    """`url`'s scheme, one a sink exists for; else one line (a preset's `events:` is checked when it loads)."""
+    scheme = urlparse(url).scheme.lower() if isinstance(url, str) and "://" in url else ""
+    if scheme not in SCHEMES:
+        raise InputError(f"events: {url!r} is not file:///path.jsonl, http(s)://... or mqtt://host[:port]/prefix")
+    return scheme
+
+
 def open_sink(url: str, camera: str) -> EventSink:
     """The sink for `url`, chosen by its scheme."""
-    scheme = urlparse(url).scheme.lower()
+    scheme = check_url(url)
     if scheme == "file":
         return JsonLinesFile(url)
-    if scheme in ("http", "https"):
-        return Webhook(url)
     if scheme == "mqtt":
         return Mqtt(url, camera)
-    raise InputError(f"--events {url}: use file:///path.jsonl, http(s)://... or mqtt://host[:port]/prefix")
+    return Webhook(url)
 
 
 class Publisher:
@@ -287,8 +297,9 @@ class Publisher:
         if not ok:
             return None, None
         name = f"snapshots/{event.time_s:010.3f}_{event.kind}_{_safe(event.name)}_{event.track_id}.jpg"
-        write_atomic(self.out_dir / name, jpeg.tobytes())
-        return jpeg.tobytes(), name
+        data = jpeg.tobytes()
+        write_atomic(self.out_dir / name, data)
+        return data, name
 
     def close(self, wait_s: float = CLOSE_WAIT_S) -> list[dict]:
         """Every sink's `{url, sent, dropped}`, after at most `wait_s` for what is still queued (together)."""

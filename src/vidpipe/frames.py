@@ -24,6 +24,11 @@ class Frame:
     captured: float | None = None
     target_s: float | None = None  # --sample-mode keyframes: the sampling time this keyframe stands for
 
+    @property
+    def stands_for(self) -> float:
+        """The time this frame's rows stand for: its sampling slot's (`target_s`), else its own."""
+        return self.time if self.target_s is None else self.target_s
+
 
 @dataclass(frozen=True)
 class VideoInfo:

@@ -33,9 +33,6 @@ from .summary import LiveFigures, Percentiles
 log = logging.getLogger("vidpipe")
 
 
-STATES = ("connected", "reconnecting", "gave_up", "ended")
-
-
 class Connection:
     """A live source's state as it changes (connected, reconnecting, gave_up, ended), each change kept with
     its time since the source started giving frames: the live page shows the state, the summary the changes."""
@@ -61,14 +58,17 @@ def open_live(spec: str, options: LiveOptions = LiveOptions(), realtime: bool = 
     """A camera index (`0`), a stream URL (rtsp://, rtmp://, http(s)://, .m3u8) or a file or image folder, as a
     live source; `realtime` plays a file at its own rate, `loop` restarts it at its end. `opener` opens a
     file with the pipeline's frame selection."""
-    if (realtime or loop) and (spec.isdigit() or "://" in spec):
+    if plays_a_file(spec):
+        return Replay(lambda: (opener or open_source)(spec), realtime, loop)
+    if realtime or loop:
         raise InputError("--realtime and --loop are for files and image folders: cameras and streams are live "
                          "already")
-    if spec.isdigit():
-        return CameraSource(int(spec), options)
-    if "://" in spec:
-        return ReconnectingStream(spec, options)
-    return Replay(lambda: (opener or open_source)(spec), realtime, loop)
+    return CameraSource(int(spec), options) if spec.isdigit() else ReconnectingStream(spec, options)
+
+
+def plays_a_file(spec: str) -> bool:
+    """A file or image folder, read as a live source: not a camera index (`0`), not a stream URL."""
+    return not (spec.isdigit() or "://" in spec)
 
 
 class Replay:
@@ -408,7 +408,7 @@ class LiveMonitor:
         return {"state": state,
                 "since": (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=now - since)).isoformat(
                     timespec="seconds"),
-                "reconnects": sum(1 for gap in getattr(self.source, "gaps", []) if gap.end_s is not None),
+                "reconnects": reconnects(self.source) if self.source else 0,
                 "last_frame_age_s": None if self._last_captured is None else round(now - self._last_captured, 2)}
 
     def overlay_lines(self) -> list[str]:
@@ -424,10 +424,15 @@ class LiveMonitor:
             frames_dropped=self.capture.dropped if self.capture else 0,
             latency_ms=Percentiles.of(self.latencies_ms),
             inference_ms=Percentiles.of(self.inference_ms),
-            reconnects=sum(1 for gap in source.gaps if gap.end_s is not None),
+            reconnects=reconnects(source),
             gaps=tuple(gap.as_dict() for gap in source.gaps),
             connection=tuple(connection.changes) if connection else (),
         )
+
+
+def reconnects(source: Source) -> int:
+    """The gaps a live source came back from."""
+    return sum(1 for gap in source.gaps if gap.end_s is not None)
 
 
 def default_out_dir(info: VideoInfo) -> Path:

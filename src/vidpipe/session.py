@@ -240,7 +240,7 @@ class RunSession:
         new = self.analytics.events[self._published:]
         self._published = len(self.analytics.events)
         if new:
-            totals = {**self.analytics.live_counts(), "objects": dict(Counter(self.stats.track_class.values()))}
+            totals = {**self.analytics.live_counts(), "objects": self.stats.counts().tracks_per_class}
             with _writing(self.out_dir):
                 self.publisher.publish(frame, detections, new, totals)
 

@@ -350,8 +350,7 @@ class DetectionTableSink(_BufferedTable):
 
     def write(self, frame: Frame, detections: Detections) -> None:
         if len(detections):
-            self._chunks.append((frame.index, frame.time, detections,
-                                 frame.time if frame.target_s is None else frame.target_s))
+            self._chunks.append((frame.index, frame.time, detections, frame.stands_for))
             self._buffered += len(detections)
             if self._buffered >= self._flush_rows or len(self._chunks) >= FLUSH_FRAMES:
                 self._flush()
@@ -423,8 +422,7 @@ class FrameTableSink(_BufferedTable):
         extra = self._extra() if self._extra else {}
         self._rows.append((frame.index, frame.time, len(detections), counts, p_any,
                            detections.class_id[order], detections.score[order],
-                           [extra.get(c, 0) for c in self._extra_columns],
-                           frame.time if frame.target_s is None else frame.target_s))
+                           [extra.get(c, 0) for c in self._extra_columns], frame.stands_for))
         if len(self._rows) >= FLUSH_FRAMES:
             self._flush()
 
@@ -504,15 +502,19 @@ def write_visits(path: Path, video: str, visits: Sequence, fmt: str) -> Path:
     """Every zone visit, in order of entry; `cut_at_start`/`cut_at_end` mark those whose entry or exit was
     not seen, whose length is therefore not a dwell time."""
     visits = sorted(visits, key=lambda v: (v.enter_frame, v.zone, v.track_id))
-    columns = {"video": [video] * len(visits), **{f: [getattr(v, f) for v in visits] for f in VISIT_SCHEMA.names[1:]}}
-    return write_arrow(pa.table(columns, schema=VISIT_SCHEMA), path, fmt)
+    return write_arrow(_records(video, visits, VISIT_SCHEMA), path, fmt)
 
 
 def write_events(path: Path, video: str, events: Sequence, fmt: str) -> Path:
     """The analytics' events (line crossings, zone entries and exits), in time order."""
     events = sorted(events, key=lambda e: (e.frame, e.time_s))
-    columns = {"video": [video] * len(events), **{f: [getattr(e, f) for e in events] for f in EVENT_SCHEMA.names[1:]}}
-    return write_arrow(pa.table(columns, schema=EVENT_SCHEMA), path, fmt)
+    return write_arrow(_records(video, events, EVENT_SCHEMA), path, fmt)
+
+
+def _records(video: str, records: Sequence, schema: pa.Schema) -> pa.Table:
+    """Records (events, visits) as a table: `video`, then each of `schema`'s other columns from their fields."""
+    columns = {"video": [video] * len(records), **{f: [getattr(r, f) for r in records] for f in schema.names[1:]}}
+    return pa.table(columns, schema=schema)
 
 
 TRACK_SCHEMA = pa.schema([

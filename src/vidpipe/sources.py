@@ -412,8 +412,9 @@ class VideoSource(_FileSource):
         import av
 
         whole = following is not None and following.needs_previous
+        if following is not None:
+            following.after_flush = not whole  # the decoder is reset after this GOP, or was not used for it
         if not gop.kept and not whole:
-            gop.flushed = True
             return 0
         packets = gop.packets if whole else gop.packets[: gop.last_needed + 1]
         produced = 0
@@ -430,9 +431,6 @@ class VideoSource(_FileSource):
         if not whole:
             produced += yield from self._emit(codec.decode(None), gop)  # drain the reorder delay
             codec.flush_buffers()
-            gop.flushed = True
-        if following is not None:
-            following.after_flush = gop.flushed
         return produced
 
     def _emit(self, frames, gop: _Gop) -> Iterator[Frame]:
@@ -478,16 +476,6 @@ def _display_turns(uri: str) -> int:
     return 0
 
 
-@dataclass
-class _Tally:
-    """One pass's counts: the positions seen, the frames wanted and given, whether it was stopped early."""
-
-    positions: _SourcePositions = field(default_factory=lambda: _SourcePositions())
-    wanted: int = 0
-    produced: int = 0
-    stopped: bool = False
-
-
 class _Untimed(Exception):
     """Packets without timestamps: the sampling cannot decide before decoding."""
 
@@ -500,7 +488,6 @@ class _Gop:
     kept: dict[int, tuple[int, float]] = field(default_factory=dict)  # pts -> (index, time)
     decided: bool = False
     after_flush: bool = False  # the decoder was reset before it: references from before it are gone
-    flushed: bool = False
 
     def decide(self, decide: Callable[[int, float], Decision], positions: _SourcePositions,
                time_of: Callable[[int | None, int], float]) -> bool:
@@ -568,6 +555,16 @@ class _SourcePositions:
     def packets(self) -> int:
         """Every packet seen: the source positions known so far."""
         return self._passed + len(self._waiting) + self._untimed
+
+
+@dataclass
+class _Tally:
+    """One pass's counts: the positions seen, the frames wanted and given, whether it was stopped early."""
+
+    positions: _SourcePositions = field(default_factory=_SourcePositions)
+    wanted: int = 0
+    produced: int = 0
+    stopped: bool = False
 
 
 class ImageSource(_FileSource):

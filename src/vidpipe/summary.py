@@ -151,10 +151,9 @@ class RunSummary:
     @property
     def effective_fps(self) -> float | None:
         """Frames processed per second of input covered: with --sample-mode keyframes, the rate really got."""
-        end = min(x for x in (self.input.duration, self.sampling.end) if x is not None) if (
-            self.input.duration or self.sampling.end) else None
-        span = (end - self.sampling.start) if end is not None else None
-        return round(self.counts.frames_processed / span, 3) if span and span > 0 else None
+        ends = [x for x in (self.input.duration, self.sampling.end) if x]
+        span = min(ends) - self.sampling.start if ends else 0.0
+        return round(self.counts.frames_processed / span, 3) if span > 0 else None
 
     @property
     def fps(self) -> float | None:
