@@ -340,7 +340,9 @@ def test_a_second_stop_cuts_only_the_video_and_report_and_the_summary_says_so(tm
     wait_for(lambda: (out / ".annotated.mp4.partial").exists() and
              (out / ".annotated.mp4.partial").stat().st_size > 10_000)
     process.send_signal(signal.SIGINT)
-    time.sleep(0.05)  # past the frame in hand (the first stop has ended the frames), well before the video is done
+    # Two signals that land before Python's handler runs are one stop: send the second only once the first
+    # has ended the frames (the tables, closed first, exist), while the video (veryslow) is still encoding.
+    wait_for_file(out / "detections.parquet", process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr

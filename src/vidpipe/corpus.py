@@ -394,6 +394,9 @@ def _run_local(items: list[CorpusItem], config: PipelineConfig, out: Path, segme
 def _init_worker(config: PipelineConfig, out: str, segment_seconds: float, progress_queue) -> None:
     global _WORKER, _PROGRESS
     _worker_process()
+    # The parent killed, Linux closes its end of the result pipe a moment before the parent-death signal
+    # arrives: a worker sending its result then ends at once, as Unix tools do, not with a BrokenPipeError traceback.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     _WORKER = VideoProcessor(config, out, segment_seconds)  # the model loads once per worker
     _PROGRESS = progress_queue
 
