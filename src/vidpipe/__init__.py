@@ -3,6 +3,7 @@
     >>> import vidpipe
     >>> result = vidpipe.run("sample_videos/parking-lot-cars.mp4", classes=["car"])
     >>> result.outputs["detections"]
+    >>> for camera, frame, detections in vidpipe.live_many(["door=rtsp://...", "yard=rtsp://..."]): ...
 
 The public names are imported on first use, so `import vidpipe` (and `vidpipe --help`) stays fast.
 """
@@ -36,6 +37,8 @@ _EXPORTS = {
     "Pipeline": "pipeline",
     "PipelineConfig": "config",
     "LiveOptions": "live_options",
+    "live_many": "cameras",
+    "CameraEntry": "config",
     "RunSession": "session",
     "RunResult": "session",
     "RunSummary": "summary",

@@ -187,6 +187,7 @@ def run(input: str, out: str | None, pipeline: str | None, quiet: bool, profile:
     from .pipeline import Pipeline, PipelineConfig
 
     config = PipelineConfig.load(pipeline, **options)
+    config.check_no_cameras("run")
     if realtime:
         config.check_live(replay=True)
     result = Pipeline(config).run(input, out, progress=not quiet, realtime=realtime)
@@ -238,8 +239,9 @@ def _profile_table(summary) -> str:
 
 
 @main.command()
-@click.argument("source", metavar="SOURCE")
-@click.option("-o", "--out", type=click.Path(file_okay=False), help="Output folder [default: runs/live-<name>].")
+@click.argument("sources", nargs=-1, metavar="SOURCE...")
+@click.option("-o", "--out", type=click.Path(file_okay=False),
+              help="Output folder [default: runs/live-<name>; several cameras: runs/live-cameras].")
 @pipeline_options
 @click.option("--width", type=int, help="Camera: capture width to request.")
 @click.option("--height", type=int, help="Camera: capture height to request.")
@@ -262,21 +264,26 @@ def _profile_table(summary) -> str:
 @click.option("--max-reconnects", type=int, default=LIVE_DEFAULTS.max_reconnects,
               help="Give up after this many failed attempts [default: never].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
-def live(source: str, out: str | None, pipeline: str | None, width: int | None, height: int | None,
+def live(sources: tuple[str, ...], out: str | None, pipeline: str | None, width: int | None, height: int | None,
          camera_fps: float | None, save: bool, show: bool, serve: str | None, duration: float | None,
          realtime: bool, loop: bool, open_timeout: float, read_timeout: float, reconnect_delay: float,
          max_reconnect_delay: float, max_reconnects: int | None, quiet: bool, **options) -> None:
     """Detect and track on a live SOURCE until Ctrl-C: a camera index (0), a stream URL (rtsp://,
     rtmp://, http(s):// MPEG-TS, MJPEG or HLS .m3u8), or a file or image folder (with --realtime, played
-    as a camera would give it; --loop for a demo that never ends).
+    as a camera would give it; --loop for a demo that never ends; without, every frame is processed).
 
     The newest frame is always the next one processed (frames that arrive while inference is busy are
     dropped and counted), so latency stays bounded. A stream that drops is reopened with back-off. Tables
     (with wall-clock times) are always written; the annotated video with --save.
+
+    Several SOURCEs (each may be NAME=SOURCE), or a preset's cameras:, share one detector: each camera
+    gets its own tracks and outputs in OUT/<name>/, OUT/summary.json gathers them, and --serve shows
+    them all on one page.
     """
+    from dataclasses import replace
     from pathlib import Path
 
-    from .config import PipelineConfig
+    from .config import CameraEntry, PipelineConfig
     from .live import LiveMonitor, default_out_dir, open_live, plays_a_file
     from .live_options import positive
     from .pipeline import Pipeline
@@ -284,23 +291,38 @@ def live(source: str, out: str | None, pipeline: str | None, width: int | None, 
 
     options["video"] = save  # never None: without --save, no video whatever the preset says
     config = PipelineConfig.load(pipeline, **options)
-    replay = plays_a_file(source)
-    config.check_live(replay=replay and realtime)
+    if sources and config.cameras:
+        raise InputError("cameras come from the command line (SOURCE...) or from the preset's cameras:, not both")
+    specs = [c.source for c in config.cameras] or [CameraEntry.of(s).source for s in sources]
+    if not specs:
+        raise InputError("missing SOURCE: a camera index (0), a stream URL or a file (several for several cameras)")
+    files = [plays_a_file(spec) for spec in specs]
+    config.check_live(replay=realtime and all(files))
     live_options = LiveOptions(width=width, height=height, camera_fps=camera_fps, open_timeout=open_timeout,
                                read_timeout=read_timeout, reconnect_delay=reconnect_delay,
                                max_reconnect_delay=max_reconnect_delay, max_reconnects=max_reconnects)
-    if live_options.asks_camera and not source.isdigit():
+    if live_options.asks_camera and not any(spec.isdigit() for spec in specs):
         raise InputError("--width, --height and --camera-fps are for cameras (SOURCE 0, 1...), not for a stream "
                          "or a file, which come at their own size and rate")
     positive("--duration", duration)
     if serve:
         parse_address(serve)  # a bad address fails before the source is opened
+    if len(specs) > 1 or config.cameras:
+        if show:
+            raise InputError("--show is for one camera; several are shown together with --serve PORT")
+        _live_cameras(Pipeline(config), [*config.cameras] or list(sources), out, live_options, realtime, loop, serve,
+                      duration, quiet)
+        return
+    source = specs[0]
     viewers = [PreviewWindow()] if show else []  # fails fast without a display
-    if replay and not realtime:
-        logging.getLogger("vidpipe").info("%s is read as fast as it decodes; --realtime plays it at its own rate, "
-                                          "as a camera would", source)
+    if files[0] and not realtime:
+        logging.getLogger("vidpipe").info("%s is read frame by frame, every frame processed; --realtime plays it "
+                                          "at its own rate, as a camera would", source)
     runner = Pipeline(config)
     stream = open_live(source, live_options, realtime=realtime, loop=loop, opener=runner.open)
+    name = CameraEntry.of(sources[0]).name
+    if name:  # NAME=SOURCE: the name in the tables and the default folder
+        stream.info = replace(stream.info, name=name)
     monitor = LiveMonitor()
     try:
         if serve:
@@ -320,6 +342,52 @@ def live(source: str, out: str | None, pipeline: str | None, width: int | None, 
         _fail(f"{source}: gave up after {gap['reconnect_attempts']} reconnect attempt(s) ({gap['reason']}); the "
               f"outputs cover the frames before", EXIT_RUNTIME)
     _exit_for_stops(result, None)
+
+
+def _live_cameras(runner, cameras: list, out: str | None, options: LiveOptions, realtime: bool, loop: bool,
+                  serve: str | None, duration: float | None, quiet: bool) -> None:
+    """`vidpipe live` with several cameras: one detector, a folder per camera, one page, one line per camera."""
+    from pathlib import Path
+
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from .cameras import CameraRun
+    from .preview import PreviewServer
+
+    out_dir = Path(out) if out else Path("runs") / "live-cameras"
+    server = None
+    run = CameraRun(runner, cameras, out_dir, options, realtime, loop,
+                    viewers=lambda name: [server.viewer(name)] if server else [])
+    try:
+        if serve:
+            server = PreviewServer(serve, run.stats, [camera.name for camera in run.cameras])
+        with logging_redirect_tqdm(loggers=[logging.getLogger("vidpipe")]), \
+                tqdm(unit="frame", desc=f"{len(run.cameras)} cameras", disable=quiet, dynamic_ncols=True,
+                     mininterval=0.5) as bar:
+            summary = run.run(duration, bar.update)
+    except BaseException:
+        run.close()
+        raise
+    finally:
+        if server:
+            server.close()
+    for name, camera in summary["cameras"].items():
+        latency = camera["latency_ms"] or {}
+        state = camera["status"] + (f": {camera['error']}" if camera["error"] else "")
+        click.echo(f"{name}: {camera['frames_processed']} frames, {camera['processed_fps']:.1f} fps, "
+                   f"{camera['frames_dropped']} dropped, latency p50 {latency.get('p50', 0):.0f} ms, "
+                   f"p95 {latency.get('p95', 0):.0f} ms ({state})")
+    click.echo(f"{summary['frames_processed']} frames in {summary['wall_time_s']:.1f} s "
+               f"({summary['processed_fps']} fps in all); outputs in {out_dir}/<camera>/, {out_dir}/summary.json")
+    if summary["failed"]:
+        _fail(f"camera(s) {', '.join(summary['failed'])} failed or gave up (summary.json says why); the others' "
+              f"outputs are complete", EXIT_RUNTIME)
+    cut = [f"{name}: {', '.join(c['summary']['missing_outputs'])}" for name, c in summary["cameras"].items()
+           if c["summary"] and c["summary"]["missing_outputs"]]
+    if cut:
+        _fail(f"stopped twice: not written ({'; '.join(cut)}); the tables and summaries are complete",
+              EXIT_INTERRUPTED)
 
 
 @main.command()
@@ -353,6 +421,7 @@ def batch(inputs: tuple[str, ...], out: str, pipeline: str | None, workers: int,
     from .corpus import run_batch
 
     config = PipelineConfig.load(pipeline, **options)
+    config.check_no_cameras("batch")
     table = run_batch(inputs, out, config, workers=workers, executor=executor, force=force,
                       segment_seconds=segment_seconds, progress=not quiet, ray_address=address,
                       num_cpus=num_cpus, num_gpus=num_gpus, partial_is_error=partial_is_error)

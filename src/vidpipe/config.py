@@ -9,6 +9,7 @@ video encoder's in `sinks`. A bad value anywhere fails here, before a model is l
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from importlib.resources import files
 from pathlib import Path
@@ -32,6 +33,42 @@ _DETECTION, _SAMPLING = DetectorSettings(), Sampling()
 # What a live run cannot honour: it takes the newest frame, one at a time, as it arrives.
 LIVE_EXCLUDED = ("stride", "sample_fps", "start", "end", "sequence_fps", "batch_size", "engine")
 FILE_SELECTION = LIVE_EXCLUDED[:5]  # a file played as a camera (--realtime) still honours these
+
+
+CAMERA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a folder name and a URL path part as it is
+
+
+@dataclass(frozen=True)
+class CameraEntry:
+    """One camera of a many-camera live run: its source, its name (its output folder and its path on the
+    page; None: made from the source) and the lines and zones of its own view (None: the run's)."""
+
+    source: str
+    name: str | None = None
+    lines: tuple | None = None
+    zones: tuple | None = None
+
+    @classmethod
+    def of(cls, spec: str | dict | CameraEntry) -> CameraEntry:
+        """`SOURCE` or `NAME=SOURCE` from the command line, or a preset's mapping (source, name, lines, zones)."""
+        if isinstance(spec, CameraEntry):
+            return spec
+        if isinstance(spec, str):
+            name, sep, source = spec.partition("=")
+            if sep and CAMERA_NAME.fullmatch(name) and not Path(spec).exists():
+                return cls.of({"name": name, "source": source})
+            return cls.of({"source": spec})
+        if not isinstance(spec, dict) or set(spec) - {"name", "source", "lines", "zones"} or not spec.get("source"):
+            raise InputError(f"a camera is a source, or a mapping with source and optionally name, lines and zones, "
+                             f"got {spec!r}")
+        name = spec.get("name")
+        if name is not None and not (isinstance(name, str) and CAMERA_NAME.fullmatch(name)):
+            raise InputError(f"camera name {name!r}: use letters, digits, '_', '-' and '.' (it names a folder)")
+        regions = {kind: None if spec.get(kind) is None else tuple(
+            Region.parse(r, kind[:-1]) if isinstance(r, str) else Region.of(r, kind[:-1]) for r in spec[kind])
+            for kind in ("lines", "zones")}
+        check_names(regions["lines"] or (), regions["zones"] or ())
+        return cls(str(spec["source"]), name, **regions)
 
 
 @dataclass(frozen=True)
@@ -87,6 +124,8 @@ class PipelineConfig:
     # events out as they happen (vidpipe.events): file:///x.jsonl, http(s)://..., mqtt://host:port/prefix
     events: list = field(default_factory=list)
     snapshots: bool = False  # a JPEG of the frame for each event, in snapshots/ (and referenced by it)
+    # a many-camera live run (`vidpipe live` with no SOURCE): each a source, or {name, source, lines, zones}
+    cameras: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", split_classes(self.classes))
@@ -103,6 +142,9 @@ class PipelineConfig:
             regions = [Region.parse(r, kind[:-1]) if isinstance(r, str) else Region.of(r, kind[:-1]) for r in given]
             object.__setattr__(self, kind, regions)
         check_names(self.lines, self.zones)
+        if not isinstance(self.cameras, (list, tuple)):
+            raise InputError(f"cameras must be a list of cameras, got {self.cameras!r}")
+        object.__setattr__(self, "cameras", [CameraEntry.of(c) for c in self.cameras])
         if isinstance(self.events, str):
             object.__setattr__(self, "events", [self.events])
         for url in self.events:
@@ -217,13 +259,26 @@ class PipelineConfig:
             raise InputError(f"{options}: not for live sources, which always process the newest frame, one at a "
                              f"time (use --max-frames or --duration to bound a live run)")
 
+    def check_no_cameras(self, command: str) -> None:
+        """A preset's cameras: are for `vidpipe live`; another command silently ignoring them would mislead."""
+        if self.cameras:
+            raise InputError(f"cameras: is for vidpipe live (several cameras at once); vidpipe {command} takes its "
+                             f"inputs on the command line")
+
     def as_dict(self) -> dict:
         """The settings as a preset file writes them."""
         values = asdict(self)
         for kind in ("lines", "zones"):
-            values[kind] = [{"name": r.name, "points": [list(p) for p in r.points],
-                             **({"classes": list(r.classes)} if r.classes else {})} for r in getattr(self, kind)]
+            values[kind] = _region_dicts(getattr(self, kind))
+        values["cameras"] = [{"source": c.source, **({"name": c.name} if c.name else {}),
+                              **{kind: _region_dicts(getattr(c, kind)) for kind in ("lines", "zones")
+                                 if getattr(c, kind) is not None}} for c in self.cameras]
         return values
+
+
+def _region_dicts(regions) -> list[dict]:
+    return [{"name": r.name, "points": [list(p) for p in r.points], **({"classes": list(r.classes)} if r.classes
+                                                                        else {})} for r in regions]
 
 
 

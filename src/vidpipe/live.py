@@ -37,10 +37,10 @@ class Connection:
     """A live source's state as it changes (connected, reconnecting, gave_up, ended), each change kept with
     its time since the source started giving frames: the live page shows the state, the summary the changes."""
 
-    def __init__(self) -> None:
+    def __init__(self, state: str = "connected") -> None:
         self.origin = time.monotonic()
-        self.state, self.since = "connected", self.origin
-        self.changes: list[dict] = [{"state": "connected", "time_s": 0.0}]
+        self.state, self.since = state, self.origin
+        self.changes: list[dict] = [{"state": state, "time_s": 0.0}]
 
     def start(self) -> None:
         """The first frame is coming: the clock of `time_s` starts now."""
@@ -54,16 +54,17 @@ class Connection:
 
 
 def open_live(spec: str, options: LiveOptions = LiveOptions(), realtime: bool = False, loop: bool = False,
-              opener: Callable[[str], Source] | None = None) -> Source:
+              opener: Callable[[str], Source] | None = None, connect_now: bool = True) -> Source:
     """A camera index (`0`), a stream URL (rtsp://, rtmp://, http(s)://, .m3u8) or a file or image folder, as a
     live source; `realtime` plays a file at its own rate, `loop` restarts it at its end. `opener` opens a
-    file with the pipeline's frame selection."""
+    file with the pipeline's frame selection. Without `connect_now`, a stream connects when first read (on
+    its reader's thread: a late camera then holds up no one else)."""
     if plays_a_file(spec):
         return Replay(lambda: (opener or open_source)(spec), realtime, loop)
     if realtime or loop:
         raise InputError("--realtime and --loop are for files and image folders: cameras and streams are live "
                          "already")
-    return CameraSource(int(spec), options) if spec.isdigit() else ReconnectingStream(spec, options)
+    return CameraSource(int(spec), options) if spec.isdigit() else ReconnectingStream(spec, options, connect_now)
 
 
 def plays_a_file(spec: str) -> bool:
@@ -72,9 +73,9 @@ def plays_a_file(spec: str) -> bool:
 
 
 class Replay:
-    """A file or image folder read as a live source: as fast as it decodes (which tests the drop policy), or
-    with `realtime` each frame released at its timestamp, so it behaves as a camera would, dropped frames
-    and all. `loop` starts it again at its end, its timestamps and indices carrying on from where they were."""
+    """A file or image folder read as a live source: frame by frame, each one processed (`lossless`: a
+    recording), or with `realtime` each frame released at its timestamp, so it behaves as a camera would,
+    dropped frames and all. `loop` starts it again at its end, its timestamps and indices carrying on."""
 
     live = True
 
@@ -82,6 +83,7 @@ class Replay:
         if loop and not realtime:
             raise InputError("--loop needs --realtime (a file looped as fast as it decodes never ends)")
         self._open, self.realtime, self.loop = open, realtime, loop
+        self.lossless = not realtime  # read at the consumer's pace, every frame processed
         self._source = open()
         self.info = self._source.info
         self.gaps: list[Gap] = []
@@ -186,13 +188,17 @@ class ReconnectingStream:
 
     live = True
 
-    def __init__(self, url: str, options: LiveOptions = LiveOptions()) -> None:
+    def __init__(self, url: str, options: LiveOptions = LiveOptions(), connect_now: bool = True) -> None:
         self.url, self.options = url, options
         self.lost_frames = self.unread_frames = 0
         self.gaps: list[Gap] = []
-        self.connection = Connection()
+        self.connection = Connection("connected" if connect_now else "connecting")
         self._closed = threading.Event()
         self._current: VideoSource | None = None
+        if connect_now:
+            self._first_connection()
+
+    def _first_connection(self) -> None:
         if not self._connect(None):
             raise InputError(f"{self._failure} (tried {self._attempts + 1} time(s); --max-reconnects)")
         self.info = replace(self._current.info, kind="stream")
@@ -201,6 +207,9 @@ class ReconnectingStream:
         return VideoSource(self.url, timeout=(self.options.open_timeout, self.options.read_timeout))
 
     def __iter__(self) -> Iterator[Frame]:
+        if self._current is None:  # connecting on the reader's thread
+            self._first_connection()
+            self.connection.set("connected")
         self.connection.start()
         start = time.monotonic()
         index = 0
@@ -285,14 +294,21 @@ class ReconnectingStream:
 
 
 class LatestFrames:
-    """Reads a live source on a thread, keeping only the newest frame: the consumer never gets a stale one."""
+    """Reads a live source on a thread, keeping only the newest frame: the consumer never gets a stale one.
 
-    def __init__(self, source: Source) -> None:
+    A file read without --realtime (`Replay.lossless`) is a recording, not a camera: its reader waits for the
+    consumer instead, so every frame is processed, as `vidpipe run` would. `wake` (shared by several sources)
+    is set whenever a frame or the end arrives, for a consumer that serves many.
+    """
+
+    def __init__(self, source: Source, wake: threading.Event | None = None) -> None:
         self._source = source
+        self._lossless = getattr(source, "lossless", False)
         self._condition = threading.Condition()
+        self._wake = wake
         self._frame: Frame | None = None
         self._ended = False
-        self._error: BaseException | None = None
+        self.error: BaseException | None = None
         self._stop = threading.Event()
         self.captured = 0
         self.dropped = 0
@@ -301,41 +317,77 @@ class LatestFrames:
     def _read(self) -> None:
         try:
             for frame in self._source:
-                if frame.captured is None:
-                    frame = replace(frame, captured=time.monotonic())
                 with self._condition:
+                    while self._lossless and self._frame is not None and not self._stop.is_set():
+                        self._condition.wait(0.1)  # a recording: the consumer takes every frame
+                    if frame.captured is None:  # a recording's frame is "captured" when it is handed over
+                        frame = replace(frame, captured=time.monotonic())
                     self.captured += 1
                     if self._frame is not None:
                         self.dropped += 1  # the consumer was busy: this one is out of date
                     self._frame = frame
-                    self._condition.notify()
+                    self._condition.notify_all()
+                if self._wake:
+                    self._wake.set()
                 if self._stop.is_set():
                     break
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            self._error = exc
+            self.error = exc
         finally:
             with self._condition:
                 self._ended = True
-                self._condition.notify()
+                self._condition.notify_all()
+            if self._wake:
+                self._wake.set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def take(self) -> Frame | None:
+        """The newest frame, if one came since the last call (never waits)."""
+        with self._condition:
+            frame, self._frame = self._frame, None
+            if frame is not None:
+                self._condition.notify_all()  # a lossless reader may put the next one
+            return frame
+
+    @property
+    def waiting_since(self) -> float | None:
+        """When the frame waiting to be taken was captured (None: no frame waiting)."""
+        frame = self._frame
+        return None if frame is None else frame.captured
+
+    @property
+    def ended(self) -> bool:
+        """The source has ended (or failed: `error`) and its last frame was taken."""
+        with self._condition:
+            return self._ended and self._frame is None
 
     def __iter__(self) -> Iterator[Frame]:
-        self._thread.start()
+        self.start()
         try:
             while True:
                 with self._condition:
                     while self._frame is None and not self._ended:
                         self._condition.wait(0.1)
-                    frame, self._frame = self._frame, None
-                    if frame is None:
-                        break
+                frame = self.take()
+                if frame is None:
+                    break
                 yield frame
-            if self._error is not None:
-                raise self._error
+            if self.error is not None:
+                raise self.error
         finally:
-            self._stop.set()
-            self._source.stop()  # a reconnecting stream: wakes its back-off wait
-            # The reader must be out of the decoder before anyone closes the source: closing a container
-            # under a running decode crashes FFmpeg. A live source gives its next frame soon.
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop reading, and wait until the reader is out of the decoder."""
+        self._stop.set()
+        with self._condition:
+            self._condition.notify_all()
+        self._source.stop()  # a reconnecting stream: wakes its back-off wait
+        # The reader must be out of the decoder before anyone closes the source: closing a container
+        # under a running decode crashes FFmpeg. A live source gives its next frame soon.
+        if self._thread.is_alive():
             self._thread.join(timeout=self._join_timeout())
 
     def _join_timeout(self) -> float:

@@ -20,6 +20,7 @@ from . import stopping
 from .config import PipelineConfig
 from .detections import Detections
 from .detectors import Detector, load_detector
+from .engine import StageProfile
 from .errors import InputError
 from .frames import Frame, VideoInfo
 from .live import LiveMonitor, Replay
@@ -98,16 +99,9 @@ class Pipeline:
                 stopping.end_finishing(finished=False)
                 session.abort()
                 raise
-        if status == "complete" and source.live and source.gaps and source.gaps[-1].end_s is None:
-            status = "gave_up"  # the stream went away and did not come back within --max-reconnects
-        if source.lost_frames:
-            log.warning("%s: %d frame(s) could not be decoded (damaged or truncated input); processed %d",
-                        source.info.uri, source.lost_frames, session.stats.frames)
-        if source.unread_frames and status != "complete":
-            log.info("%s: stopped with %d frame(s) of the input not read", source.info.uri, source.unread_frames)
         finished = False
         try:
-            result = session.finish(status, stream.profiles)
+            result = finish_run(session, status, stream.profiles)
             finished = True
         finally:
             received = stopping.end_finishing(finished)
@@ -150,7 +144,7 @@ class Pipeline:
         predicts the frames `detect_every` skips and follows the camera's motion); one thread."""
         every = self.config.detect_every if tracker is not None else 1
         return iter(SequentialStream(source, self.detector, tracker, self.config.batch_size, every,
-                                     self._motion(tracker)))
+                                     self.camera_motion(tracker)))
 
     def tracker_for(self, info: VideoInfo) -> Tracker | None:
         """A fresh tracker for one input, its rows carrying their track's voted class (None for `none`)."""
@@ -159,13 +153,13 @@ class Pipeline:
 
     def _stream(self, source: Source, tracker: Tracker | None, monitor: LiveMonitor | None) -> FrameStream:
         """The frame stream for this source, chosen once."""
-        every, motion = self.config.detect_every, self._motion(tracker)
+        every, motion = self.config.detect_every, self.camera_motion(tracker)
         if source.live:
             return LiveStream(source, self.detector, tracker, monitor or LiveMonitor(), every, motion)
         kind = SequentialStream if self.config.engine == "sequential" else StagedStream
         return kind(source, self.detector, tracker, self.config.batch_size, every, motion)
 
-    def _motion(self, tracker: Tracker | None) -> CameraMotion | None:
+    def camera_motion(self, tracker: Tracker | None) -> CameraMotion | None:
         """The camera-motion estimate for one input's tracks (`--camera-motion`), or None."""
         mode = self.config.camera_motion
         return CameraMotion(mode) if tracker is not None and mode != "off" else None
@@ -191,6 +185,20 @@ class Pipeline:
             stopping.begin_finishing(stopped=status != "complete")
             stream.close()  # stops the engine's (or the capture's) threads
         return status
+
+
+def finish_run(session: RunSession, status: str, profiles: Sequence[StageProfile] = ()) -> RunResult:
+    """Finish one run's outputs, saying what its source lost: a live stream that did not come back ends as
+    `gave_up`; damaged frames and frames left unread by a stop are reported."""
+    source = session.source
+    if status == "complete" and source.live and source.gaps and source.gaps[-1].end_s is None:
+        status = "gave_up"  # the stream went away and did not come back within --max-reconnects
+    if source.lost_frames:
+        log.warning("%s: %d frame(s) could not be decoded (damaged or truncated input); processed %d",
+                    source.info.uri, source.lost_frames, session.stats.frames)
+    if source.unread_frames and status != "complete":
+        log.info("%s: stopped with %d frame(s) of the input not read", source.info.uri, source.unread_frames)
+    return session.finish(status, profiles)
 
 
 def run(input: str | Path, out_dir: str | Path | None = None, *, pipeline: str | Path | None = None,

@@ -4,7 +4,8 @@ Both are viewers (`vidpipe.sinks.Viewer`): the pipeline hands them each annotate
 file. The web preview serves `/` (a page), `/stream.mjpg` (the annotated frames as MJPEG, which every
 browser shows in an <img>) and `/stats` (JSON: `processed_fps`, `source_fps`, `latency_ms`, drops, the
 objects in the latest frame (`counts`) and since the start (`totals`), `lines`, `zones`, and the source's
-connection `state`), on 127.0.0.1 unless told otherwise.
+connection `state`), on 127.0.0.1 unless told otherwise. A many-camera run's page is a grid of its cameras,
+each stream at `/cameras/<name>/stream.mjpg`, and `/stats` gives `{"cameras": {name: stats}}`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import sys
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
@@ -95,6 +96,68 @@ refresh();
 """
 
 
+GRID_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>vidpipe cameras</title>
+<style>
+ body { margin: 0; background: #111; color: #eee; font: 13px system-ui, sans-serif; }
+ main { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 8px; padding: 8px; }
+ article { background: #1b1b1b; border-radius: 4px; overflow: hidden; }
+ article img { width: 100%; display: block; background: #000; aspect-ratio: 16 / 9; object-fit: contain; }
+ header { display: flex; justify-content: space-between; align-items: center; padding: 6px 8px; }
+ h2 { font-size: 15px; margin: 0; } small, .label { color: #888; }
+ .state { font-weight: 600; padding: 2px 8px; border-radius: 3px; background: #264; }
+ .state.reconnecting, .state.connecting { background: #a60; }
+ .state.gave_up, .state.ended, .state.failed { background: #822; }
+ .figures { display: flex; flex-wrap: wrap; gap: 4px 14px; padding: 0 8px 8px; } .figures b { font-size: 16px; }
+ .stale { opacity: 0.35; }
+</style></head>
+<body>
+<main id="cameras"></main>
+<script>
+const grid = document.getElementById("cameras");
+function tile(name) {
+  let t = document.getElementById("camera-" + name);
+  if (t) return t;
+  t = document.createElement("article");
+  t.id = "camera-" + name;
+  t.innerHTML = `<img alt="${name}" src="/cameras/${encodeURIComponent(name)}/stream.mjpg"><header><h2></h2>` +
+    `<span class="state"></span></header><div class="figures"></div>`;
+  t.querySelector("h2").textContent = name;
+  grid.appendChild(t);
+  return t;
+}
+const pairs = (o) => Object.entries(o || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "-";
+async function refresh() {
+  try {
+    const stats = await (await fetch("/stats", {cache: "no-store"})).json();
+    for (const [name, s] of Object.entries(stats.cameras)) {
+      const t = tile(name), source = s.source || {state: "connected"}, live = source.state === "connected";
+      const state = t.querySelector(".state");
+      state.className = "state " + source.state;
+      state.textContent = source.state.replace("_", " ") +
+        (source.reconnects ? ` (${source.reconnects} reconnect${source.reconnects > 1 ? "s" : ""})` : "");
+      const figure = (label, value) => `<span><span class="label">${label}</span> <b>${value}</b></span>`;
+      const lines = Object.entries(s.lines || {}).map(([n, c]) => figure(n, `in ${c.in}, out ${c.out}`));
+      const zones = Object.entries(s.zones || {}).map(([n, z]) =>
+        figure(n, `${z.inside} inside, ${z.entries} entries`));
+      const f = t.querySelector(".figures");
+      f.className = "figures" + (live ? "" : " stale");
+      f.innerHTML = [figure("fps", live ? s.processed_fps.toFixed(1) : "-"),
+        figure("of", live ? s.source_fps.toFixed(1) : "-"),
+        figure("latency", !live || s.latency_ms === null ? "-" : s.latency_ms.toFixed(0) + " ms"),
+        figure("dropped", s.dropped), figure("now", pairs(s.counts)), figure("since the start", pairs(s.totals)),
+        ...lines, ...zones].join("");
+      f.dataset.fps = live ? s.processed_fps : "";
+    }
+  } catch (error) { /* the run may be over */ }
+}
+setInterval(refresh, 500);
+refresh();
+</script>
+</body></html>
+"""
+
+
 def parse_address(text: str) -> tuple[str, int]:
     """`8000` or `0.0.0.0:8000` -> (host, port); the host defaults to 127.0.0.1 (this machine only)."""
     host, _, port = text.rpartition(":")
@@ -103,16 +166,48 @@ def parse_address(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-class PreviewServer:
-    """The annotated stream and live stats over HTTP; a viewer."""
+class _Feed:
+    """The newest annotated frame of one camera, as JPEG, for its MJPEG stream; a viewer."""
 
-    def __init__(self, address: str, stats: Callable[[], dict]) -> None:
+    def __init__(self) -> None:
+        self.jpeg: bytes | None = None
+        self.frame_id = 0
+        self.changed = threading.Condition()
+        self.closed = False
+
+    def write(self, frame: Frame, detections: Detections) -> None:
+        ok, jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if ok:
+            with self.changed:
+                self.jpeg, self.frame_id = jpeg.tobytes(), self.frame_id + 1
+                self.changed.notify_all()
+
+    def close(self) -> None:
+        """The camera is done (its page tile keeps its last figures); the server may go on for others."""
+
+    def end(self) -> None:
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
+
+    def next_jpeg(self, last_id: int) -> tuple[bytes | None, int]:
+        with self.changed:
+            self.changed.wait_for(lambda: self.closed or self.frame_id != last_id, timeout=1.0)
+            return (None if self.closed else self.jpeg), self.frame_id
+
+
+class PreviewServer:
+    """The annotated stream and live stats over HTTP; a viewer.
+
+    With `cameras` (a many-camera run) the page is a grid of them: `/stats` gives `{"cameras": {name:
+    stats}}`, each camera's stream is at `/cameras/<name>/stream.mjpg`, and `viewer(name)` is what that
+    camera's frames are written to."""
+
+    def __init__(self, address: str, stats: Callable[[], dict], cameras: Sequence[str] = ()) -> None:
         host, port = parse_address(address)
         self._stats = stats
-        self._jpeg: bytes | None = None
-        self._frame_id = 0
-        self._changed = threading.Condition()
-        self._closed = False
+        self._page = GRID_PAGE if cameras else PAGE
+        self._feeds = {f"/cameras/{name}/stream.mjpg": _Feed() for name in cameras} or {"/stream.mjpg": _Feed()}
         try:
             self._server = _QuietServer((host, port), self._handler())
         except OSError as exc:
@@ -121,24 +216,17 @@ class PreviewServer:
         threading.Thread(target=self._server.serve_forever, name="vidpipe-preview", daemon=True).start()
         log.info("preview at %s", self.url)
 
+    def viewer(self, camera: str) -> _Feed:
+        return self._feeds[f"/cameras/{camera}/stream.mjpg"]
+
     def write(self, frame: Frame, detections: Detections) -> None:
-        ok, jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        if ok:
-            with self._changed:
-                self._jpeg, self._frame_id = jpeg.tobytes(), self._frame_id + 1
-                self._changed.notify_all()
+        self._feeds["/stream.mjpg"].write(frame, detections)
 
     def close(self) -> None:
-        with self._changed:
-            self._closed = True
-            self._changed.notify_all()
+        for feed in self._feeds.values():
+            feed.end()
         self._server.shutdown()
         self._server.server_close()
-
-    def _next_jpeg(self, last_id: int) -> tuple[bytes | None, int]:
-        with self._changed:
-            self._changed.wait_for(lambda: self._closed or self._frame_id != last_id, timeout=1.0)
-            return (None if self._closed else self._jpeg), self._frame_id
 
     def _handler(self):
         preview = self
@@ -149,12 +237,12 @@ class PreviewServer:
             def do_GET(self, head: bool = False) -> None:  # the name is http.server's API
                 path = urllib.parse.urlsplit(self.path).path  # exact routes; a query string is allowed
                 if path == "/":
-                    self._send(200, "text/html; charset=utf-8", PAGE.encode(), head)
+                    self._send(200, "text/html; charset=utf-8", preview._page.encode(), head)
                 elif path == "/stats":
                     self._send(200, "application/json", json.dumps(preview._stats()).encode(), head)
-                elif path == "/stream.mjpg" and not head:
-                    self._stream()
-                elif path == "/stream.mjpg":
+                elif path in preview._feeds and not head:
+                    self._stream(preview._feeds[path])
+                elif path in preview._feeds:
                     self._send(200, "multipart/x-mixed-replace; boundary=frame", b"", head)
                 else:
                     self._send(404, "text/plain", b"not found", head)
@@ -171,7 +259,7 @@ class PreviewServer:
                 if not head:
                     self.wfile.write(body)
 
-            def _stream(self) -> None:
+            def _stream(self, feed: _Feed) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.send_header("Cache-Control", "no-store")
@@ -179,8 +267,8 @@ class PreviewServer:
                 last = -1
                 try:
                     while True:
-                        jpeg, last = preview._next_jpeg(last)
-                        if preview._closed:
+                        jpeg, last = feed.next_jpeg(last)
+                        if feed.closed:
                             return
                         if jpeg is None:
                             continue

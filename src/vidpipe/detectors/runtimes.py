@@ -211,6 +211,7 @@ class OpenVinoSession:
         self._compiled = core.compile_model(model, "CPU", config)
         self.compile_ms = 1000 * (time.perf_counter() - start)
         self._idle: queue.SimpleQueue = queue.SimpleQueue()
+        self.requests = int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))  # its streams
         self.precision = "int8" if precision == "int8" else _precision_name(
             self._compiled.get_property("INFERENCE_PRECISION_HINT"))
 

@@ -117,6 +117,13 @@ class YoloDetector:
                 out[i] = Detections(xyxy, score, class_id, self.names)
         return out
 
+    @property
+    def requests(self) -> int | None:
+        """How many single-frame requests the runtime runs at once (OpenVINO's streams), once a model is
+        compiled; None where frames are better sent as one batch (torch, a GPU)."""
+        counts = [getattr(session, "requests", None) for session in self._sessions.values()]
+        return next((n for n in counts if n), None)
+
     def _predict(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         results = self._yolo.predict(images, conf=self.conf, iou=self.iou, imgsz=self.imgsz, device=self.device,
                                      classes=self.classes, verbose=False)
