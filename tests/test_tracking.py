@@ -294,6 +294,42 @@ def test_camera_motion_measures_a_known_shift_on_a_real_frame():
     assert still.profile.items == 60 and still.moving_frames == 0
 
 
+def test_camera_motion_follows_the_background_not_a_large_object_moving_in_front_of_it():
+    """A fixed camera; a large, richly textured object (a crop of a real frame) moves 6 px right in front of a
+    plain background. With the object's box left out the estimate finds no motion; the control, every corner
+    kept, takes the object's motion for the camera's."""
+    import cv2
+
+    from conftest import SUBURBAN
+    from vidpipe.sources import open_source
+    from vidpipe.tracking import CameraMotion
+
+    source = open_source(SUBURBAN)
+    texture = next(iter(source)).image[60:300, 100:460]
+    source.close()
+    background = cv2.GaussianBlur(np.full((352, 640, 3), 120, np.uint8) + texture.mean().astype(np.uint8), (0, 0), 5)
+    background[::40] = 255  # a few plain lines: the background's own corners, where the camera's motion shows
+    background[:, ::40] = 255
+
+    def scene(x: int) -> np.ndarray:
+        picture = background.copy()
+        picture[60:300, x:x + 360] = texture
+        return picture
+
+    box = np.array([[100, 60, 460, 300]], float)
+    for leave_out in (True, False):
+        motion = CameraMotion("on")
+        motion(scene(100), 0.0)
+        if leave_out:
+            motion.exclude(box)
+        affine = motion(scene(106), 0.04)
+        shift = np.zeros(2) if affine is None else affine[:, 2]
+        if leave_out:
+            assert np.abs(shift).max() < 1.0, shift  # the camera did not move
+        else:
+            assert shift[0] > 3.0, shift  # fooled by the object: the control shows what leaving it out is for
+
+
 @pytest.mark.parametrize("distance", [0.25, 0.0])
 def test_reacquire_finds_a_hidden_object_that_moved_further_than_its_size(distance):
     """A person walks behind a pillar for 1.5 s and speeds up meanwhile: the motion model's box no longer

@@ -28,6 +28,8 @@ WIDTH = 320  # pixels of the grey copy the motion is measured on
 STILL_PX = 0.5  # full-size pixels: a shift smaller than this is not applied (nothing to gain)
 AUTO_PX = 1.0  # auto: a camera whose median shift over a second is below this is fixed (the estimate's noise)
 MIN_ZOOM, MIN_TURN = 0.01, 0.005  # a zoom of 1%, a turn of 0.3 degrees a frame: below, the noise of the fit
+OUTLINE_PX = 4  # grey-copy pixels around an object's box left out with it
+MIN_BACKGROUND = 0.2  # the share of the picture outside the objects' boxes needed to fit the background alone
 WATCH_S = 1.0  # auto: seconds of every-frame estimates before deciding the camera is still; then the check interval
 
 
@@ -47,6 +49,7 @@ class CameraMotion:
         self._still = False  # auto: the camera was found still; frames are compared only at checks
         self._next_check = 0.0
         self.moving_frames = 0  # frames where motion was found and applied
+        self._objects = np.zeros((0, 4))  # the boxes of the objects in the previous frame (full-size pixels)
 
     def __call__(self, image: np.ndarray, time_s: float) -> np.ndarray | None:
         if self.mode == "off" or image.size == 0:
@@ -75,6 +78,12 @@ class CameraMotion:
         self.moving_frames += 1
         return affine
 
+    def exclude(self, boxes: np.ndarray) -> None:
+        """The boxes of the objects in the frame just given: corners on them move with the objects, not the
+        camera, so the next estimate leaves them out (on a fixed camera with people walking, they are what
+        the estimate's noise comes from)."""
+        self._objects = np.asarray(boxes, np.float64).reshape(-1, 4)
+
     def _moving(self, time_s: float, shift: float) -> bool:
         """auto: whether the camera moves, by the median shift over the last second (the estimate's noise on
         a fixed camera stays below AUTO_PX; a pan or a hand-held camera does not)."""
@@ -101,8 +110,21 @@ class CameraMotion:
                               interpolation=cv2.INTER_AREA)
         return grey
 
+    def _background(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """A mask of the previous frame without its objects' boxes; None where they leave too little of it."""
+        if not len(self._objects):
+            return None
+        mask = np.full(shape[:2], 255, np.uint8)
+        boxes = self._objects / self._scale
+        # with a margin: an object's outline makes the strongest corners, and they move with it
+        pad = np.maximum(OUTLINE_PX, 0.1 * (boxes[:, 2:] - boxes[:, :2]))
+        for x1, y1, x2, y2 in np.round(np.hstack([boxes[:, :2] - pad, boxes[:, 2:] + pad])).astype(int):
+            mask[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] = 0
+        return mask if mask.mean() > 255 * MIN_BACKGROUND else None
+
     def _estimate(self, previous: np.ndarray, current: np.ndarray) -> np.ndarray | None:
-        corners = cv2.goodFeaturesToTrack(previous, maxCorners=200, qualityLevel=0.01, minDistance=4, blockSize=3)
+        corners = cv2.goodFeaturesToTrack(previous, maxCorners=200, qualityLevel=0.01, minDistance=4, blockSize=3,
+                                          mask=self._background(previous.shape))
         if corners is None or len(corners) < 8:
             return None
         moved, status, _ = cv2.calcOpticalFlowPyrLK(previous, current, corners, None, winSize=(15, 15), maxLevel=2)
