@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -15,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import PARKING, REPO, SUBURBAN, run_cli
+from conftest import PARKING, SUBURBAN, free_port, run_cli, vidpipe, wait_for
 from streaming import LiveStreamServer, shrinking_transport_stream, transport_stream
 from vidpipe.cameras import camera_names, live_many
 from vidpipe.config import CameraEntry, PipelineConfig
@@ -24,22 +21,7 @@ from vidpipe.errors import InputError
 TABLES = ("detections", "frames", "tracks", "events")
 
 
-def vidpipe(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "vidpipe", *args], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
 
-
-def wait_for(condition, timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    while not condition() and time.time() < deadline:
-        time.sleep(0.1)
-    assert condition(), "timed out"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def table(folder: Path, name: str) -> pd.DataFrame:

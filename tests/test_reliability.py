@@ -17,21 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import PARKING, REPO, SUBURBAN, frame_times, run_cli
+from conftest import PARKING, REPO, SUBURBAN, frame_times, run_cli, vidpipe, wait_for
 from streaming import shrinking_transport_stream
 from vidpipe.sources import Sampling, open_source
-
-
-def vidpipe(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "vidpipe", *args], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(condition, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while not condition() and time.time() < deadline:
-        time.sleep(0.05)
-    assert condition(), "timed out"
 
 
 def one_line(stderr: str) -> str:
