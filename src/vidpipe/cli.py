@@ -239,7 +239,7 @@ def _profile_table(summary) -> str:
 
 
 @main.command()
-@click.argument("sources", nargs=-1, metavar="SOURCE...")
+@click.argument("sources", nargs=-1, metavar="[SOURCE]...")
 @click.option("-o", "--out", type=click.Path(file_okay=False),
               help="Output folder [default: runs/live-<name>; several cameras: runs/live-cameras].")
 @pipeline_options
