@@ -246,6 +246,26 @@ def test_a_class_flicker_keeps_its_track():
     assert ids == {1}
 
 
+@pytest.mark.parametrize("consistent", [True, False])
+def test_a_one_frame_misreading_does_not_seed_the_track_of_the_object(consistent):
+    """A parked car the detector calls `person` in the second frame it sees it, `car` otherwise (as on the
+    street montage, where that box confirmed the car's new track): the track the car keeps is a car from its
+    first row. The control (class-consistent matching off) lets the misread box confirm the track, whose
+    voted class then changes."""
+    tracker = create_tracker("bytetrack", 30.0, {"class_consistent": consistent}, vote=True)
+    tracker.update(Detections.empty(NAMES), 0.0)  # the run starts before the car appears
+    voted = []
+    for t in range(1, 20):
+        box = np.array([box_at(100, 100, 120, 60)], float)
+        out = tracker.update(Detections(box, np.array([0.9]), np.array([0 if t == 2 else 1]), NAMES), t / 30)
+        voted += [(int(i), NAMES[c]) for i, c in zip(out.track_id, out.track_class)]
+    ids, classes = {i for i, _ in voted}, {c for _, c in voted}
+    if consistent:
+        assert len(ids) == 1 and classes == {"car"}, voted
+    else:
+        assert classes == {"person", "car"}, voted
+
+
 def panned_scenes(compensate: bool, frames: int = 40):
     """Three people standing still while the camera pans in jerks: the picture jumps 30 px left every
     fourth frame. Returns the ids per person and frame, the tracker told the camera's motion or not."""

@@ -36,7 +36,7 @@ class ByteTrackConfig:
     unconfirmed_match_thresh: float = 0.7  # highest cost for a new track's second detection
     track_buffer: int = 60  # frames a lost track is kept, at 30 fps (2 s); scaled to the video's frame rate
     fuse_score: bool = True  # weigh IoU by detection score in the first association
-    class_consistent: bool = True  # match tracks to detections of their own class first, other classes after
+    class_consistent: bool = True  # own class first, other classes after (a new track: its own class only)
     cross_class_iou: float = 0.7  # ...and to another class's box only this alike (the IoU NMS calls one object)
     reacquire_distance: float = 0.0  # lost tracks also match by distance: track heights per second lost (0: off)
 
@@ -136,8 +136,10 @@ class ByteTrack:
         self._state[unmatched] = LOST
         # 3. tentative tracks (seen once) against the remaining high-score detections
         tentative = np.flatnonzero(self._state == TENTATIVE)
+        # (its own class only: a track seen once is confirmed by a second sighting of the same kind, so a
+        # one-frame misreading, a `person` box on a car, does not seed the track the object then keeps)
         pairs, failed, rest_high = self._associate(
-            tentative, rest_high, boxes, classes, score, cfg.unconfirmed_match_thresh, cfg.fuse_score
+            tentative, rest_high, boxes, classes, score, cfg.unconfirmed_match_thresh, cfg.fuse_score, across=False
         )
         det_track[pairs[:, 1]] = pairs[:, 0]
         # 4. lost tracks against the detections no track took, by distance rather than overlap: an object
@@ -211,7 +213,7 @@ class ByteTrack:
         return Detections(xywh_to_xyxy(mean[:, :4]), self._score[rows], self._class[rows], self._names,
                           self._id[rows], detected=np.zeros(len(rows), bool))
 
-    def _associate(self, tracks, dets, boxes, class_id, score, max_cost, fuse):
+    def _associate(self, tracks, dets, boxes, class_id, score, max_cost, fuse, across: bool = True):
         """Optimal one-to-one matching of track rows to detection rows under `max_cost`; with
         `class_consistent`, first among pairs of the same class, then across classes for what is left (a
         cyclist's person track keeps the person box; a car the detector calls a truck for a frame keeps its
@@ -227,7 +229,7 @@ class ByteTrack:
             return self._match(tracks, dets, cost, max_cost)
         same = self._class[tracks][:, None] == class_id[dets][None, :]
         pairs, rest_tracks, rest_dets = self._match(tracks, dets, np.where(same, cost, _NEVER), max_cost)
-        if not len(rest_tracks) or not len(rest_dets):
+        if not (across and len(rest_tracks) and len(rest_dets)):
             return pairs, rest_tracks, rest_dets
         keep_t, keep_d = np.isin(tracks, rest_tracks), np.isin(dets, rest_dets)
         # Across classes only where the boxes all but coincide: a class flicker on one object, not a hop to
