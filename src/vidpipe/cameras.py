@@ -116,10 +116,8 @@ class SharedStream:
     """Every camera's frames through one detector. Yields `(camera, frame, tracked detections)`, each
     camera's frames in order, and `(camera, None, None)` once a camera's frames are over."""
 
-    def __init__(self, cameras: Sequence[Camera], detector: Detector, wake: threading.Event,
-                 max_batch: int | None = None) -> None:
+    def __init__(self, cameras: Sequence[Camera], detector: Detector, wake: threading.Event) -> None:
         self.cameras, self.detector, self._wake = list(cameras), detector, wake
-        self.max_batch = max_batch or len(self.cameras)
         self._staged = isinstance(detector, StagedDetector)
         self._queue: queue.Queue = queue.Queue()  # bounded by the frames at the model (`_capacity`)
         self._at_model = 0  # submissions whose results are not in yet
@@ -162,7 +160,7 @@ class SharedStream:
         """(submissions at the model at once, frames per submission): one frame per request where the runtime
         runs requests side by side, else one batch of every waiting frame."""
         requests = getattr(self.detector, "requests", None)
-        return (requests, 1) if requests else (1, self.max_batch)
+        return (requests, 1) if requests else (1, len(self.cameras))
 
     def _schedule(self) -> None:
         """Take the waiting frames, oldest first, and start the model on them; note each camera that is over."""
@@ -257,10 +255,10 @@ class CameraRun:
                                  lines=pipeline.config.lines if entry.lines is None else list(entry.lines),
                                  zones=pipeline.config.zones if entry.zones is None else list(entry.zones))
                 self.cameras.append(Camera(name, entry.source, source, config, pipeline, self._wake))
+            self._warm_up()
         except BaseException:
             self.close()
             raise
-        self._warm_up()
         self.stream = SharedStream(self.cameras, pipeline.detector, self._wake)
 
     def _warm_up(self) -> None:
