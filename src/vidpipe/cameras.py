@@ -43,7 +43,6 @@ from .session import RunResult, RunSession
 from .sinks import Viewer
 from .sources import Source
 from .streams import Schedule, spread, track
-from .summary import Percentiles
 from .tracking import Tracker
 
 log = logging.getLogger("vidpipe")
@@ -245,6 +244,7 @@ class CameraRun:
             self._lock.enter_context(locked(out_dir))  # the whole run's folder; each camera locks its own
         self._wake = threading.Event()
         self.cameras: list[Camera] = []
+        self.stream: SharedStream | None = None
         try:
             for entry, name in zip(entries, camera_names(entries)):
                 file = plays_a_file(entry.source)
@@ -377,8 +377,7 @@ class CameraRun:
                 "frames_processed": s.counts.frames_processed if s else 0,
                 "frames_dropped": live.frames_dropped if live else 0,
                 "processed_fps": round(s.counts.frames_processed / wall, 2) if s and wall > 0 else 0.0,
-                "latency_ms": asdict(Percentiles.of(camera.monitor.latencies_ms)) if camera.monitor.latencies_ms
-                else None,
+                "latency_ms": asdict(live.latency_ms) if live and live.latency_ms else None,
                 "summary": s.to_dict() if s else None,
             }
         frames = sum(c["frames_processed"] for c in cameras.values())
@@ -400,6 +399,8 @@ class CameraRun:
         return {"cameras": out}
 
     def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()  # the scheduler stops
         for camera in self.cameras:
             camera.capture.stop()  # the reader is out of the decoder before the source closes
             camera.source.close()

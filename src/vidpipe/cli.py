@@ -293,7 +293,8 @@ def live(sources: tuple[str, ...], out: str | None, pipeline: str | None, width:
     config = PipelineConfig.load(pipeline, **options)
     if sources and config.cameras:
         raise InputError("cameras come from the command line (SOURCE...) or from the preset's cameras:, not both")
-    specs = [c.source for c in config.cameras] or [CameraEntry.of(s).source for s in sources]
+    entries = config.cameras or [CameraEntry.of(s) for s in sources]
+    specs = [entry.source for entry in entries]
     if not specs:
         raise InputError("missing SOURCE: a camera index (0), a stream URL or a file (several for several cameras)")
     files = [plays_a_file(spec) for spec in specs]
@@ -310,8 +311,7 @@ def live(sources: tuple[str, ...], out: str | None, pipeline: str | None, width:
     if len(specs) > 1 or config.cameras:
         if show:
             raise InputError("--show is for one camera; several are shown together with --serve PORT")
-        _live_cameras(Pipeline(config), [*config.cameras] or list(sources), out, live_options, realtime, loop, serve,
-                      duration, quiet)
+        _live_cameras(Pipeline(config), entries, out, live_options, realtime, loop, serve, duration, quiet)
         return
     source = specs[0]
     viewers = [PreviewWindow()] if show else []  # fails fast without a display
@@ -320,9 +320,8 @@ def live(sources: tuple[str, ...], out: str | None, pipeline: str | None, width:
                                           "at its own rate, as a camera would", source)
     runner = Pipeline(config)
     stream = open_live(source, live_options, realtime=realtime, loop=loop, opener=runner.open)
-    name = CameraEntry.of(sources[0]).name
-    if name:  # NAME=SOURCE: the name in the tables and the default folder
-        stream.info = replace(stream.info, name=name)
+    if entries[0].name:  # NAME=SOURCE: the name in the tables and the default folder
+        stream.info = replace(stream.info, name=entries[0].name)
     monitor = LiveMonitor()
     try:
         if serve:

@@ -35,6 +35,13 @@ LIVE_EXCLUDED = ("stride", "sample_fps", "start", "end", "sequence_fps", "batch_
 FILE_SELECTION = LIVE_EXCLUDED[:5]  # a file played as a camera (--realtime) still honours these
 
 
+def parse_regions(given: object, kind: str) -> list[Region]:
+    """The `lines` or `zones` (`kind`) of a run or a camera: each `NAME=x1,y1,...` or a preset's mapping."""
+    if not isinstance(given, (list, tuple)):
+        raise InputError(f"{kind} must be a list of {kind}, got {given!r}")
+    return [Region.parse(r, kind[:-1]) if isinstance(r, str) else Region.of(r, kind[:-1]) for r in given]
+
+
 CAMERA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a folder name and a URL path part as it is
 
 
@@ -64,9 +71,8 @@ class CameraEntry:
         name = spec.get("name")
         if name is not None and not (isinstance(name, str) and CAMERA_NAME.fullmatch(name)):
             raise InputError(f"camera name {name!r}: use letters, digits, '_', '-' and '.' (it names a folder)")
-        regions = {kind: None if spec.get(kind) is None else tuple(
-            Region.parse(r, kind[:-1]) if isinstance(r, str) else Region.of(r, kind[:-1]) for r in spec[kind])
-            for kind in ("lines", "zones")}
+        regions = {kind: None if spec.get(kind) is None else tuple(parse_regions(spec[kind], kind))
+                   for kind in ("lines", "zones")}
         check_names(regions["lines"] or (), regions["zones"] or ())
         return cls(str(spec["source"]), name, **regions)
 
@@ -136,11 +142,7 @@ class PipelineConfig:
             raise InputError(f"labels: unknown part(s) {', '.join(map(repr, unknown))} (use any of "
                              f"{', '.join(LABEL_PARTS)}, or none)")
         for kind in ("lines", "zones"):
-            given = getattr(self, kind)
-            if not isinstance(given, (list, tuple)):
-                raise InputError(f"{kind} must be a list of {kind}, got {given!r}")
-            regions = [Region.parse(r, kind[:-1]) if isinstance(r, str) else Region.of(r, kind[:-1]) for r in given]
-            object.__setattr__(self, kind, regions)
+            object.__setattr__(self, kind, parse_regions(getattr(self, kind), kind))
         check_names(self.lines, self.zones)
         if not isinstance(self.cameras, (list, tuple)):
             raise InputError(f"cameras must be a list of cameras, got {self.cameras!r}")

@@ -31,11 +31,6 @@ VIDEO_PRESET = "ultrafast"  # x264: the fastest; slower presets make smaller fil
 VIDEO_CRF = 23
 WALL_TIME = pa.timestamp("us", tz="UTC")
 FLUSH_FRAMES = 1000  # buffered frames with detections before the detection table writes a row group
-def detection_schema(target: bool = False) -> pa.Schema:
-    """The detection table's columns; `target` adds `target_s` after `time_s` (--sample-mode keyframes)."""
-    if not target:
-        return DETECTION_SCHEMA
-    return DETECTION_SCHEMA.insert(DETECTION_SCHEMA.get_field_index("time_s") + 1, pa.field("target_s", pa.float64()))
 
 
 DETECTION_SCHEMA = pa.schema(
@@ -55,6 +50,13 @@ DETECTION_SCHEMA = pa.schema(
         ("y2", pa.float32()),
     ]
 )
+
+
+def detection_schema(target: bool = False) -> pa.Schema:
+    """The detection table's columns; `target` adds `target_s` after `time_s` (--sample-mode keyframes)."""
+    if not target:
+        return DETECTION_SCHEMA
+    return DETECTION_SCHEMA.insert(DETECTION_SCHEMA.get_field_index("time_s") + 1, pa.field("target_s", pa.float64()))
 
 
 class Sink(Protocol):
