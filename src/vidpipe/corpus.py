@@ -447,7 +447,7 @@ def _run_ray(items: list[CorpusItem], config: PipelineConfig, out: Path, segment
         return
     if not ray.is_initialized():
         _check_reachable(address)
-        _ray_init(ray, address)
+        _ray_init(ray, address, client)
     actor_config = _with_thread_budget(config, int(num_cpus))
     actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_RayVideoProcessor)
     actors = [actor.remote(actor_config, str(out), segment_seconds) for _ in range(min(workers, len(items)))]
@@ -468,15 +468,14 @@ def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
                            f"--head --ray-client-server-port {port}` running there?)") from None
 
 
-def _ray_init(ray, address: str | None) -> None:
+def _ray_init(ray, address: str | None, client: bool) -> None:
     """`ray.init`, keeping vidpipe's stop handling (Ray would make SIGTERM exit at once), with a hint about
-    token authentication where a client connection times out."""
-    client = bool(address and address.startswith("ray://"))
+    token authentication where a client connection (`ray://`) times out."""
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     # "SIGTERM handler is not set because current thread is not the main thread": Ray says so here, or its
     # client server says so and the client logs it again; not the user's concern (vidpipe handles the stops)
     for name in ("ray._private.worker", "ray.util.client.logsclient"):
-        logging.getLogger(name).addFilter(lambda record: "SIGTERM handler" not in record.getMessage())
+        logging.getLogger(name).addFilter(_not_rays_sigterm_note)  # once, however many runs
     try:
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     except ConnectionError as exc:
@@ -488,6 +487,10 @@ def _ray_init(ray, address: str | None) -> None:
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
+
+
+def _not_rays_sigterm_note(record: logging.LogRecord) -> bool:
+    return "SIGTERM handler" not in record.getMessage()
 
 
 def _ray_token_found() -> bool:
