@@ -364,3 +364,39 @@ def test_reacquire_finds_a_hidden_object_that_moved_further_than_its_size(distan
         x = 100 + 2 * t if t < 20 else 100 + 2 * t + 28  # 28 px further than the 2 px a frame it walked
         ids += tracker.update(frame([box_at(x, 100)]), t / 30).track_id.tolist()
     assert set(ids) == ({1} if distance else {1, 2})
+
+
+def test_camera_motion_stays_still_when_an_undetected_object_outnumbers_the_background(monkeypatch):
+    """A fixed camera over little texture (a few specks on asphalt); a richly textured object no detector has
+    boxed yet moves 6 px. Its corners outnumber the background's, so the fit follows it, but the specks that
+    stayed in place say the camera did not move. The control, that check switched off, is fooled; a real pan
+    of the same picture is still measured."""
+    import cv2
+
+    from conftest import SUBURBAN
+    from vidpipe.sources import open_source
+    from vidpipe.tracking import CameraMotion
+    from vidpipe.tracking import motion as motion_module
+
+    source = open_source(SUBURBAN)
+    texture = next(iter(source)).image[100:220, 200:360]  # a car's size
+    source.close()
+    background = np.full((352, 640, 3), 70, np.uint8)
+    for y, x in np.random.default_rng(0).integers((10, 10), (342, 630), (90, 2)):
+        background[y:y + 6, x:x + 6] = 230  # specks: the background's only corners, fewer than the object's
+
+    def scene(x: int, pan: int = 0) -> np.ndarray:
+        picture = background.copy()
+        picture[60:180, x:x + 160] = texture
+        return np.roll(picture, pan, axis=1)
+
+    def shift(moved: int, pan: int = 0) -> np.ndarray:
+        motion = CameraMotion("on")
+        motion(scene(100), 0.0)
+        affine = motion(scene(100 + moved, pan), 0.04)
+        return np.zeros(2) if affine is None else affine[:, 2]
+
+    assert np.abs(shift(6)).max() < 1.0, shift(6)
+    assert np.allclose(shift(0, pan=-8), [-8, 0], atol=1.0), shift(0, pan=-8)  # the camera pans: measured
+    monkeypatch.setattr(motion_module, "STILL_SHARE", np.inf)
+    assert shift(6)[0] > 3.0, shift(6)  # the control: the object taken for the camera

@@ -108,8 +108,8 @@ PIPELINE_OPTIONS = [
     click.option("--tracker", help="bytetrack or none [default: bytetrack]. Its parameters are set in a --pipeline "
                                    "YAML, under trackers: (see pipelines/default.yaml)."),
     click.option("--camera-motion", type=click.Choice(["auto", "on", "off"]),
-                 help="Move the tracks with the camera (pans, hand-held shake): on for moving cameras; auto "
-                      "turns it on where the picture moves [default: off]."),
+                 help="Move the tracks with the camera (pans, hand-held shake): auto where the picture moves "
+                      "(a fixed camera pays a check a second), on for every frame, off [default: auto]."),
     click.option("--merge-iou", type=float, help="Before tracking, boxes of two classes on one object (a pickup "
                                                  "called car and truck) at least this alike become one detection; "
                                                  "0 keeps both [default: 0.85]."),

@@ -98,7 +98,7 @@ class PipelineConfig:
     # tracking
     tracker: str = "bytetrack"
     merge_iou: float = DUPLICATE_IOU  # before tracking, boxes of two classes this alike are one (0: keep both)
-    camera_motion: str = "off"  # move tracks with the camera: on | auto (where it moves) | off
+    camera_motion: str = "auto"  # move tracks with the camera: auto (where it moves) | on | off
     trackers: dict[str, dict] = field(default_factory=tracker_defaults)  # parameters by tracker name
     # frame selection: every Sampling field, with its default
     stride: int = _SAMPLING.stride

@@ -2,12 +2,13 @@
 
 BoT-SORT's global motion compensation (GMC) with sparse optical flow: corners found on a small grey copy of
 the previous frame are followed into the current one (pyramidal Lucas-Kanade), and a rotation, uniform
-scale and translation is fitted to them with RANSAC, so moving objects (the outliers) do not pull it. The
-tracker then moves its tracks' states by that transform before associating (`Tracker.warp`). Every frame
+scale and translation is fitted to them with RANSAC, so moving objects (the outliers) do not pull it; where
+half as many corners as the fit moved stayed in place, the picture did not move (a fixed camera over plain
+ground, with an object no detector has boxed yet outnumbering the background's corners). The tracker then moves its tracks' states by that transform before associating (`Tracker.warp`). Every frame
 goes through it, also the frames `--detect-every` skips, so the motion between detector frames accumulates
 in the tracks.
 
-`auto` estimates on every frame and applies the motion while its median over the last second is at least
+`auto` (the default) estimates on every frame and applies the motion while its median over the last second is at least
 a pixel (on a fixed camera the estimate's own noise stays below that: people walking, compression); after a
 still second it only compares a pair of frames once a second, and turns itself back on when the camera
 starts moving. A fixed camera then pays almost nothing, and is not shaken by the estimate's noise.
@@ -30,6 +31,9 @@ AUTO_PX = 1.0  # auto: a camera whose median shift over a second is below this i
 MIN_ZOOM, MIN_TURN = 0.01, 0.005  # a zoom of 1%, a turn of 0.3 degrees a frame: below, the noise of the fit
 OUTLINE_PX = 4  # grey-copy pixels around an object's box left out with it
 MIN_BACKGROUND = 0.2  # the share of the picture outside the objects' boxes needed to fit the background alone
+FIT_PX = 1.0  # grey-copy pixels: a corner this close to where the motion puts it agrees with it
+STAYED_PX = 0.25  # grey-copy pixels: a corner that moved less than this stayed in place
+STILL_SHARE = 0.5  # corners that stayed, against the fit's: at this share or more the picture did not move
 WATCH_S = 1.0  # auto: seconds of every-frame estimates before deciding the camera is still; then the check interval
 
 
@@ -132,8 +136,13 @@ class CameraMotion:
         if ok.sum() < 8:
             return None
         source, target = corners[ok].reshape(-1, 2), moved[ok].reshape(-1, 2)
-        affine, inliers = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=1.0)
+        affine, inliers = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=FIT_PX)
         if affine is None or inliers is None or inliers.sum() < 8:
+            return None
+        if (np.abs(target - source).max(axis=1) < STAYED_PX).sum() >= STILL_SHARE * inliers.sum():
+            # Half as many corners as the fit agree that nothing moved: a fixed camera over little texture
+            # (asphalt, sky), and the fit followed an object not yet detected (a car driving in). A moving
+            # camera leaves few corners in place (an overlay, a logo), far fewer than it moves.
             return None
         affine = affine.astype(np.float64)
         turn = np.arctan2(affine[1, 0], affine[0, 0])
