@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -225,25 +226,21 @@ def main() -> None:
               "| tracker | IDF1 still | IDF1 moving | ID sw. still | ID sw. moving | ID sw. added | ms/frame |\n"
               "|---|---|---|---|---|---|---|")
 
-        def run(make, kind: str, n: int, path: np.ndarray | None = None) -> tuple[float, int]:
-            images, found = seen[kind][n]
-            corners = windows[kind][n][picked]
-            tracker = (lambda: Vidpipe("off", rate, path=corners)) if path is not None else (lambda: make(rate))
-            return score(truth, track(tracker, images[picked], times[picked], found[picked]), corners, size)
-
-        rows = {**trackers, "vidpipe ByteTrack fed the window's exact motion (a reference)": None}
-        for name, make in rows.items():
-            truth = track(lambda: (make or trackers["vidpipe ByteTrack, camera motion off"])(rate), frames[picked],
+        for name, make in {**trackers, "vidpipe ByteTrack fed the window's exact motion (a reference)": None}.items():
+            truth = track(partial(make or trackers["vidpipe ByteTrack, camera motion off"], rate), frames[picked],
                           times[picked], full[picked])
             start = time.perf_counter()
-            exact = make is None
-            idf1_s, sw_s = run(make, "still", 0, windows["still"][0][picked] if exact else None)
-            moving = np.array([run(make, "moving", n, windows["moving"][n][picked] if exact else None)
-                               for n in range(args.paths)])
+            runs = {kind: [] for kind in windows}
+            for kind, window_list in windows.items():
+                for (images, found), corners in zip(seen[kind], window_list):
+                    tracker = partial(Vidpipe, "off", rate, corners[picked]) if make is None else partial(make, rate)
+                    hypothesis = track(tracker, images[picked], times[picked], found[picked])
+                    runs[kind].append(score(truth, hypothesis, corners[picked], size))
             ms = 1000 * (time.perf_counter() - start) / ((1 + args.paths) * len(frames[picked]))
+            (idf1_s, sw_s), moving = runs["still"][0], np.array(runs["moving"])
             idf1_m, sw_m = moving.mean(axis=0)
             print(f"| {name} | {idf1_s:.2f} | {idf1_m:.2f} ({moving[:, 0].min():.1f}-{moving[:, 0].max():.1f}) | "
-                  f"{sw_s} | {sw_m:.1f} | {sw_m - sw_s:+.1f} | {'-' if exact else f'{ms:.2f}'} |", flush=True)
+                  f"{sw_s} | {sw_m:.1f} | {sw_m - sw_s:+.1f} | {'-' if make is None else f'{ms:.2f}'} |", flush=True)
     print("\nms/frame: the tracker's time per frame, camera-motion estimate included (detection excluded).")
 
     # The estimate itself, against the first moving window's known path (no labels needed either).

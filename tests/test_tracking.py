@@ -371,7 +371,6 @@ def test_camera_motion_stays_still_when_an_undetected_object_outnumbers_the_back
     boxed yet moves 6 px. Its corners outnumber the background's, so the fit follows it, but the specks that
     stayed in place say the camera did not move. The control, that check switched off, is fooled; a real pan
     of the same picture is still measured."""
-    import cv2
 
     from conftest import SUBURBAN
     from vidpipe.sources import open_source

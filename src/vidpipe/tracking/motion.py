@@ -1,16 +1,16 @@
 """Camera motion between consecutive frames, so tracks move with the picture when the camera pans or shakes.
 
 BoT-SORT's global motion compensation (GMC) with sparse optical flow: corners found on a small grey copy of
-the previous frame are followed into the current one (pyramidal Lucas-Kanade), and a rotation, uniform
-scale and translation is fitted to them with RANSAC, so moving objects (the outliers) do not pull it; where
-half as many corners as the fit moved stayed in place, the picture did not move (a fixed camera over plain
-ground, with an object no detector has boxed yet outnumbering the background's corners). The tracker then moves its tracks' states by that transform before associating (`Tracker.warp`). Every frame
-goes through it, also the frames `--detect-every` skips, so the motion between detector frames accumulates
-in the tracks.
+the previous frame are followed into the current one (pyramidal Lucas-Kanade), and a rotation, uniform scale
+and translation is fitted to them with RANSAC, so moving objects (the outliers) do not pull it; where half as
+many corners as the fit moved stayed in place, the picture did not move (a fixed camera over plain ground,
+with an object no detector has boxed yet outnumbering the background's corners). The tracker then moves its
+tracks' states by that transform before associating (`Tracker.warp`). Every frame goes through it, also the
+frames `--detect-every` skips, so the motion between detector frames accumulates in the tracks.
 
-`auto` (the default) estimates on every frame and applies the motion while its median over the last second is at least
-a pixel (on a fixed camera the estimate's own noise stays below that: people walking, compression); after a
-still second it only compares a pair of frames once a second, and turns itself back on when the camera
+`auto` (the default) estimates on every frame and applies the motion while its median over the last second is
+at least a pixel (on a fixed camera the estimate's own noise stays below that: people walking, compression);
+after a still second it only compares a pair of frames once a second, and turns itself back on when the camera
 starts moving. A fixed camera then pays almost nothing, and is not shaken by the estimate's noise.
 """
 
