@@ -196,7 +196,8 @@ def main() -> None:
     room = (width - size[0], height - size[1])
     if min(room) < 16:
         raise SystemExit(f"the window {size} leaves too little room to move in a {width}x{height} clip")
-    moving = window_path(len(frames), fps, room)
+    paths = [window_path(len(frames), fps, room, seed) for seed in range(args.paths)]
+    moving = paths[0]
     still = np.tile([int(np.median(moving[:, 0])), room[1] // 2], (len(frames), 1))
     print(f"{args.clip.name}: {len(frames)} frames, {width}x{height} at {fps:g} fps; window {size[0]}x{size[1]}, "
           f"pan {moving[:, 0].min()}-{moving[:, 0].max()} px, shake up to "
@@ -204,7 +205,6 @@ def main() -> None:
 
     detector = load_detector("yolo", model=args.model, conf=0.1, classes=["person"])
     full = [detector.detect([image])[0] for image in frames]
-    paths = [window_path(len(frames), fps, room, seed) for seed in range(args.paths)]
     windows = {"still": [still], "moving": paths}
 
     def inputs(corners: np.ndarray) -> tuple[list[np.ndarray], list[Detections]]:
@@ -225,7 +225,6 @@ def main() -> None:
         print(f"\n**Every {every} frame(s): {rate:g} fps.** Moving: mean of {args.paths} paths (range).\n\n"
               "| tracker | IDF1 still | IDF1 moving | ID sw. still | ID sw. moving | ID sw. added | ms/frame |\n"
               "|---|---|---|---|---|---|---|")
-
         for name, make in {**trackers, "vidpipe ByteTrack fed the window's exact motion (a reference)": None}.items():
             truth = track(partial(make or trackers["vidpipe ByteTrack, camera motion off"], rate), frames[picked],
                           times[picked], full[picked])
@@ -237,9 +236,9 @@ def main() -> None:
                     hypothesis = track(tracker, images[picked], times[picked], found[picked])
                     runs[kind].append(score(truth, hypothesis, corners[picked], size))
             ms = 1000 * (time.perf_counter() - start) / ((1 + args.paths) * len(frames[picked]))
-            (idf1_s, sw_s), moving = runs["still"][0], np.array(runs["moving"])
-            idf1_m, sw_m = moving.mean(axis=0)
-            print(f"| {name} | {idf1_s:.2f} | {idf1_m:.2f} ({moving[:, 0].min():.1f}-{moving[:, 0].max():.1f}) | "
+            (idf1_s, sw_s), moved = runs["still"][0], np.array(runs["moving"])
+            idf1_m, sw_m = moved.mean(axis=0)
+            print(f"| {name} | {idf1_s:.2f} | {idf1_m:.2f} ({moved[:, 0].min():.1f}-{moved[:, 0].max():.1f}) | "
                   f"{sw_s} | {sw_m:.1f} | {sw_m - sw_s:+.1f} | {'-' if make is None else f'{ms:.2f}'} |", flush=True)
     print("\nms/frame: the tracker's time per frame, camera-motion estimate included (detection excluded).")
 
