@@ -399,3 +399,30 @@ def test_camera_motion_stays_still_when_an_undetected_object_outnumbers_the_back
     assert np.allclose(shift(0, pan=-8), [-8, 0], atol=1.0), shift(0, pan=-8)  # the camera pans: measured
     monkeypatch.setattr(motion_module, "STILL_SHARE", np.inf)
     assert shift(6)[0] > 3.0, shift(6)  # the control: the object taken for the camera
+
+
+def test_auto_camera_motion_leaves_a_fixed_camera_over_plain_ground_alone(monkeypatch):
+    """`parking-lot-cars.mp4` is filmed from a fixed camera above plain asphalt. There, a car driving in
+    before the detector boxes it has more corners than the ground. The default, `auto`, gives exactly the
+    tracks that `off` gives, with the real detector on the whole clip. In the control, the check for corners
+    that stayed in place is off, and the car is taken for a pan, which changes the tracks."""
+    from conftest import PARKING
+    from vidpipe.detectors import load_detector
+    from vidpipe.sources import open_source
+    from vidpipe.streams import track
+    from vidpipe.tracking import CameraMotion
+    from vidpipe.tracking import motion as motion_module
+
+    source = open_source(PARKING)
+    frames = list(source)  # 30 s; cars drive in from the top and from the bottom
+    source.close()
+    detector = load_detector("yolo", conf=0.1)
+    found = [detector.detect([frame.image])[0] for frame in frames]
+
+    def tracks(mode: str) -> list:
+        pairs = track(ByteTrack(fps=source.info.fps), frames, found, CameraMotion(mode))
+        return [(frame.index, d.track_id.tolist(), d.xyxy.round(1).tolist()) for frame, d in pairs]
+
+    assert tracks("auto") == tracks("off")
+    monkeypatch.setattr(motion_module, "STILL_SHARE", np.inf)
+    assert tracks("auto") != tracks("off")  # the control: without the check, the car moves the tracks
