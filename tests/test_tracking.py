@@ -291,16 +291,24 @@ def test_a_panning_camera_keeps_every_id_when_the_tracks_move_with_it():
     assert len({i for frame in without for i in frame.values()}) > 3
 
 
+def suburban_first_frame() -> np.ndarray:
+    """The quickstart clip's first frame: a real picture for the camera-motion tests."""
+    from conftest import SUBURBAN
+    from vidpipe.sources import open_source
+
+    source = open_source(SUBURBAN)
+    try:
+        return next(iter(source)).image
+    finally:
+        source.close()
+
+
 def test_camera_motion_measures_a_known_shift_on_a_real_frame():
     import cv2
 
-    from conftest import SUBURBAN
-    from vidpipe.sources import open_source
     from vidpipe.tracking import CameraMotion
 
-    source = open_source(SUBURBAN)
-    image = next(iter(source)).image
-    source.close()
+    image = suburban_first_frame()
     motion = CameraMotion("on")
     assert motion(image, 0.0) is None  # nothing to compare the first frame with
     shifted = cv2.warpAffine(image, np.float32([[1, 0, -12], [0, 1, 5]]), image.shape[1::-1],
@@ -320,13 +328,9 @@ def test_camera_motion_follows_the_background_not_a_large_object_moving_in_front
     kept, takes the object's motion for the camera's."""
     import cv2
 
-    from conftest import SUBURBAN
-    from vidpipe.sources import open_source
     from vidpipe.tracking import CameraMotion
 
-    source = open_source(SUBURBAN)
-    texture = next(iter(source)).image[60:300, 100:460]
-    source.close()
+    texture = suburban_first_frame()[60:300, 100:460]
     background = cv2.GaussianBlur(np.full((352, 640, 3), 120, np.uint8) + texture.mean().astype(np.uint8), (0, 0), 5)
     background[::40] = 255  # a few plain lines: the background's own corners, where the camera's motion shows
     background[:, ::40] = 255
@@ -372,14 +376,10 @@ def test_camera_motion_stays_still_when_an_undetected_object_outnumbers_the_back
     stayed in place say the camera did not move. The control, that check switched off, is fooled; a real pan
     of the same picture is still measured."""
 
-    from conftest import SUBURBAN
-    from vidpipe.sources import open_source
     from vidpipe.tracking import CameraMotion
     from vidpipe.tracking import motion as motion_module
 
-    source = open_source(SUBURBAN)
-    texture = next(iter(source)).image[100:220, 200:360]  # a car's size
-    source.close()
+    texture = suburban_first_frame()[100:220, 200:360]  # a car's size
     background = np.full((352, 640, 3), 70, np.uint8)
     for y, x in np.random.default_rng(0).integers((10, 10), (342, 630), (90, 2)):
         background[y:y + 6, x:x + 6] = 230  # specks: the background's only corners, fewer than the object's

@@ -283,7 +283,6 @@ def _region_dicts(regions) -> list[dict]:
                                                                         else {})} for r in regions]
 
 
-
 def presets() -> dict[str, Path]:
     """The shipped preset pipelines by name."""
     return {p.name.removesuffix(".yaml"): Path(str(p)) for p in files("vidpipe.pipelines").iterdir()
