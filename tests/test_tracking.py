@@ -426,3 +426,18 @@ def test_auto_camera_motion_leaves_a_fixed_camera_over_plain_ground_alone(monkey
     assert tracks("auto") == tracks("off")
     monkeypatch.setattr(motion_module, "STILL_SHARE", np.inf)
     assert tracks("auto") != tracks("off")  # the control: without the check, the car moves the tracks
+
+
+def test_camera_motion_measures_a_slow_pan_of_a_large_frame():
+    """At 1920 px wide a grey-copy pixel is six of the frame's, so a pan of 1.2 px a frame moves every corner
+    by a fifth of one: it must still be measured, not taken for a picture that stayed in place."""
+    import cv2
+
+    from vidpipe.tracking import CameraMotion
+
+    large = cv2.resize(suburban_first_frame(), (1920, 1056), interpolation=cv2.INTER_CUBIC)
+    panned = cv2.warpAffine(large, np.float32([[1, 0, 1.2], [0, 1, 0]]), (1920, 1056), borderMode=cv2.BORDER_REPLICATE)
+    motion = CameraMotion("on")
+    motion(large, 0.0)
+    affine = motion(panned, 0.04)
+    assert affine is not None and abs(affine[0, 2] - 1.2) < 0.5 and abs(affine[1, 2]) < 0.5, affine

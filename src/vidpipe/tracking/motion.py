@@ -3,10 +3,11 @@
 BoT-SORT's global motion compensation (GMC) with sparse optical flow: corners found on a small grey copy of
 the previous frame are followed into the current one (pyramidal Lucas-Kanade), and a rotation, uniform scale
 and translation is fitted to them with RANSAC, so moving objects (the outliers) do not pull it; where half as
-many corners as the fit moved stayed in place, the picture did not move (a fixed camera over plain ground,
-with an object no detector has boxed yet outnumbering the background's corners). The tracker then moves its
-tracks' states by that transform before associating (`Tracker.warp`). Every frame goes through it, also the
-frames `--detect-every` skips, so the motion between detector frames accumulates in the tracks.
+many corners as the fit moved (by a grey-copy pixel or more) stayed in place, the picture did not move (a
+fixed camera over plain ground, with an object no detector has boxed yet outnumbering the background's
+corners). The tracker then moves its tracks' states by that transform before associating (`Tracker.warp`).
+Every frame goes through it, also the frames `--detect-every` skips, so the motion between detector frames
+accumulates in the tracks.
 
 `auto` (the default) estimates on every frame and applies the motion while its median over the last second is
 at least a pixel (on a fixed camera the estimate's own noise stays below that: people walking, compression);
@@ -139,10 +140,14 @@ class CameraMotion:
         affine, inliers = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=FIT_PX)
         if affine is None or inliers is None or inliers.sum() < 8:
             return None
-        if (np.abs(target - source).max(axis=1) < STAYED_PX).sum() >= STILL_SHARE * inliers.sum():
-            # Half as many corners as the fit agree that nothing moved: a fixed camera over little texture
-            # (asphalt, sky), and the fit followed an object not yet detected (a car driving in). A moving
-            # camera leaves few corners in place (an overlay, a logo), far fewer than it moves.
+        fitted = np.abs(source @ affine[:, :2].T + affine[:, 2] - source).max(axis=1)  # each corner's fitted move
+        stayed = (np.abs(target - source).max(axis=1) < STAYED_PX).sum()
+        if np.median(fitted) >= FIT_PX and stayed >= STILL_SHARE * inliers.sum():
+            # Half as many corners as the fit moved stayed where they were, which the fit cannot explain: a
+            # fixed camera over little texture (asphalt, sky), and the fit followed an object not yet detected
+            # (a car driving in). A moving camera leaves few corners in place (an overlay, a logo), far fewer
+            # than it moves. (A fit moving less than FIT_PX cannot be told from staying: a slow pan at a large
+            # size, a grey-copy pixel being several of the frame's.)
             return None
         affine = affine.astype(np.float64)
         turn = np.arctan2(affine[1, 0], affine[0, 0])
