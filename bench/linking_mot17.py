@@ -1,5 +1,6 @@
 """Appearance-free tracklet linking (StrongSORT's AFLink idea, plain gates instead of its learned model),
-measured on MOT17: it is not part of vidpipe, because on MOT17 it costs HOTA and IDF1.
+measured on MOT17: it is not part of vidpipe, because on MOT17 it costs HOTA and IDF1, with or without the
+tracker's own online relinking (`relink_s`), which it runs on top of.
 
 A tracklet that ends and one that starts a little later, where the first one's motion would have taken it,
 at about its size (and of its class), are taken for one object: each end joins at most one start (an optimal

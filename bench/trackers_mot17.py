@@ -109,7 +109,7 @@ def main() -> None:
         if args.out:
             results.to_csv(out / "results.csv", index=False)
     pd.set_option("display.width", 200)
-    metrics = ["HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "ms_per_frame"]
+    metrics = ["HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "Frag", "ms_per_frame"]
     print(results.pivot(index="sequence", columns="tracker", values=["HOTA", "IDF1"]).round(2).to_string())
     print()
     combined = results[results["sequence"] == mot.COMBINED].set_index("tracker")[metrics].round(3)

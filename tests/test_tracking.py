@@ -64,9 +64,10 @@ def test_hidden_object_returns_with_its_id_within_the_buffer():
 
 
 def test_object_hidden_longer_than_the_buffer_gets_a_new_id():
-    scenes = [[("a", box_at(100 + 5 * t, 100), 0.9)] if not 20 <= t < 90 else [] for t in range(110)]
+    """Hidden for 3.3 s, longer than the 2 s buffer and the 3 s a lost track can be relinked."""
+    scenes = [[("a", box_at(100 + 5 * t, 100), 0.9)] if not 20 <= t < 120 else [] for t in range(140)]
     result = ids_by_object(ByteTrack(), scenes)
-    assert result[19] == {"a": 1} and result[91] == {"a": 2}
+    assert result[19] == {"a": 1} and result[121] == {"a": 2}
 
 
 def test_lost_track_buffer_follows_the_frame_rate():
@@ -159,6 +160,10 @@ def test_registry_and_parameter_checks():
         ByteTrack(track_bufer=10)
     with pytest.raises(InputError, match="track_low_thresh"):
         ByteTrack(track_low_thresh=0.6, track_high_thresh=0.5)
+    with pytest.raises(InputError, match="relink_s must be >= 0"):
+        ByteTrack(relink_s=-1)
+    with pytest.raises(InputError, match="unknown parameter.*reacquire_distance"):  # replaced by relink_s
+        ByteTrack(reacquire_distance=0.25)
 
 
 class FixedTrack:
@@ -354,20 +359,44 @@ def test_camera_motion_follows_the_background_not_a_large_object_moving_in_front
             assert shift[0] > 3.0, shift  # fooled by the object: the control shows what leaving it out is for
 
 
-@pytest.mark.parametrize("distance", [0.25, 0.0])
-def test_reacquire_finds_a_hidden_object_that_moved_further_than_its_size(distance):
-    """A person walks behind a pillar for 1.5 s and speeds up meanwhile: the motion model's box no longer
-    overlaps enough where they come out. Matching lost tracks by distance (in track heights per second lost)
-    gives the old id back; without it (the default) they come out as a new track."""
-    tracker = ByteTrack(fps=30, reacquire_distance=distance)
-    ids = []
-    for t in range(80):
-        if 20 <= t < 65:  # hidden
-            tracker.update(frame([]), t / 30)
-            continue
-        x = 100 + 2 * t if t < 20 else 100 + 2 * t + 28  # 28 px further than the 2 px a frame it walked
-        ids += tracker.update(frame([box_at(x, 100)]), t / 30).track_id.tolist()
-    assert set(ids) == ({1} if distance else {1, 2})
+@pytest.mark.parametrize("relink_s", [3.0, 0.0])
+def test_relinking_joins_two_tracklets_of_one_object_split_by_a_gap(relink_s):
+    """A person walks behind a pillar for 2.5 s, longer than the 2 s a lost track is matched by overlap, and
+    comes out where they were heading. The new track takes the old id (the default); with relinking off it
+    keeps a new one."""
+    scenes = [[("a", box_at(100 + 2 * t, 100), 0.9)] if not 20 <= t < 95 else [] for t in range(110)]
+    result = ids_by_object(ByteTrack(fps=30, relink_s=relink_s), scenes)
+    assert result[19] == {"a": 1}
+    assert result[96] == result[109] == ({"a": 1} if relink_s else {"a": 2})
+
+
+def test_relinking_never_joins_two_objects_that_overlap_in_time():
+    """Person A walks towards person B, who has been standing since frame 5 where A is heading, and is hidden
+    at frame 20. B's track was confirmed while A's was alive, so it never takes A's id."""
+    scenes = [[("b", box_at(180, 300), 0.9)] * (t >= 5) + [("a", box_at(100 + 2 * t, 300), 0.9)] * (t < 20)
+              for t in range(90)]
+    result = ids_by_object(ByteTrack(fps=30), scenes)
+    assert result[19] == {"a": 1, "b": 2}
+    assert all(r == {"b": 2} for r in result[20:])
+
+
+@pytest.mark.parametrize(("height", "kind", "relinked"), [(80, "person", True), (160, "person", False),
+                                                          (80, "car", False)])
+def test_relinking_needs_the_size_and_class_of_the_lost_track(height, kind, relinked):
+    """Person A is hidden at frame 20; at frame 85, after the 2 s in which overlap alone would match it, a box
+    appears where A was heading. Of A's size and class it continues A (the control); twice as tall, or a car,
+    it is another object."""
+    tracker = ByteTrack(fps=30)
+    for t in range(20):
+        assert tracker.update(frame([box_at(100 + 2 * t, 300)]), t / 30).track_id.tolist() == [1]
+    for t in range(20, 85):
+        tracker.update(frame([]), t / 30)
+    found = []
+    for t in range(85, 90):
+        x, y = 100 + 2 * t, 340 - height / 2  # centred on A's predicted centre
+        found += tracker.update(frame([box_at(x, y, height / 2, height)], classes=np.array([NAMES.index(kind)])),
+                                t / 30).track_id.tolist()
+    assert set(found) == ({1} if relinked else {2})
 
 
 def test_camera_motion_stays_still_when_an_undetected_object_outnumbers_the_background(monkeypatch):

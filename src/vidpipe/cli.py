@@ -480,7 +480,7 @@ def eval_group() -> None:
               help="Folder for <sequence>.txt tracks and mot_metrics.csv/json.")
 def eval_mot(sequences: tuple[str, ...], tracker: str | None, pipeline: str | None, detect: bool, out: str,
              **detector_options) -> None:
-    """Track MOTChallenge sequences and score them: HOTA, DetA, AssA (TrackEval); MOTA, IDF1, IDSW (motmetrics).
+    """Track MOTChallenge sequences and score them: HOTA, DetA, AssA (TrackEval); MOTA, IDF1, IDSW, Frag (motmetrics).
 
     Each SEQ_DIR holds gt/gt.txt, det/det.txt (or img1/ with --detect) and seqinfo.ini. The tracker sees only
     the detections; the ground truth is used for scoring alone.

@@ -386,8 +386,16 @@ def _run_local(items: list[CorpusItem], config: PipelineConfig, out: Path, segme
         return
     worker_config = _with_thread_budget(config, (os.cpu_count() or 1) // workers)  # N workers never oversubscribe
     context = multiprocessing.get_context("spawn")  # safe with the threads of decoders and runtimes
-    with context.Pool(workers, initializer=_init_worker,
-                      initargs=(worker_config, str(out), segment_seconds, progress_queue)) as pool:
+    # Workers start with Ctrl-C ignored (an ignored signal stays ignored across exec, and Python then leaves it
+    # so): one still importing vidpipe when the terminal's Ctrl-C reaches the process group would otherwise
+    # print a KeyboardInterrupt traceback. The parent ignores it only while it starts them.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pool = context.Pool(workers, initializer=_init_worker,
+                            initargs=(worker_config, str(out), segment_seconds, progress_queue))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with pool:
         yield from pool.imap_unordered(_process_in_worker, items)
 
 
@@ -407,7 +415,8 @@ def _worker_process() -> None:
     # ended by its pool never releases it, and Python warns of a leaked semaphore. Workers show no bars.
     tqdm.set_lock(threading.RLock())
     # Ctrl-C reaches the terminal's whole process group: the parent stops the batch and ends its workers, which
-    # must not each print a KeyboardInterrupt traceback (cut off half-way when the pool ends them).
+    # must not each print a KeyboardInterrupt traceback (cut off half-way when the pool ends them). (A local
+    # worker already starts with it ignored; a Ray actor does not.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):  # a worker whose parent is killed (even kill -9) ends with it, quietly
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -1,8 +1,8 @@
 """Tracking metrics under MOTChallenge rules, computed by the maintained reference tools.
 
-HOTA, DetA and AssA come from TrackEval; MOTA, IDF1 and ID switches from py-motmetrics (its
-`CLEAR_MOT_M`: pedestrians only, ground truth with the consider flag 0 ignored, predictions matched to
-distractors removed, IoU 0.5). Both read the files as MOTChallenge submissions are read.
+HOTA, DetA and AssA come from TrackEval; MOTA, IDF1, ID switches and Frag (a ground-truth track's coverage
+interrupted) from py-motmetrics (its `CLEAR_MOT_M`: pedestrians only, ground truth with the consider flag 0
+ignored, predictions matched to distractors removed, IoU 0.5). Both read the files as MOTChallenge submissions are read.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ..tracking import Tracker
 from .motchallenge import MotSequence
 
 COMBINED = "COMBINED"
-COLUMNS = ["sequence", "frames", "HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN", "ms_per_frame"]
+COLUMNS = ["sequence", "frames", "HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "Frag", "FP", "FN", "ms_per_frame"]
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ def _motmetrics_clear(runs: list[TrackedSequence]) -> dict[str, dict[str, float]
             accumulators.append(accumulator)
             names.append(run.sequence.name)
     summary = mm.metrics.create().compute_many(
-        accumulators, names=names, metrics=["mota", "idf1", "num_switches", "num_false_positives", "num_misses"],
+        accumulators, names=names, metrics=["mota", "idf1", "num_switches", "num_fragmentations", "num_false_positives", "num_misses"],
         generate_overall=True,
     )
     return {
@@ -168,6 +168,7 @@ def _motmetrics_clear(runs: list[TrackedSequence]) -> dict[str, dict[str, float]
             "MOTA": 100 * float(row["mota"]),
             "IDF1": 100 * float(row["idf1"]),
             "IDSW": int(row["num_switches"]),
+            "Frag": int(row["num_fragmentations"]),
             "FP": int(row["num_false_positives"]),
             "FN": int(row["num_misses"]),
         }
