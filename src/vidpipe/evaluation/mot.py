@@ -160,7 +160,8 @@ def _motmetrics_clear(runs: list[TrackedSequence]) -> dict[str, dict[str, float]
             accumulators.append(accumulator)
             names.append(run.sequence.name)
     summary = mm.metrics.create().compute_many(
-        accumulators, names=names, metrics=["mota", "idf1", "num_switches", "num_fragmentations", "num_false_positives", "num_misses"],
+        accumulators, names=names,
+        metrics=["mota", "idf1", "num_switches", "num_fragmentations", "num_false_positives", "num_misses"],
         generate_overall=True,
     )
     return {
