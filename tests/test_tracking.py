@@ -470,3 +470,29 @@ def test_camera_motion_measures_a_slow_pan_of_a_large_frame():
     motion(large, 0.0)
     affine = motion(panned, 0.04)
     assert affine is not None and abs(affine[0, 2] - 1.2) < 0.5 and abs(affine[1, 2]) < 0.5, affine
+
+
+@pytest.mark.parametrize("hold_s", [3.0, 0.0])
+def test_auto_camera_motion_keeps_up_with_a_hand_held_camera_at_rest(monkeypatch, hold_s):
+    """A camera pans 4 px a frame for 1.5 s, then is held by a hand at rest for 2 s: a 2 px jolt every third
+    frame, so the median shift over a second is 0. `auto` still applies those jolts for 3 s after the camera
+    last moved (the default); without that hold (the control) it turns off and leaves them to the tracks."""
+    from vidpipe.tracking import CameraMotion
+    from vidpipe.tracking import motion as motion_module
+
+    monkeypatch.setattr(motion_module, "HOLD_S", hold_s)
+    picture = suburban_first_frame()
+    window = (picture.shape[1] - 240, picture.shape[0] - 40)
+    # the window's left edge: the pan (230 down to 54), then a 2 px jolt every third frame (down to 14)
+    positions = [230 - 4 * i for i in range(45)] + [54 - 2 * ((i + 1) // 3) for i in range(60)]
+    motion = CameraMotion("auto")
+    applied = []
+    for i, left in enumerate(positions):
+        affine = motion(picture[20:20 + window[1], left:left + window[0]], i / 30)
+        applied.append(0.0 if affine is None else float(affine[0, 2]))
+    jolts = [applied[45 + i] for i in range(60) if i % 3 == 2]
+    assert np.mean(np.abs(np.array(applied[5:44]) - 4) < 0.5) > 0.9  # the pan is measured and applied
+    if hold_s:
+        assert all(abs(j - 2) < 0.5 for j in jolts), jolts
+    else:
+        assert sum(j == 0.0 for j in jolts) >= 10, jolts  # left out once the pan is a second past

@@ -10,8 +10,9 @@ Every frame goes through it, also the frames `--detect-every` skips, so the moti
 accumulates in the tracks.
 
 `auto` (the default) estimates on every frame and applies the motion while its median over the last second is
-at least a pixel (on a fixed camera the estimate's own noise stays below that: people walking, compression);
-after a still second it only compares a pair of frames once a second, and turns itself back on when the camera
+at least a pixel (on a fixed camera the estimate's own noise stays below that: people walking, compression),
+and for 3 s more (a moving camera's lulls are brief, and each shift it then leaves out jolts the tracks);
+after a still second past that it only compares a pair of frames once a second, and turns itself back on when the camera
 starts moving. A fixed camera then pays almost nothing, and is not shaken by the estimate's noise.
 """
 
@@ -36,6 +37,7 @@ FIT_PX = 1.0  # grey-copy pixels: a corner this close to where the motion puts i
 STAYED_PX = 0.25  # grey-copy pixels: a corner that moved less than this stayed in place
 STILL_SHARE = 0.5  # corners that stayed, against the fit's: at this share or more the picture did not move
 WATCH_S = 1.0  # auto: seconds of every-frame estimates before deciding the camera is still; then the check interval
+HOLD_S = 3.0  # auto: a camera that moved is still compensated for this long after its median shift falls below AUTO_PX
 
 
 class CameraMotion:
@@ -53,6 +55,7 @@ class CameraMotion:
         self._recent: deque[tuple[float, float]] = deque()  # auto: (time, shift) of the last second's frames
         self._still = False  # auto: the camera was found still; frames are compared only at checks
         self._next_check = 0.0
+        self._moved_at = -np.inf  # auto: when the camera was last found moving
         self.moving_frames = 0  # frames where motion was found and applied
         self._objects = np.zeros((0, 4))  # the boxes of the objects in the previous frame (full-size pixels)
 
@@ -102,7 +105,11 @@ class CameraMotion:
         while self._recent[0][0] < time_s - WATCH_S:
             self._recent.popleft()
         moving = float(np.median([s for _, s in self._recent])) >= AUTO_PX
-        if not moving and self._recent[-1][0] - self._recent[0][0] >= WATCH_S * 0.9:
+        if moving:
+            self._moved_at = time_s
+        elif time_s - self._moved_at <= HOLD_S:
+            return True  # a moving camera's lulls (a pan turning round, a hand at rest) are brief: keep up with them
+        elif self._recent[-1][0] - self._recent[0][0] >= WATCH_S * 0.9:
             self._still, self._previous, self._next_check = True, None, time_s + WATCH_S
         return moving
 
