@@ -4,8 +4,9 @@ High-score detections are matched to tracks first; low-score ones then keep othe
 alive (occluded objects score low); new tracks start only from high-score detections. Three departures from
 the original, all for occlusions: a lost track is remembered for 2 s rather than 1 s, it stops changing size
 while lost, and a new track takes the id of a track lost up to 3 s ago when it starts close to where that
-track was heading, at its size and of its class (online tracklet linking: on MOT17, bench/trackers_mot17.py,
-the three add about 2.5 HOTA and 3.5 IDF1 and remove a sixth of the ID switches). All track state lives in a
+track was heading, at its size and of its class (online tracklet linking). On MOT17 (bench/trackers_mot17.py)
+the three give 3 HOTA and 3.4 IDF1 more than ultralytics' ByteTrack and a quarter fewer ID switches;
+relinking's share is 0.55 HOTA, 0.66 IDF1 and 150 to 126 switches. All track state lives in a
 few numpy arrays (one row per track), so prediction and correction are one vectorised step per frame. Time
 comes from the frames' timestamps, so skipped or dropped frames don't break the motion model, and the
 lost-track buffer is measured in seconds of video.
@@ -173,7 +174,8 @@ class ByteTrack:
         out_ids[det_track >= 0] = self._id[det_track[det_track >= 0]]
         output = detections.with_track_ids(out_ids)[out_ids > 0]
 
-        # tentative tracks that found no second detection, and lost tracks past the buffer, are dropped
+        # tentative tracks that found no second detection and lost tracks a new one took over are dropped; lost
+        # tracks past the buffer are only kept for relinking, and dropped past that too
         drop = np.zeros(len(self._state), bool)
         drop[failed] = drop[relinked] = True
         gone = time - self._last_seen
