@@ -393,7 +393,7 @@ def test_relinking_needs_the_size_and_class_of_the_lost_track(height, kind, reli
         tracker.update(frame([]), t / 30)
     found = []
     for t in range(85, 90):
-        x, y = 100 + 2 * t, 340 - height / 2  # centred on A's predicted centre
+        x, y = 120 + 2 * t - height / 4, 340 - height / 2  # centred on A's predicted centre
         found += tracker.update(frame([box_at(x, y, height / 2, height)], classes=np.array([NAMES.index(kind)])),
                                 t / 30).track_id.tolist()
     assert set(found) == ({1} if relinked else {2})
