@@ -92,7 +92,8 @@ def true_crossings(sequence: str, frames: Iterator[tuple[Frame, Detections]], ge
 
 def vidpipe_tracks(sequence: MotSequence) -> list[tuple[Frame, Detections]]:
     tracker = ByteTrack(fps=sequence.fps)
-    return [(frame, tracker.update(detections, frame.time)) for frame, detections in sequence.detections()]
+    return [(frame, tracker.update(detections, frame.time, sequence.size))
+            for frame, detections in sequence.detections()]
 
 
 def count_vidpipe(sequence: str, tracks: list, geometry: list[Line], **options) -> Counts:

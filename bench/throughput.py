@@ -134,8 +134,8 @@ def other_work_cpu(clip: Path, pipeline, frames: list, detections: list) -> dict
     source.close()
     tracker = pipeline.tracker_for(source.info)
     tracked: list = []
-    _, cost["track"] = timed(lambda: tracked.extend(tracker.update(d, f.time) for f, d in zip(frames, detections)),
-                             len(frames))
+    _, cost["track"] = timed(
+        lambda: tracked.extend(tracker.update(d, f.time, f.size) for f, d in zip(frames, detections)), len(frames))
     written = {}
     with tempfile.TemporaryDirectory() as tmp:
         for video in (True, False):

@@ -42,7 +42,7 @@ class UltralyticsTracker:
             args.gmc_method, args.with_reid = "none", False  # no images: no camera-motion estimate, no ReID
         self._tracker = (BOTSORT if kind == "botsort" else BYTETracker)(args)
 
-    def update(self, detections: Detections, time: float | None = None) -> Detections:
+    def update(self, detections: Detections, time: float | None = None, frame_size=None) -> Detections:
         from ultralytics.engine.results import Boxes
 
         data = np.hstack([detections.xyxy, detections.score[:, None], detections.class_id[:, None]])
@@ -59,7 +59,7 @@ class RoboflowByteTrack:
 
         self._tracker = ByteTrackTracker(frame_rate=fps)
 
-    def update(self, detections: Detections, time: float | None = None) -> Detections:
+    def update(self, detections: Detections, time: float | None = None, frame_size=None) -> Detections:
         import supervision as sv
 
         out = self._tracker.update(sv.Detections(detections.xyxy.copy(), confidence=detections.score.copy(),

@@ -75,7 +75,7 @@ def test_a_merged_class_still_counts_in_the_tracks_vote():
     class Passthrough:  # hands the rows back with a track id, so only the vote is under test
         name, Config = "passthrough", None
 
-        def update(self, detections, time=None):
+        def update(self, detections, time=None, frame_size=None):
             return detections.with_track_ids(np.ones(len(detections), np.int64))
 
     vote = ClassVote(Passthrough())

@@ -171,7 +171,7 @@ class FixedTrack:
 
     name, Config = "fixed", None
 
-    def update(self, detections, time=None):
+    def update(self, detections, time=None, frame_size=None):
         return detections.with_track_ids(np.ones(len(detections), np.int64))
 
     def reset(self) -> None:
@@ -294,6 +294,34 @@ def test_a_panning_camera_keeps_every_id_when_the_tracks_move_with_it():
     assert all(frame == with_motion[0] for frame in with_motion) and len(with_motion[0]) == 3
     without = panned_scenes(compensate=False)  # the control: the jumps break the tracks
     assert len({i for frame in without for i in frame.values()}) > 3
+
+
+def panned_out_and_back(frame_size) -> list[int]:
+    """A person standing still while the camera pans 10 px a frame until they have left the picture's left edge,
+    waits, and pans back (the tracker told the motion). The detector's boxes are cut by the border, and missing
+    once under 15 px are left. Returns every id the person was given."""
+    tracker = ByteTrack(fps=30)
+    person = np.array([[100.0, 100.0, 160.0, 220.0]])
+    offset, ids = 0.0, set()
+    for t in range(60):
+        step = 10.0 if t < 18 else (-10.0 if 30 <= t < 48 else 0.0)
+        offset += step
+        if step:
+            tracker.warp(np.array([[1.0, 0.0, -step], [0.0, 1.0, 0.0]]))
+        seen = np.clip(person - [offset, 0, offset, 0], 0, [640, 360, 640, 360])
+        seen = seen[seen[:, 2] - seen[:, 0] >= 15]
+        tracked = tracker.update(Detections(seen, np.full(len(seen), 0.9), np.zeros(len(seen), int), NAMES),
+                                 t / 30, frame_size)
+        ids |= set(tracked.track_id.tolist())
+    return sorted(ids)
+
+
+def test_an_object_the_camera_pans_away_from_comes_back_with_its_id():
+    """Told the picture's size, the tracker takes a box shrinking into the border for the object leaving view,
+    not for the object shrinking and moving; the control, without the size, learns that motion while the box
+    shrinks, keeps it while the person is out of view, and gives them a new id when they come back."""
+    assert panned_out_and_back((640, 360)) == [1]
+    assert len(panned_out_and_back(None)) == 2
 
 
 def suburban_first_frame() -> np.ndarray:

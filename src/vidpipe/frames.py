@@ -25,6 +25,11 @@ class Frame:
     target_s: float | None = None  # --sample-mode keyframes: the sampling time this keyframe stands for
 
     @property
+    def size(self) -> tuple[int, int] | None:
+        """The picture's (width, height); None for a frame known only by index and time."""
+        return (self.image.shape[1], self.image.shape[0]) if self.image.size else None
+
+    @property
     def stands_for(self) -> float:
         """The time this frame's rows stand for: its sampling slot's (`target_s`), else its own."""
         return self.time if self.target_s is None else self.target_s

@@ -83,7 +83,7 @@ def track(tracker: Tracker | None, batch: list[Frame], found: list[Detections | 
         if affine is not None:
             tracker.warp(affine)
         pairs.append((frame, tracker.predict(frame.time) if detections is None
-                      else tracker.update(detections, frame.time)))
+                      else tracker.update(detections, frame.time, frame.size)))
         if motion:  # where the objects are: not the background the next estimate follows
             motion.exclude((pairs[-1][1] if detections is None else detections).xyxy)
     return pairs

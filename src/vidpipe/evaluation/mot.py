@@ -64,7 +64,7 @@ def track(sequence: MotSequence, tracker: Tracker, stream: Iterable[tuple[Frame,
             if detections is None:
                 tracked = tracker.predict(frame.time)
             else:
-                tracked = tracker.update(detections, frame.time)
+                tracked = tracker.update(detections, frame.time, frame.size or sequence.size)
             elapsed += time.perf_counter() - start
             sink.write(frame, tracked)
             frames += 1

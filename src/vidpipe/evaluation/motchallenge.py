@@ -29,6 +29,7 @@ class MotSequence:
     fps: float
     length: int
     benchmark: str = "MOT17"  # MOT15: 2D MOT 2015's ground truth, with no classes (-1 in the class column)
+    size: tuple[int, int] | None = None  # the pictures' (width, height), from seqinfo.ini, where it says
 
     @property
     def gt_file(self) -> Path:
@@ -64,7 +65,11 @@ class MotSequence:
             length = int(_positive(info["seqlength"], ini, "seqLength", whole=True))
         else:
             length = int(gt[:, 0].max())
-        return cls(name, path, fps, length, ground_truth_format(gt))
+        size = None
+        if "imwidth" in info and "imheight" in info:
+            size = (int(_positive(info["imwidth"], ini, "imWidth", whole=True)),
+                    int(_positive(info["imheight"], ini, "imHeight", whole=True)))
+        return cls(name, path, fps, length, ground_truth_format(gt), size)
 
     def detections(self) -> Iterator[tuple[Frame, Detections]]:
         """Every frame (0-based index, time from the frame rate) with its det.txt boxes as `person`."""

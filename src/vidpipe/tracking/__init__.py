@@ -24,8 +24,10 @@ class Tracker(Protocol):
     name: str
     Config: ClassVar[type]
 
-    def update(self, detections: Detections, time: float | None = None) -> Detections:
-        """The frame's tracked detections, with `track_id` set (ids >= 1)."""
+    def update(self, detections: Detections, time: float | None = None,
+               frame_size: tuple[int, int] | None = None) -> Detections:
+        """The frame's tracked detections, with `track_id` set (ids >= 1). `frame_size` (width, height), where
+        known, tells boxes cut by the picture's border from objects that shrink."""
         ...
 
     def predict(self, time: float) -> Detections:

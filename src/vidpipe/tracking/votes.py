@@ -36,8 +36,9 @@ class ClassVote:
         self._tallies: dict[int, np.ndarray] = {}
         self._last_seen: dict[int, float] = {}
 
-    def update(self, detections: Detections, time: float | None = None) -> Detections:
-        tracked = self.tracker.update(merge_duplicates(detections, self.merge_iou), time)
+    def update(self, detections: Detections, time: float | None = None,
+               frame_size: tuple[int, int] | None = None) -> Detections:
+        tracked = self.tracker.update(merge_duplicates(detections, self.merge_iou), time, frame_size)
         return self.vote(tracked, time)
 
     def vote(self, detections: Detections, time: float | None = None) -> Detections:
