@@ -241,7 +241,7 @@ def trackers_at(rate: float) -> dict:
             EXACT: lambda corners: Vidpipe("off", rate, corners)}
 
 
-def labelled(folders: list[Path], paths: int) -> None:
+def labelled(folders: list[Path], paths: int, every: list[int]) -> None:
     """The same comparison, scored against people's labels rather than each tracker's own full-frame run.
 
     Each MOTChallenge sequence (a fixed camera) is seen through a window of 3/4 its size over its first frame
@@ -253,7 +253,7 @@ def labelled(folders: list[Path], paths: int) -> None:
 
     from vidpipe.evaluation.motchallenge import MotSequence
 
-    totals: dict[str, list] = {}
+    totals: dict[int, dict[str, list]] = {k: {} for k in every}
     for folder in folders:
         sequence = MotSequence.open(folder)
         picture = first_picture(folder)
@@ -265,20 +265,25 @@ def labelled(folders: list[Path], paths: int) -> None:
         still = np.tile([int(np.median(moving[0][:, 0])), room[1] // 2], (n, 1))
         found = [d for _, d in sequence.detections()]
         truth = [(d.xyxy, d.track_id) for _, d in ground_truth(sequence)]
-        results = compare(trackers_at(fps), [picture] * n, [i / fps for i in range(n)], found,
-                          lambda name, truth=truth: truth, {"still": [still], "moving": moving}, size)
-        for name, result in results.items():
-            totals.setdefault(name, []).append(result)
+        times = [i / fps for i in range(n)]
+        for k in every:
+            picked = slice(None, None, k)
+            results = compare(trackers_at(fps / k), [picture] * len(times[picked]), times[picked], found[picked],
+                              lambda name, truth=truth[picked]: truth,
+                              {"still": [still[picked]], "moving": [p[picked] for p in moving]}, size)
+            for name, result in results.items():
+                totals[k].setdefault(name, []).append(result)
         print(f"{sequence.name}: {n} frames at {fps:g} fps, window {size[0]}x{size[1]} over its first frame, pan "
               f"{moving[0][:, 0].min()}-{moving[0][:, 0].max()} px", flush=True)
-    print(f"\n**Against labels ({', '.join(f.name for f in folders)}).** IDF1: mean over the sequences; ID "
-          f"switches: their sum. Moving: mean of {paths} paths (range).\n\n" + TABLE)
-    for name, per_sequence in totals.items():
-        still = np.array([r["still"][0] for r in per_sequence])
-        moved = np.array([r["moving"] for r in per_sequence])  # sequence, path, (idf1, switches)
-        moved = np.stack([moved[:, :, 0].mean(axis=0), moved[:, :, 1].sum(axis=0)], axis=1)
-        ms = float(np.mean([r["ms"] for r in per_sequence]))
-        print(row(name, (still[:, 0].mean(), still[:, 1].sum()), moved, None if name == EXACT else ms))
+    for k in every:
+        print(f"\n**Against labels ({', '.join(f.name for f in folders)}), every {k} frame(s).** IDF1: mean over "
+              f"the sequences; ID switches: their sum. Moving: mean of {paths} paths (range).\n\n" + TABLE)
+        for name, per_sequence in totals[k].items():
+            still = np.array([r["still"][0] for r in per_sequence])
+            moved = np.array([r["moving"] for r in per_sequence])  # sequence, path, (idf1, switches)
+            moved = np.stack([moved[:, :, 0].mean(axis=0), moved[:, :, 1].sum(axis=0)], axis=1)
+            ms = float(np.mean([r["ms"] for r in per_sequence]))
+            print(row(name, (still[:, 0].mean(), still[:, 1].sum()), moved, None if name == EXACT else ms))
 
 
 def main() -> None:
@@ -298,7 +303,7 @@ def main() -> None:
     if args.clip is not None:
         label_free(args)
     if args.labelled:
-        labelled(args.labelled, args.paths)
+        labelled(args.labelled, args.paths, args.every)
 
 
 def label_free(args: argparse.Namespace) -> None:
@@ -325,8 +330,9 @@ def label_free(args: argparse.Namespace) -> None:
         own: dict[str, list] = {}
 
         def own_run(name: str, makers=makers, picked=picked, own=own) -> list:
-            """A tracker's own full-frame run, its truth (vidpipe's without camera motion for every vidpipe row)."""
-            key = name if name.startswith("ultralytics") else OFF
+            """A tracker's own full-frame run, its truth (for the exact-motion reference, vidpipe's without camera
+            motion, which is what that tracker does on a full frame that does not move)."""
+            key = OFF if name == EXACT else name
             if key not in own:
                 own[key] = track(partial(makers[key], None), frames[picked], times[picked], full[picked])
             return own[key]

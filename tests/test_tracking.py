@@ -355,6 +355,28 @@ def test_camera_motion_measures_a_known_shift_on_a_real_frame():
     assert still.profile.items == 60 and still.moving_frames == 0
 
 
+@pytest.mark.parametrize("far_px", [8.0, float("inf")])
+def test_camera_motion_measures_a_shift_beyond_the_pyramids_reach(monkeypatch, far_px):
+    """Frames a second apart from a fast pan: 240 px, 120 of the grey copy's, where following the corners from
+    where they were finds nothing. Phase correlation's whole-picture shift seeds the search; the control
+    (`FAR_PX` infinite: never seeded) measures no motion at all."""
+    import cv2
+
+    from vidpipe.tracking import CameraMotion, motion
+
+    monkeypatch.setattr(motion, "FAR_PX", far_px)
+    image = suburban_first_frame()
+    camera = CameraMotion("on")
+    camera(image, 0.0)
+    panned = cv2.warpAffine(image, np.float32([[1, 0, -240], [0, 1, 0]]), image.shape[1::-1],
+                            borderMode=cv2.BORDER_REPLICATE)
+    affine = camera(panned, 1.0)
+    if far_px == 8.0:
+        assert affine is not None and np.allclose(affine[:, 2], [-240, 0], atol=1.5), affine
+    else:
+        assert affine is None or not np.allclose(affine[:, 2], [-240, 0], atol=10), affine
+
+
 def test_camera_motion_follows_the_background_not_a_large_object_moving_in_front_of_it():
     """A fixed camera; a large, richly textured object (a crop of a real frame) moves 6 px right in front of a
     plain background. With the object's box left out the estimate finds no motion; the control, every corner

@@ -2,7 +2,9 @@
 
 BoT-SORT's global motion compensation (GMC) with sparse optical flow: corners found on a small grey copy of
 the previous frame are followed into the current one (pyramidal Lucas-Kanade), and a rotation, uniform scale
-and translation is fitted to them with RANSAC, so moving objects (the outliers) do not pull it; where half as
+and translation is fitted to them with RANSAC, so moving objects (the outliers) do not pull it (where too few
+corners can be followed, as between frames a second apart from a panning camera, the picture's overall shift
+by phase correlation seeds their search, and they are followed again); where half as
 many corners as the fit moved (by a grey-copy pixel or more) stayed in place, the picture did not move (a
 fixed camera over plain ground, with an object no detector has boxed yet outnumbering the background's
 corners). The tracker then moves its tracks' states by that transform before associating (`Tracker.warp`).
@@ -37,6 +39,7 @@ FIT_PX = 1.0  # grey-copy pixels: a corner this close to where the motion puts i
 STAYED_PX = 0.25  # grey-copy pixels: a corner that moved less than this stayed in place
 STILL_SHARE = 0.5  # corners that stayed, against the fit's: at this share or more the picture did not move
 WATCH_S = 1.0  # auto: seconds of every-frame estimates before deciding the camera is still; then the check interval
+FAR_PX = 8.0  # grey-copy pixels: a phase-correlation shift from this up seeds the corners' search
 HOLD_S = 3.0  # auto: a camera that moved is still compensated for this long after its median shift falls below AUTO_PX
 
 
@@ -139,14 +142,30 @@ class CameraMotion:
                                           mask=self._background(previous.shape))
         if corners is None or len(corners) < 8:
             return None
-        moved, status, _ = cv2.calcOpticalFlowPyrLK(previous, current, corners, None, winSize=(15, 15), maxLevel=2)
+        affine, followed = self._follow(previous, current, corners)
+        if not followed:
+            # Perhaps a shift beyond what the pyramid follows (about 30 grey-copy pixels: frames a second apart
+            # from a panning camera). The whole picture's shift, by phase correlation, then seeds each corner's
+            # search; only here, as it costs about as much again as the rest.
+            (dx, dy), _ = cv2.phaseCorrelate(np.float32(previous), np.float32(current))
+            if max(abs(dx), abs(dy)) >= FAR_PX:
+                affine, _ = self._follow(previous, current, corners, np.float32([dx, dy]))
+        return affine
+
+    def _follow(self, previous: np.ndarray, current: np.ndarray, corners: np.ndarray,
+                shift: np.ndarray | None = None) -> tuple[np.ndarray | None, bool]:
+        """The camera's motion from following `corners` into `current` (their search starting `shift` away),
+        and whether enough of them could be followed to tell."""
+        moved, status, _ = cv2.calcOpticalFlowPyrLK(
+            previous, current, corners, None if shift is None else corners + shift, winSize=(15, 15), maxLevel=2,
+            flags=0 if shift is None else cv2.OPTFLOW_USE_INITIAL_FLOW)
         ok = status.reshape(-1) == 1
         if ok.sum() < 8:
-            return None
+            return None, False
         source, target = corners[ok].reshape(-1, 2), moved[ok].reshape(-1, 2)
         affine, inliers = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=FIT_PX)
         if affine is None or inliers is None or inliers.sum() < 8:
-            return None
+            return None, False
         fitted = np.abs(source @ affine[:, :2].T + affine[:, 2] - source).max(axis=1)  # each corner's fitted move
         stayed = (np.abs(target - source).max(axis=1) < STAYED_PX).sum()
         if np.median(fitted) >= FIT_PX and stayed >= STILL_SHARE * inliers.sum():
@@ -155,7 +174,7 @@ class CameraMotion:
             # (a car driving in). A moving camera leaves few corners in place (an overlay, a logo), far fewer
             # than it moves. (A fit moving less than FIT_PX cannot be told from staying: a slow pan at a large
             # size, a grey-copy pixel being several of the frame's.)
-            return None
+            return None, True
         affine = affine.astype(np.float64)
         turn = np.arctan2(affine[1, 0], affine[0, 0])
         zoom = np.hypot(affine[0, 0], affine[1, 0])
@@ -166,4 +185,4 @@ class CameraMotion:
             centre = np.array([previous.shape[1] / 2, previous.shape[0] / 2, 1.0])
             affine = np.hstack([np.eye(2), (affine @ centre - centre[:2])[:, None]])
         affine[:, 2] *= self._scale  # the translation in full-size pixels (rotation and scale are unitless)
-        return affine
+        return affine, True
