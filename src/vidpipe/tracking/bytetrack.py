@@ -5,11 +5,11 @@ alive (occluded objects score low); new tracks start only from high-score detect
 the original for occlusions: a lost track is remembered for 2 s rather than 1 s, it stops changing size
 while lost, and a new track takes the id of a track lost up to 3 s ago when it starts close to where that
 track was heading, at its size and of its class (online tracklet linking). A fourth for objects that leave
-the picture and come back (a panning camera): given the picture's size, boxes its border cuts are followed as
-cut, not as objects shrinking and moving. On MOT17 (bench/trackers_mot17.py)
-the three give 3 HOTA and 3.4 IDF1 more than ultralytics' ByteTrack and a quarter fewer ID switches;
-relinking's share is 0.55 HOTA, 0.66 IDF1 and 150 to 126 switches. All track state lives in a
-few numpy arrays (one row per track), so prediction and correction are one vectorised step per frame. Time
+the picture and come back (a panning camera): given the picture's size, boxes its border cuts are followed
+as cut, not as objects shrinking and moving. On MOT17 (bench/trackers_mot17.py) they give 3 HOTA and 3.4
+IDF1 more than ultralytics' ByteTrack and a quarter fewer ID switches; relinking's share is 0.5 HOTA, 0.6
+IDF1 and 151 to 128 switches. All track state lives in a few numpy arrays (one row per track), so
+prediction and correction are one vectorised step per frame. Time
 comes from the frames' timestamps, so skipped or dropped frames don't break the motion model, and the
 lost-track buffer is measured in seconds of video.
 """

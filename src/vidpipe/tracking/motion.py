@@ -4,12 +4,12 @@ BoT-SORT's global motion compensation (GMC) with sparse optical flow: corners fo
 the previous frame are followed into the current one (pyramidal Lucas-Kanade), and a rotation, uniform scale
 and translation is fitted to them with RANSAC, so moving objects (the outliers) do not pull it (where too few
 corners can be followed, as between frames a second apart from a panning camera, the picture's overall shift
-by phase correlation seeds their search, and they are followed again); where half as
-many corners as the fit moved (by a grey-copy pixel or more) stayed in place, the picture did not move (a
-fixed camera over plain ground, with an object no detector has boxed yet outnumbering the background's
-corners). The tracker then moves its tracks' states by that transform before associating (`Tracker.warp`).
-Every frame goes through it, also the frames `--detect-every` skips, so the motion between detector frames
-accumulates in the tracks.
+by phase correlation seeds their search, and they are followed again); where half as many corners as the
+fit moved (by a grey-copy pixel or more) stayed in place, the picture did not move (a fixed camera over
+plain ground, with an object no detector has boxed yet outnumbering the background's corners). The tracker
+then moves its tracks' states by that transform before associating (`Tracker.warp`). Every frame goes
+through it, also the frames `--detect-every` skips, so the motion between detector frames accumulates in the
+tracks.
 
 `auto` (the default) estimates on every frame and applies the motion while its median over the last second is
 at least a pixel (on a fixed camera the estimate's own noise stays below that: people walking, compression),
