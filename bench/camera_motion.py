@@ -194,18 +194,26 @@ def first_picture(folder: Path) -> np.ndarray:
     raise SystemExit(f"{folder} has no img1/ or mini/img1/ picture to move the window over")
 
 
+def window_corners(frames: int, fps: float, room: tuple[int, int], paths: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The still window's corners (at the pan's middle) and `paths` moving windows' (one shake each)."""
+    moving = [window_path(frames, fps, room, seed) for seed in range(paths)]
+    return np.tile([int(np.median(moving[0][:, 0])), room[1] // 2], (frames, 1)), moving
+
+
+def looks(frames: list[np.ndarray], full: list[Detections], corners: np.ndarray,
+          size: tuple[int, int]) -> tuple[list[np.ndarray], list[Detections]]:
+    """A window's frames and the full frame's detections moved into its pixels (clipped to it), so the only
+    thing that differs between the still and a moving window is the motion, not what the detector saw."""
+    return ([f[y:y + size[1], x:x + size[0]] for f, (x, y) in zip(frames, corners)],
+            [in_window(d, corner, size) for d, corner in zip(full, corners)])
+
+
 def compare(trackers: dict, frames: list[np.ndarray], times: list[float], full: list[Detections], truth,
             windows: dict[str, list[np.ndarray]], size: tuple[int, int]) -> dict:
     """Each tracker's (IDF1, ID switches) per window kind and window, and its ms a frame; `truth(name)` is
     what tracker `name` is scored against (full-frame boxes and ids per frame)."""
-    def looks(corners: np.ndarray) -> tuple[list[np.ndarray], list[Detections]]:
-        """The window's frames and the full frame's detections moved into its pixels (clipped to it), so the
-        only thing that differs between the still and a moving window is the motion, not what the detector
-        saw."""
-        return ([f[y:y + size[1], x:x + size[0]] for f, (x, y) in zip(frames, corners)],
-                [in_window(d, corner, size) for d, corner in zip(full, corners)])
-
-    seen = {kind: [looks(corners) for corners in window_list] for kind, window_list in windows.items()}
+    seen = {kind: [looks(frames, full, corners, size) for corners in window_list]
+            for kind, window_list in windows.items()}
     results = {}
     for name, make in trackers.items():
         reference = truth(name)
@@ -261,8 +269,7 @@ def labelled(folders: list[Path], paths: int, every: list[int]) -> None:
         size = (width * 3 // 4, height * 3 // 4)
         room = (width - size[0], height - size[1])
         n, fps = sequence.length, sequence.fps
-        moving = [window_path(n, fps, room, seed) for seed in range(paths)]
-        still = np.tile([int(np.median(moving[0][:, 0])), room[1] // 2], (n, 1))
+        still, moving = window_corners(n, fps, room, paths)
         found = [d for _, d in sequence.detections()]
         truth = [(d.xyxy, d.track_id) for _, d in ground_truth(sequence)]
         times = [i / fps for i in range(n)]
@@ -315,9 +322,8 @@ def label_free(args: argparse.Namespace) -> None:
     room = (width - size[0], height - size[1])
     if min(room) < 16:
         raise SystemExit(f"the window {size} leaves too little room to move in a {width}x{height} clip")
-    paths = [window_path(len(frames), fps, room, seed) for seed in range(args.paths)]
+    still, paths = window_corners(len(frames), fps, room, args.paths)
     moving = paths[0]
-    still = np.tile([int(np.median(moving[:, 0])), room[1] // 2], (len(frames), 1))
     print(f"{args.clip.name}: {len(frames)} frames, {width}x{height} at {fps:g} fps; window {size[0]}x{size[1]}, "
           f"pan {moving[:, 0].min()}-{moving[:, 0].max()} px, shake up to "
           f"{np.abs(np.diff(moving, axis=0)).max()} px a frame")
@@ -345,8 +351,7 @@ def label_free(args: argparse.Namespace) -> None:
     print("\nms/frame: the tracker's time per frame, camera-motion estimate included (detection excluded).")
 
     # The estimate itself, against the first moving window's known path (no labels needed either).
-    images = [f[y:y + size[1], x:x + size[0]] for f, (x, y) in zip(frames, paths[0])]
-    found = [in_window(d, corner, size) for d, corner in zip(full, paths[0])]
+    images, found = looks(frames, full, paths[0], size)
     print("\n| motion estimate, moving window | mean error px | p95 px | frames off by > 1 px |\n|---|---|---|---|")
     for name, make in (("vidpipe, objects' boxes left out (shipped)", lambda: vidpipe_estimate(True)),
                        ("vidpipe, every corner", lambda: vidpipe_estimate(False)),

@@ -9,9 +9,9 @@ the picture and come back (a panning camera): given the picture's size, boxes it
 as cut, not as objects shrinking and moving. On MOT17 (bench/trackers_mot17.py) they give 3 HOTA and 3.4
 IDF1 more than ultralytics' ByteTrack and a quarter fewer ID switches; relinking's share is 0.5 HOTA, 0.6
 IDF1 and 151 to 128 switches. All track state lives in a few numpy arrays (one row per track), so
-prediction and correction are one vectorised step per frame. Time
-comes from the frames' timestamps, so skipped or dropped frames don't break the motion model, and the
-lost-track buffer is measured in seconds of video.
+prediction and correction are one vectorised step per frame. Time comes from the frames' timestamps, so
+skipped or dropped frames don't break the motion model, and the lost-track buffer is measured in seconds of
+video.
 """
 
 from __future__ import annotations
