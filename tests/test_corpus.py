@@ -310,11 +310,6 @@ def test_a_corpus_on_a_real_ray_cluster_by_auto_and_by_client_address(tmp_path):
             command = ["batch", str(manifest), "-o", str(out), *YT8M, "--max-frames", "5", "--executor", "ray",
                        "--address", address]
             result = run_cli(*command, timeout=300)
-            if result.returncode == 1 and "ZombieProcess" in result.stderr:
-                # Ray's client proxier races with the server process it starts (it reads the command line of
-                # one that may have exited: ray/util/client/server/proxier.py), now and then on a busy machine.
-                # vidpipe records the videos as failed and exits 1; the same command resumes them.
-                result = run_cli(*command, timeout=300)
             assert result.returncode == 0, (address, result.stdout, result.stderr[-6000:])
             assert "2 done" in result.stdout and "SIGTERM handler" not in result.stderr
             full = re.findall(r"\| *([1-9]\d*)/\1 \[", result.stderr)  # the bar's frames reach its total
@@ -322,6 +317,40 @@ def test_a_corpus_on_a_real_ray_cluster_by_auto_and_by_client_address(tmp_path):
             assert pd.read_parquet(out / "videos.parquet")["status"].tolist() == ["done", "done"]
     finally:
         subprocess.run([*ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+
+
+def test_a_ray_cluster_that_fails_to_start_a_client_session_is_asked_again(monkeypatch, caplog):
+    """Ray's client proxier now and then loses the server process it starts for a client (2 of about 50
+    connections in this suite's runs). The failure is injected here as Ray's client raises it, word for word;
+    the real cluster above exercises the connection itself."""
+    from vidpipe import corpus
+    from vidpipe.errors import VidpipeError
+
+    monkeypatch.setattr(corpus, "RAY_SESSION_PAUSE_S", 0.0)
+    lost = ("Initialization failure from server:\nTraceback (most recent call last):\n  File \"proxier.py\", "
+            "line 770, in Datapath\nRuntimeError: Starting Ray client server failed. See "
+            "ray_client_server_23000.err for detailed logs.\n")
+
+    class Cluster:
+        def __init__(self, failures: int) -> None:
+            self.failures, self.calls = failures, 0
+
+        def init(self, **kwargs) -> None:
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise ConnectionAbortedError(lost)
+
+    flaky = Cluster(failures=corpus.RAY_SESSION_TRIES - 1)
+    corpus._ray_init(flaky, "ray://127.0.0.1:10001", client=True)
+    assert flaky.calls == corpus.RAY_SESSION_TRIES
+    assert "trying again" in caplog.text and "Starting Ray client server failed" in caplog.text
+    broken = Cluster(failures=100)
+    with pytest.raises(VidpipeError) as error:
+        corpus._ray_init(broken, "ray://127.0.0.1:10001", client=True)
+    assert broken.calls == corpus.RAY_SESSION_TRIES
+    message = str(error.value)
+    assert "\n" not in message and message.endswith("Starting Ray client server failed. See "
+                                                    "ray_client_server_23000.err for detailed logs.")
 
 
 def _run_the_readme_queries(out: Path) -> None:

@@ -66,6 +66,8 @@ DATASETS = ("detections", "frames", "tracks", "events", "visits", "segments", "p
 WHOLE_NUMBERS = ("frames", "width", "height", "frames_lost", "frames_expected", "detections", "tracks", "source_size",
                  "source_mtime_ns")  # videos.parquet's integer columns
 EXECUTORS = ("local", "ray")
+RAY_SESSION_TRIES = 3  # a Ray cluster that fails to start this client's session is asked this many times
+RAY_SESSION_PAUSE_S = 1.0
 PR_SET_PDEATHSIG = 1  # Linux prctl: the signal a process gets when its parent dies
 
 
@@ -479,14 +481,30 @@ def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
 
 def _ray_init(ray, address: str | None, client: bool) -> None:
     """`ray.init`, keeping vidpipe's stop handling (Ray would make SIGTERM exit at once), with a hint about
-    token authentication where a client connection (`ray://`) times out."""
+    token authentication where a client connection (`ray://`) times out.
+
+    A cluster that answers but fails to start this client's session is asked again: Ray's client proxier
+    starts one server process per client and now and then loses it as it starts (the process ends at once,
+    or is gone when the proxier reads its command line: ray/util/client/server/proxier.py). Seen on 2 of
+    about 50 connections on a busy 2-core machine; a new connection gets a new process."""
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     # "SIGTERM handler is not set because current thread is not the main thread": Ray says so here, or its
     # client server says so and the client logs it again; not the user's concern (vidpipe handles the stops)
     for name in ("ray._private.worker", "ray.util.client.logsclient"):
         logging.getLogger(name).addFilter(_not_rays_sigterm_note)  # once, however many runs
     try:
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        for attempt in range(1, RAY_SESSION_TRIES + 1):
+            try:
+                ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+                return
+            except ConnectionAbortedError as exc:  # Ray's client: "Initialization failure from server" + traceback
+                reason = str(exc).strip().splitlines()[-1]
+                if attempt == RAY_SESSION_TRIES:
+                    raise VidpipeError(f"cannot connect to the Ray cluster at {address}: it failed to start a "
+                                       f"session for this client {attempt} times; the last: {reason}") from None
+                log.warning("the Ray cluster at %s failed to start a session for this client (%s); trying again",
+                            address, reason)
+                time.sleep(RAY_SESSION_PAUSE_S)
     except ConnectionError as exc:
         hint = ""
         if client and "timeout" in str(exc):
