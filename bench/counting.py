@@ -33,7 +33,6 @@ from vidpipe.analytics import LineCounter, anchor_points, segments_intersect
 from vidpipe.detections import Detections, box_iou
 from vidpipe.evaluation.motchallenge import PEDESTRIAN, MotSequence, read_mot_file
 from vidpipe.frames import Frame
-from vidpipe.sources import read_seqinfo
 from vidpipe.tracking import ByteTrack
 
 FRACTIONS = (1 / 3, 1 / 2, 2 / 3)
@@ -128,6 +127,11 @@ def error(counted: Counts, truth: Counts, keep: Callable[[tuple], bool] = lambda
     return sum(abs(counted[k] - truth[k]) for k in keys) / max(sum(truth[k] for k in keys), 1)
 
 
+def by_sequence(counted: Counts, truth: Counts, sequences: list[str]) -> list[float]:
+    """The error of each sequence alone."""
+    return [error(counted, truth, lambda key, s=s: key[0] == s) for s in sequences]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mot_root", type=Path, help="folder holding MOT17-XX sequence folders")
@@ -147,8 +151,7 @@ def main() -> None:
     sequences = []
     for folder in dirs:
         sequence = MotSequence.open(folder)
-        info = read_seqinfo(folder)[1]
-        geometry = lines(int(info["imwidth"]), int(info["imheight"]))
+        geometry = lines(*sequence.size)  # seqinfo.ini's imWidth and imHeight
         truth += true_crossings(sequence.name, ground_truth(sequence), geometry)
         on_truth += count_vidpipe(sequence.name, list(ground_truth(sequence)), geometry)
         seen += true_crossings(sequence.name, seen_ground_truth(sequence), geometry)
@@ -163,7 +166,7 @@ def main() -> None:
         print(f"count error against {title}: sum |counted - true| / true")
         print(f"{'':<{width}}  " + "  ".join(f"{s:>9}" for s in sequences) + "   combined  over  under")
         for name in methods:
-            per = [error(counted[name], reference, lambda k, s=s: k[0] == s) for s in sequences]
+            per = by_sequence(counted[name], reference, sequences)
             keys = set(counted[name]) | set(reference)
             over = sum(max(counted[name][k] - reference[k], 0) for k in keys)
             under = sum(max(reference[k] - counted[name][k], 0) for k in keys)
@@ -172,11 +175,11 @@ def main() -> None:
         print()
     print("over: crossings counted beyond the true ones (hovering, a box edge jumping); under: true crossings not "
           "counted (an object the tracks lose at the line)")
-    per = ", ".join(f"{s} {error(seen, truth, lambda k, s=s: k[0] == s):.1%}" for s in sequences)
+    per = ", ".join(f"{s} {e:.1%}" for s, e in zip(sequences, by_sequence(seen, truth, sequences)))
     print(f"\nperfect identity over any gap on det.txt's boxes, counting every crossing det.txt saw, against all true "
           f"crossings: {per}; combined {error(seen, truth):.1%} (a tracker also counts a few crossings of people whose "
           f"box covers too little of them to match at IoU 0.5)")
-    per = ", ".join(f"{s} {error(on_truth, truth, lambda k, s=s: k[0] == s):.1%}" for s in sequences)
+    per = ", ".join(f"{s} {e:.1%}" for s, e in zip(sequences, by_sequence(on_truth, truth, sequences)))
     print(f"\nvidpipe's counter (confirmed) on the ground-truth tracks themselves, against all true crossings: what "
           f"the counting rule costs with perfect tracks: {per}; combined {error(on_truth, truth):.1%} (MOT17-05 is "
           f"filmed walking, at 14 fps: its lines move with the camera, and the side changes the confirmation "
