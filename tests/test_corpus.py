@@ -329,10 +329,9 @@ def test_a_corpus_on_a_real_ray_cluster_by_auto_and_by_client_address(tmp_path):
 
 
 _FIRST_SESSION_FAILS = """
-import os, sys
+import sys
 from vidpipe import corpus
-if corpus._ray_token_found():
-    os.environ["RAY_AUTH_MODE"] = "token"  # as vidpipe's Ray executor sets it
+corpus._send_ray_token()  # as vidpipe's Ray executor does for a ray:// address
 import ray
 calls = []
 class FirstSessionFails:

@@ -445,10 +445,8 @@ def _process_in_worker(item: CorpusItem) -> dict:
 def _run_ray(items: list[CorpusItem], config: PipelineConfig, out: Path, segment_seconds: float, workers: int,
              address: str | None, num_cpus: float, num_gpus: float) -> Iterator[dict]:
     client = bool(address and address.startswith("ray://"))
-    if client and "RAY_AUTH_MODE" not in os.environ and _ray_token_found():
-        # Clusters started by Ray >= 2.59 expect a token, which Ray's client sends only when told to (Ray reads
-        # this when it is imported)
-        os.environ["RAY_AUTH_MODE"] = "token"
+    if client:
+        _send_ray_token()
     try:
         import ray
         from ray.util import ActorPool
@@ -518,6 +516,13 @@ def _ray_init(ray, address: str | None, client: bool) -> None:
 
 def _not_rays_sigterm_note(record: logging.LogRecord) -> bool:
     return "SIGTERM handler" not in record.getMessage()
+
+
+def _send_ray_token() -> None:
+    """Clusters started by Ray >= 2.59 expect a token, which Ray's client sends only when told to (Ray reads
+    this when it is imported): told so where a token is found and the user has not said otherwise."""
+    if "RAY_AUTH_MODE" not in os.environ and _ray_token_found():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def _ray_token_found() -> bool:
