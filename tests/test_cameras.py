@@ -11,12 +11,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from test_events import Receiver
 
 from conftest import PARKING, SUBURBAN, free_port, run_cli, vidpipe, wait_for
 from streaming import LiveStreamServer, shrinking_transport_stream, transport_stream
 from vidpipe.cameras import camera_names, live_many
 from vidpipe.config import CameraEntry, PipelineConfig
 from vidpipe.errors import InputError
+from vidpipe.events import CLOSE_WAIT_S
+from vidpipe.live_options import LiveOptions
 
 TABLES = ("detections", "frames", "tracks", "events")
 
@@ -130,6 +133,51 @@ def test_one_page_shows_every_camera_and_a_stop_finishes_them_all(tmp_path, brow
         assert summary["status"] == "stopped" and summary["frames_processed"] > 0
         assert len(pd.read_parquet(out / name / "frames.parquet")) == summary["frames_processed"]
         assert (out / name / "report.html").exists() and not list((out / name).glob(".*.partial"))
+
+
+def test_a_stop_waits_for_every_cameras_hanging_webhook_together_not_one_after_the_other(tmp_path):
+    """Two cameras whose events go to a webhook that never answers, each with events stuck behind the hung
+    request when SIGINT comes: their sinks drain side by side, so the run ends within one CLOSE_WAIT_S (and
+    a margin), not one per camera; every event is counted dropped."""
+    hanging = Receiver(hang=True)
+    out = tmp_path / "out"
+    process = vidpipe("live", f"a={SUBURBAN}", f"b={SUBURBAN}", "--realtime", "--loop", "--line",
+                      "road=0,0.55,1,0.55", "--no-video", "--no-report", "--events", hanging.url, "-o", str(out), "-q")
+    try:
+        wait_for(lambda: {body["camera"] for body in hanging.bodies} == {"a", "b"})
+        time.sleep(5)  # the next crossings (2.8 and 4.9 s into the clip) queue up behind the hung requests
+    finally:
+        stopped = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+        took = time.monotonic() - stopped
+        hanging.close()
+    assert process.returncode == 0, stderr
+    assert CLOSE_WAIT_S - 0.5 < took < CLOSE_WAIT_S + 2, f"{took:.1f} s from the stop to the end"
+    for name in ("a", "b"):
+        summary = json.loads((out / name / "summary.json").read_text())
+        events = len(pd.read_parquet(out / name / "events.parquet"))
+        assert [(s["sent"], s["dropped"]) for s in summary["events_out"]] == [(0, events)] and events >= 2
+
+
+def test_a_camera_that_gave_up_says_why_in_the_gathered_summary(tmp_path):
+    """A stream that goes away for good (one reconnect allowed) beside an address where nothing answers: the
+    gathered summary gives each its reason, the one that gave up with its reconnect attempts and their last
+    error, as the one that failed at the start has it."""
+    going = LiveStreamServer(transport_stream(SUBURBAN, max_frames=120))
+    nowhere = f"http://127.0.0.1:{free_port()}/live.ts"
+    options = LiveOptions(max_reconnects=1, reconnect_delay=0.2, open_timeout=2)
+    frames = 0
+    for _ in live_many([f"going={going.url}", f"nothing={nowhere}"], tmp_path / "out", options=options):
+        frames += 1
+        if frames == 20:
+            going.stop()  # and it stays away
+    cameras = json.loads((tmp_path / "out" / "summary.json").read_text())["cameras"]
+    assert cameras["going"]["status"] == "gave_up" and cameras["going"]["frames_processed"] >= 20
+    error = cameras["going"]["error"]
+    assert error and error.startswith("lost (") and going.url in error.split("the last: ")[1], error
+    assert "gave up after 1 reconnect attempt(s)" in error, error
+    assert cameras["nothing"]["status"] == "failed" and nowhere in cameras["nothing"]["error"]
 
 
 def test_live_many_yields_each_cameras_frames_in_order(tmp_path):

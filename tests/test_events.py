@@ -3,10 +3,12 @@ that answers, one that fails, one that hangs) and Debian's mosquitto broker."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import SUBURBAN, run_cli
+from conftest import SUBURBAN, run_cli, vidpipe, wait_for
 
 LINE = "road=0,0.55,1,0.55"
 FIELDS = {"camera", "time", "time_s", "frame", "kind", "name", "direction", "track_id", "class_name", "score", "box",
@@ -107,26 +109,43 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class Broker:
+    """Debian's mosquitto on a loopback port, that can be stopped (a broker that goes away) and started again
+    on the same port; what it holds (retained messages, a lasting subscriber's session and the messages queued
+    for it) is saved when it stops and is there again when it starts."""
+
+    def __init__(self, binary: str, folder: Path) -> None:
+        self.port, self._binary = _free_port(), binary
+        self._config = folder / "mosquitto.conf"
+        self._config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                                f"persistence_location {folder}/\n")
+        self.start()
+
+    def start(self) -> None:
+        self._process = subprocess.Popen([self._binary, "-c", str(self._config)], stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=10)
+
+
 @pytest.fixture
 def mosquitto(tmp_path):
     """Debian's mosquitto on a free loopback port, for this test only."""
     binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
     if binary is None:
         pytest.skip("needs Debian's mosquitto (.ci/run installs it)")
-    port = _free_port()
-    config = tmp_path / "mosquitto.conf"
-    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield port
-    process.terminate()
-    process.wait(timeout=10)
+    broker = Broker(binary, tmp_path)
+    yield broker
+    broker.stop()
 
 
 def test_a_realtime_run_publishes_its_events_counts_and_snapshots_to_mqtt(mosquitto, tmp_path):
@@ -140,12 +159,12 @@ def test_a_realtime_run_publishes_its_events_counts_and_snapshots_to_mqtt(mosqui
     listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     listener.on_message = lambda client, data, message: received.append((message.topic, message.payload,
                                                                            message.retain))
-    listener.connect("127.0.0.1", mosquitto)
+    listener.connect("127.0.0.1", mosquitto.port)
     listener.subscribe("vidpipe/#", qos=1)
     listener.loop_start()
     out = tmp_path / "out"
     result = run_cli("live", str(clip), "--realtime", "-o", str(out), "--line", LINE, "--snapshots", "--events",
-                     f"mqtt://127.0.0.1:{mosquitto}/vidpipe", "-q", timeout=300)
+                     f"mqtt://127.0.0.1:{mosquitto.port}/vidpipe", "-q", timeout=300)
     assert result.returncode == 0, result.stderr
     time.sleep(1)
     listener.loop_stop()
@@ -163,7 +182,7 @@ def test_a_realtime_run_publishes_its_events_counts_and_snapshots_to_mqtt(mosqui
     late: list[bytes] = []
     reader = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     reader.on_message = lambda client, data, message: late.append(message.payload)
-    reader.connect("127.0.0.1", mosquitto)
+    reader.connect("127.0.0.1", mosquitto.port)
     reader.subscribe("vidpipe/camera1/counts")
     reader.loop_start()
     deadline = time.time() + 10
@@ -172,10 +191,112 @@ def test_a_realtime_run_publishes_its_events_counts_and_snapshots_to_mqtt(mosqui
     reader.loop_stop()
     assert late and json.loads(late[0]) == counts[-1]
     figures = summary["events_out"][0]
-    assert figures["dropped"] == 0 and figures["sent"] == 2 * crossings + len(counts)  # events, snapshots, counts
+    assert (figures["sent"], figures["dropped"]) == (crossings, 0)  # events, not the messages (snapshots, counts)
 
 
 def test_a_bad_events_url_is_one_line(tmp_path):
     result = run_cli("run", str(SUBURBAN), "-o", str(tmp_path / "out"), "--events", "ftp://example.com/x", "-q")
     assert result.returncode == 2 and "is not file:///path.jsonl, http(s)://... or mqtt://" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_events_file_on_a_full_disk_drops_its_events_and_the_run_finishes(tmp_path):
+    """/dev/full fails every write with ENOSPC, as a full disk does: its events are dropped and counted, with
+    one warning; the run's own outputs, and a second events file, are complete."""
+    out, jsonl = tmp_path / "run", tmp_path / "events.jsonl"
+    result = run_cli("run", str(SUBURBAN), "-o", str(out), "--line", LINE, "--max-frames", "150", "--no-video",
+                     "--no-report", "--events", "file:///dev/full", "--events", jsonl.as_uri(), "-q", timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    events = len(pd.read_parquet(out / "events.parquet"))
+    assert summary["status"] == "complete" and events >= 2
+    figures = {s["url"]: (s["sent"], s["dropped"]) for s in summary["events_out"]}
+    assert figures == {"file:///dev/full": (0, events), jsonl.as_uri(): (events, 0)}
+    assert len(jsonl.read_text().splitlines()) == events
+    assert not list(out.glob(".*.partial"))
+    warnings = [line for line in result.stderr.splitlines() if "/dev/full" in line]
+    assert len(warnings) == 1 and "No space left on device" in warnings[0], result.stderr
+
+
+def test_a_line_cut_short_by_a_full_disk_is_taken_back_so_the_file_holds_whole_lines(tmp_path):
+    """A file size limit (RLIMIT_FSIZE) that the next line crosses half-way: the disk fills up in the middle of
+    a line. That line and the next are dropped and the part written is taken back; once there is room again,
+    the next line starts on its own."""
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps({"before": "x" * 1000}) + "\n")
+    script = f"""
+import json, resource
+from vidpipe.events import JsonLinesFile
+sink = JsonLinesFile({path.as_uri()!r})
+resource.setrlimit(resource.RLIMIT_FSIZE, ({path.stat().st_size + 40}, resource.RLIM_INFINITY))
+sink.send({{"event": 1, "pad": "y" * 100}}, None)
+sink.send({{"event": 2, "pad": "z" * 100}}, None)
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))  # room again
+sink.send({{"event": 3}}, None)
+print(json.dumps(sink.close(0)))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["sent"] == 1 and json.loads(result.stdout)["dropped"] == 2
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [{"before": "x" * 1000}, {"event": 3}]
+    assert result.stderr.count("File too large") == 1  # one warning
+
+
+@pytest.mark.parametrize("url", ["mqtt://127.0.0.1:99999/x", "http://127.0.0.1:70000/hook", "mqtt://127.0.0.1:0/x",
+                                 "mqtt://127.0.0.1:port/x", "mqtt:///x"])
+def test_an_events_url_with_a_port_or_host_it_cannot_have_is_one_line_before_a_model_loads(tmp_path, url):
+    preset = tmp_path / "events.yaml"
+    preset.write_text(json.dumps({"events": [url]}))  # JSON is YAML
+    for given in (["--events", url], ["--pipeline", str(preset)]):
+        out = tmp_path / "out"
+        result = run_cli("run", str(SUBURBAN), "-o", str(out), *given, "-q")
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and url in lines[0], result.stderr
+        assert not out.exists()  # refused at load: no model loaded, nothing written
+        assert lines[0].startswith("vidpipe: error: events:")
+
+
+def test_a_broker_that_goes_away_and_comes_back_gets_every_event_and_none_is_counted_dropped(mosquitto, tmp_path):
+    """The broker stops for four seconds in the middle of a real-time run and starts again on the same port.
+    paho keeps what is published meanwhile and sends it once the broker is back: the subscriber (whose session
+    outlives the outage) gets every event, the summary counts each one sent (events, not messages) and none
+    dropped, and the run said once that the broker went away and once that it is back."""
+    from paho.mqtt import client as mqtt
+
+    from streaming import transport_stream
+
+    clip = tmp_path / "camera1.ts"
+    clip.write_bytes(transport_stream(SUBURBAN, max_frames=300))  # 12.5 s, crossings at 0.4, 2.8, 4.9, 6.9, 9.4 s
+    received: list[dict] = []
+    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="listener", clean_session=False)
+    listener.on_connect = lambda client, *args: client.subscribe("vidpipe/camera1/events", qos=1)
+    listener.on_message = lambda client, data, message: received.append(json.loads(message.payload))
+    listener.reconnect_delay_set(1, 1)
+    listener.connect("127.0.0.1", mosquitto.port)
+    listener.loop_start()
+    out = tmp_path / "out"
+    process = vidpipe("live", str(clip), "--realtime", "-o", str(out), "--line", LINE, "--events",
+                      f"mqtt://127.0.0.1:{mosquitto.port}/vidpipe", "-q")
+    try:
+        wait_for(lambda: received)
+        mosquitto.stop()
+        away = dt.datetime.now(dt.timezone.utc)
+        time.sleep(4)
+        mosquitto.start()
+        back = dt.datetime.now(dt.timezone.utc)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    table = pd.read_parquet(out / "events.parquet")
+    expected = sorted(zip(table["frame"], table["track_id"], table["kind"], table["direction"]))
+    got = lambda: sorted({(e["frame"], e["track_id"], e["kind"], e["direction"]) for e in received})  # noqa: E731
+    wait_for(lambda: got() == expected, timeout=30)  # QoS 1: a message in flight at the stop may come twice
+    listener.loop_stop()
+    listener.disconnect()
+    times = [dt.datetime.fromisoformat(e["time"]) for e in received]
+    assert any(away + dt.timedelta(seconds=1) < t < back for t in times)  # events happened while it was away
+    figures = json.loads((out / "summary.json").read_text())["events_out"][0]
+    assert (figures["sent"], figures["dropped"]) == (len(expected), 0)
+    assert stderr.count("the broker went away") == 1 and stderr.count("the broker is back") == 1, stderr

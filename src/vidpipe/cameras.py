@@ -34,6 +34,7 @@ from .detections import Detections
 from .detectors import Detector, StagedDetector
 from .engine import StageProfile
 from .errors import InputError
+from .events import CLOSE_WAIT_S
 from .files import locked, write_atomic
 from .frames import Frame
 from .live import LatestFrames, LiveMonitor, open_live, plays_a_file
@@ -343,10 +344,18 @@ class CameraRun:
             return
         session, camera.session = camera.session, None
         camera.result = finish_run(session, status, [*camera.profiles, self.stream.profile])
+        if camera.result.summary.status == "gave_up":  # its reason, as a camera that failed has its error
+            camera.failure = _why_given_up(camera.source)
 
     def finish(self, status: str) -> dict:
-        """Finish every camera still running (as `status`), then write OUT/summary.json; the gathered summary."""
+        """Finish every camera still running (as `status`), then write OUT/summary.json; the gathered summary.
+        Their events still queued drain side by side, by one deadline: N cameras whose webhooks hang stop
+        within one `CLOSE_WAIT_S`, not one per camera."""
         try:
+            deadline = time.monotonic() + CLOSE_WAIT_S
+            for camera in self.cameras:
+                if camera.session is not None and camera.session.publisher is not None:
+                    camera.session.publisher.hurry(deadline)
             for camera in self.cameras:
                 self._finish(camera, status)
             summary = self.summary(status)
@@ -405,6 +414,14 @@ class CameraRun:
             camera.capture.stop()  # the reader is out of the decoder before the source closes
             camera.source.close()
         self._lock.close()
+
+
+def _why_given_up(source: Source) -> str:
+    """A stream that went away and did not come back: why it was lost, and how reconnecting ended."""
+    gap = source.gaps[-1]
+    last = getattr(source, "last_error", None)
+    return (f"lost ({gap.reason}); gave up after {gap.attempts} reconnect attempt(s)"
+            + (f", the last: {last}" if last else ""))
 
 
 def live_many(sources: Sequence[str | CameraEntry], out_dir: str | Path | None = None, *,

@@ -5,7 +5,9 @@ Each event is one JSON object: `{camera, time, time_s, frame, kind, name, direct
 score, box, snapshot}`; `time` is when it happened (ISO 8601, UTC), `time_s` the same on the input's clock,
 `snapshot` the JPEG's path relative to the output folder (or null). The frame loop never waits on a
 network: a webhook or a broker gets its events from a bounded queue on its own thread, and what cannot be
-delivered in time is counted as dropped, in the summary.
+delivered in time is counted as dropped, in the summary (`events_out`: `sent` and `dropped` count events, not
+the messages that carry them). A sink that fails never fails the run: a full disk or a broker that went away
+is one warning, and the run's own outputs are finished as usual.
 
 - `file:///path/events.jsonl`: one object per line, flushed as it is written.
 - `http://...`, `https://...`: a POST of the object per event, retried with back-off.
@@ -15,9 +17,12 @@ delivered in time is counted as dropped, in the summary.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -55,84 +60,125 @@ class EventSink(Protocol):
         """The running totals after an event (kept up to date where the sink can hold them)."""
         ...
 
+    def hurry(self) -> None:
+        """The run is ending: stop waiting between retries (`close` follows, with the time left)."""
+        ...
+
     def close(self, wait_s: float) -> dict:
-        """Deliver what is queued, then `{url, sent, dropped}`."""
+        """Deliver what is queued, then `{url, sent, dropped}`, in events."""
         ...
 
 
 class JsonLinesFile:
-    """Events appended to a local file, one JSON object per line, flushed at once: `tail -f` follows them."""
+    """Events appended to a local file, one JSON object per line, written at once: `tail -f` follows them. A
+    line that cannot be written (a full disk) is dropped and counted, with one warning: the run goes on."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         given = urlparse(url).path
         if not given:
             raise InputError(f"--events {url}: a file URL needs a path (file:///path/events.jsonl)")
-        path = Path(unquote(given))
+        self.path = Path(unquote(given))
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = path.open("a", encoding="utf-8")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # unbuffered: a line that cannot be written fails when it is sent, not later, when the file closes
+            self._file = self.path.open("ab", buffering=0)
         except OSError as exc:
-            raise InputError(f"--events {url}: cannot write {path} ({exc.strerror})") from None
-        self.sent = 0
+            raise InputError(f"--events {url}: cannot write {self.path} ({exc.strerror})") from None
+        self.sent = self.dropped = 0
 
     def send(self, event: dict, snapshot: bytes | None) -> None:
-        self._file.write(json.dumps(event) + "\n")
-        self._file.flush()
+        try:
+            self._append((json.dumps(event) + "\n").encode())
+        except OSError as exc:
+            if not self.dropped:  # once: a full disk must not flood the terminal
+                log.warning("--events %s: cannot write %s (%s); events that cannot be written are dropped and "
+                            "counted", self.url, self.path, exc.strerror or exc)
+            self.dropped += 1
+            return
         self.sent += 1
+
+    def _append(self, line: bytes) -> None:
+        """All of `line` or none of it: a line cut short (the disk filled up half-way through it) is taken back,
+        so that the file holds whole lines only, and the next line that fits starts on its own."""
+        start = self._file.tell()
+        try:
+            rest = memoryview(line)
+            while rest:
+                written = self._file.write(rest)
+                if not written:
+                    raise OSError(errno.EIO, os.strerror(errno.EIO))
+                rest = rest[written:]
+        except OSError:
+            with contextlib.suppress(OSError):  # a device (/dev/full) cannot be truncated; nothing went in
+                os.ftruncate(self._file.fileno(), start)
+                self._file.seek(start)  # where the next line goes (appending writes at the end anyway)
+            raise
 
     def counts(self, totals: dict) -> None:
         pass  # a file keeps every event; its totals are the summary's
 
+    def hurry(self) -> None:
+        pass  # each line is written as it comes
+
     def close(self, wait_s: float) -> dict:
         self._file.close()
-        return {"url": self.url, "sent": self.sent, "dropped": 0}
+        return {"url": self.url, "sent": self.sent, "dropped": self.dropped}
 
 
 class _Queued:
-    """A bounded queue drained by one thread: what the network sinks share."""
+    """A bounded queue drained by one thread: what the network sinks share. The figures count events: an item
+    queued with `event=False` (the running counts) is delivered, or not, uncounted."""
 
     def __init__(self, url: str, name: str) -> None:
         self.url = url
-        self.sent = self.dropped = 0
+        self.offered = self.sent = self.dropped = 0  # events given to `send`; delivered; given up on so far
         self._queue: queue.Queue = queue.Queue(QUEUE)
+        self._lock = threading.Lock()
+        self._closed = False  # the figures are final: what the thread still does is not counted
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._drain, name=name, daemon=True)
         self._thread.start()
 
-    def _put(self, item: object) -> None:
+    def _put(self, item: object, event: bool = True) -> None:
+        self.offered += event
         try:
-            self._queue.put_nowait(item)
+            self._queue.put_nowait((item, event))
         except queue.Full:
-            self.dropped += 1
+            if event:
+                self._tally(False)
+
+    def _tally(self, delivered: bool) -> None:
+        with self._lock:
+            if not self._closed:
+                self.sent += delivered
+                self.dropped += not delivered
 
     def _drain(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if self._deliver(item):
-                self.sent += 1
-            else:
-                self.dropped += 1
+        while (got := self._queue.get()) is not None:
+            item, event = got
+            delivered = self._deliver(item)
+            if event:
+                self._tally(delivered)
 
     def _deliver(self, item: object) -> bool:
         raise NotImplementedError
 
+    def hurry(self) -> None:
+        self._closing.set()  # back-off waits end: what is left is tried once more, or dropped
+
     def close(self, wait_s: float) -> dict:
         deadline = time.monotonic() + wait_s
-        self._closing.set()  # back-off waits end: what is left is tried once more, or dropped
-        try:
+        self.hurry()
+        with contextlib.suppress(queue.Full):
             self._queue.put(None, timeout=wait_s)  # the end mark, behind what is queued
-            marked = True
-        except queue.Full:
-            marked = False
         self._thread.join(max(deadline - time.monotonic(), 0.0))
-        if self._thread.is_alive():  # a server that hangs, or a long queue: the run does not wait for it
-            left = self._queue.qsize() - marked + 1  # those behind the one being delivered, and that one
-            log.warning("--events %s: %d event(s) not delivered in %.0f s: dropped", self.url, left, wait_s)
-            self.dropped += left
-        return {"url": self.url, "sent": self.sent, "dropped": self.dropped}
+        with self._lock:
+            self._closed = True
+        left = self.offered - self.sent - self.dropped
+        if left:  # a server that hangs, or a long queue: the run does not wait for it
+            log.warning("--events %s: %d event(s) not delivered before the run ended: dropped", self.url, left)
+        return {"url": self.url, "sent": self.sent, "dropped": self.offered - self.sent}
 
 
 class Webhook(_Queued):
@@ -179,7 +225,12 @@ class Webhook(_Queued):
 
 class Mqtt(_Queued):
     """Events to an MQTT broker with paho-mqtt (QoS 1), the running counts as a retained message; the
-    client connects (and reconnects) on its own thread, so a broker that is down never holds up a frame."""
+    client connects (and reconnects) on its own thread, so a broker that is down never holds up a frame.
+
+    While the broker is away paho keeps what is published (up to `QUEUE` messages) and sends it once it is
+    back: an event counts as sent when the broker acknowledges its message, as dropped when paho had no room
+    for it or the acknowledgement had not come by the end of the run. One warning when the broker goes away,
+    one when it is back."""
 
     def __init__(self, url: str, camera: str) -> None:
         try:
@@ -187,59 +238,97 @@ class Mqtt(_Queued):
         except ImportError:
             raise InputError(f"--events {url}: MQTT needs paho-mqtt: pip install 'vidpipe[mqtt]'") from None
         parsed = urlparse(url)
-        if not parsed.hostname:
-            raise InputError(f"--events {url}: an MQTT URL is mqtt://host[:port]/prefix")
         prefix = parsed.path.strip("/") or "vidpipe"
         self.topic = f"{prefix}/{camera}"
+        self._full = mqtt.MQTT_ERR_QUEUE_SIZE  # the one answer of `publish` that means paho did not keep it
+        self._events: list[int] = []  # the message ids of the events paho kept
+        self._acknowledged: set[int] = set()
+        self._away = self._leaving = False
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"vidpipe-{camera}-{time.time_ns()}")
+        self._client.on_connect, self._client.on_connect_fail = self._connected, self._unreachable
+        self._client.on_disconnect, self._client.on_publish = self._disconnected, self._published
         self._client.max_queued_messages_set(QUEUE)
         self._client.reconnect_delay_set(1, 10)
         self._client.connect_async(parsed.hostname, parsed.port or 1883)
         self._client.loop_start()
-        self._pending: list = []
         super().__init__(url, "vidpipe-mqtt")
 
     def send(self, event: dict, snapshot: bytes | None) -> None:
-        self._put((f"{self.topic}/events", json.dumps(event).encode(), False))
-        if snapshot is not None:
-            self._put((f"{self.topic}/snapshot", snapshot, False))
+        self._put(("events", json.dumps(event).encode(), snapshot))
 
     def counts(self, totals: dict) -> None:
-        self._put((f"{self.topic}/counts", json.dumps(totals).encode(), True))
+        self._put(("counts", json.dumps(totals).encode(), None), event=False)
 
     def _deliver(self, item: tuple) -> bool:
-        topic, payload, retain = item
-        info = self._client.publish(topic, payload, qos=1, retain=retain)
-        if info.rc != 0:
+        """Hand the message (and an event's snapshot) to paho: whether it kept it, to send now or once the
+        broker is back (its `rc` then says it is not connected, yet the message waits in its queue)."""
+        kind, payload, snapshot = item
+        info = self._client.publish(f"{self.topic}/{kind}", payload, qos=1, retain=kind == "counts")
+        if snapshot is not None:
+            self._client.publish(f"{self.topic}/snapshot", snapshot, qos=1)
+        if info.rc == self._full:
             return False
-        self._pending.append(info)  # sent once the broker acknowledges it
+        if kind == "events":
+            with self._lock:
+                self._events.append(info.mid)
         return True
+
+    def _published(self, client, userdata, mid: int, reason_code, properties) -> None:
+        if not reason_code.is_failure:
+            self._acknowledged.add(mid)
+
+    def _disconnected(self, client, userdata, flags, reason_code, properties) -> None:
+        if not (self._leaving or self._away):
+            self._away = True
+            log.warning("--events %s: the broker went away; events are kept (up to %d messages) and sent when it "
+                        "is back", self.url, QUEUE)
+
+    def _unreachable(self, client, userdata) -> None:
+        if not self._away:
+            self._away = True
+            log.warning("--events %s: cannot reach the broker; events are kept (up to %d messages) and sent when "
+                        "it answers", self.url, QUEUE)
+
+    def _connected(self, client, userdata, flags, reason_code, properties) -> None:
+        if self._away and not reason_code.is_failure:
+            self._away = False
+            log.warning("--events %s: the broker is back; the events kept meanwhile are being sent", self.url)
 
     def close(self, wait_s: float) -> dict:
         deadline = time.monotonic() + wait_s
         figures = super().close(wait_s)
-        acknowledged = 0
-        for info in self._pending:
-            while not info.is_published() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            acknowledged += info.is_published()
+        with self._lock:
+            kept = list(self._events)
+        while not self._acknowledged.issuperset(kept) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._leaving = True
         self._client.disconnect()
         self._client.loop_stop()
-        unacknowledged = len(self._pending) - acknowledged
-        if unacknowledged:
-            log.warning("--events %s: the broker did not acknowledge %d message(s): dropped", self.url,
-                        unacknowledged)
-        return {**figures, "sent": figures["sent"] - unacknowledged, "dropped": figures["dropped"] + unacknowledged}
+        sent = len(self._acknowledged.intersection(kept))
+        if sent < len(kept):
+            log.warning("--events %s: the broker did not acknowledge %d event(s): dropped", self.url, len(kept) - sent)
+        return {**figures, "sent": sent, "dropped": self.offered - sent}
 
 
 SCHEMES = ("file", "http", "https", "mqtt")
 
 
 def check_url(url: object) -> str:
-    """`url`'s scheme, one a sink exists for; else one line (a preset's `events:` is checked when it loads)."""
+    """`url`'s scheme, one a sink exists for, with a host and a port it can reach; else one line naming it.
+    `--events` and a preset's `events:` are checked when they load, before a model is."""
     scheme = urlparse(url).scheme.lower() if isinstance(url, str) and "://" in url else ""
     if scheme not in SCHEMES:
         raise InputError(f"events: {url!r} is not file:///path.jsonl, http(s)://... or mqtt://host[:port]/prefix")
+    if scheme != "file":
+        parsed = urlparse(url)
+        if not parsed.hostname:
+            raise InputError(f"events: {url!r} names no host ({scheme}://host[:port]/...)")
+        try:
+            port = parsed.port
+        except ValueError:  # not a number, or past 65535
+            port = -1
+        if port is not None and not 0 < port < 65536:
+            raise InputError(f"events: {url!r}: the port must be a number from 1 to 65535")
     return scheme
 
 
@@ -261,6 +350,7 @@ class Publisher:
                  wall_clock: Callable[[float], dt.datetime]) -> None:
         self.camera, self.out_dir, self.snapshots = camera, out_dir, snapshots
         self._wall_clock = wall_clock  # input time (s) -> when that was
+        self._deadline = float("inf")  # when closing stops waiting for what is queued (see `hurry`)
         self.sinks: list[EventSink] = []
         try:
             for url in urls:
@@ -301,9 +391,19 @@ class Publisher:
         write_atomic(self.out_dir / name, data)
         return data, name
 
+    def hurry(self, deadline: float) -> None:
+        """The run is ending: every sink delivers what it holds without waiting between retries, and `close`
+        waits no later than `deadline` (time.monotonic()). Several cameras' publishers given one deadline
+        drain side by side, so that N cameras stop within one `CLOSE_WAIT_S`, not N of them."""
+        self._deadline = deadline
+        for sink in self.sinks:
+            sink.hurry()
+
     def close(self, wait_s: float = CLOSE_WAIT_S) -> list[dict]:
-        """Every sink's `{url, sent, dropped}`, after at most `wait_s` for what is still queued (together)."""
-        deadline = time.monotonic() + wait_s
+        """Every sink's `{url, sent, dropped}`, after at most `wait_s` for what is still queued (together), or
+        until the deadline given to `hurry`, if that comes first."""
+        deadline = min(time.monotonic() + wait_s, self._deadline)
+        self.hurry(deadline)
         return [sink.close(max(deadline - time.monotonic(), 0.0)) for sink in self.sinks]
 
 

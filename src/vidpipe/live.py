@@ -198,6 +198,11 @@ class ReconnectingStream:
         if connect_now:
             self._first_connection()
 
+    @property
+    def last_error(self) -> str | None:
+        """Why the latest attempt to (re)connect failed; None if none has."""
+        return getattr(self, "_failure", None)
+
     def _first_connection(self) -> None:
         if not self._connect(None):
             raise InputError(f"{self._failure} (tried {self._attempts + 1} time(s); --max-reconnects)")
