@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import json
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -61,6 +63,40 @@ def test_a_consumer_that_stops_early_stops_the_stages():
     time.sleep(0.3)
     assert len(produced) == count < 20  # bounded queues: the reader never ran far ahead, and it stopped
     assert not [t for t in threading.enumerate() if t.name.startswith("vidpipe-")]
+
+
+STOPPED_TWICE = """
+import os, signal, threading, time
+from vidpipe import stopping
+from vidpipe.engine import Stages
+
+def infer(x):  # a model call: a stop cannot cut it short, and the engine must wait for it
+    time.sleep(0.6)
+    return x
+
+def stop():
+    os.kill(os.getpid(), signal.SIGINT)
+
+stopping.install()
+stages = Stages(range(100), [("detect", infer)])
+threading.Timer(0.2, stop).start()  # lands while the consumer waits for the first result
+threading.Timer(0.3, stop).start()  # lands while the engine waits for the stage it has just stopped
+try:
+    for item in stages:
+        pass
+except KeyboardInterrupt:
+    pass
+alive = [t.name for t in threading.enumerate() if t.name.startswith("vidpipe-")]
+print("alive:", alive)
+"""
+
+
+def test_a_second_stop_while_the_engine_stops_its_stages_still_waits_for_them():
+    """A quick second Ctrl-C used to cut short the engine's wait for its threads: the run then finished (and the
+    process exited) with a model call still running, which ended 1 run in 9 in C++'s `terminate` (SIGABRT)."""
+    result = subprocess.run([sys.executable, "-c", STOPPED_TWICE], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "alive: []" in result.stdout, result.stdout
 
 
 def test_threaded_and_sequential_runs_write_the_same_outputs(tmp_path):

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .stopping import frame_boundary
+
 _END = object()  # end of stream marker
 
 
@@ -70,10 +72,12 @@ class Stages:
         finally:
             self._stop.set()
             # Wait for every stage, the reader too: the caller closes the source next, and closing a
-            # container while a thread still decodes from it crashes FFmpeg. A live source blocked in a
+            # container while a thread still decodes from it crashes FFmpeg (as exiting during a model call
+            # crashes its runtime), so a second stop waits until they are done. A live source blocked in a
             # read longer than this is left behind (a daemon thread).
-            for thread in self._threads:
-                thread.join(timeout=30)
+            with frame_boundary():
+                for thread in self._threads:
+                    thread.join(timeout=30)
 
     def _read(self) -> None:
         """The first stage: its work is pulling the next item out of the source (decoding a frame)."""
