@@ -51,10 +51,10 @@ def top_level_atoms(path: Path) -> list[str]:
     return atoms
 
 
-def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """The real `vidpipe` command in a subprocess, as a user runs it."""
+def run_cli(*args: str, timeout: float = 600, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """The real `vidpipe` command in a subprocess, as a user runs it (from the repository, unless `cwd`)."""
     return subprocess.run(
-        [sys.executable, "-m", "vidpipe", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+        [sys.executable, "-m", "vidpipe", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidpipe.analytics import LineCounter, Region, Zone, segments_intersect
+from vidpipe.analytics import Analytics, LineCounter, Region, Zone, segments_intersect
 from vidpipe.detections import Detections
 from vidpipe.errors import InputError
 from vidpipe.frames import Frame
@@ -158,6 +158,20 @@ def test_fractions_mean_the_frame_and_bad_regions_are_named():
         Region.parse("middle=0,0.5,1", "line")
     with pytest.raises(InputError, match="needs 3 or more points"):
         Region.of({"name": "z", "points": [[0, 0], [1, 1]]}, "zone")
+
+
+def test_a_line_or_zone_wholly_outside_the_frame_is_warned_of_once_each(caplog):
+    """Accepted (a pixel line may be meant for a larger camera), but never silently: it can count nothing. A line
+    across a corner, a zone holding the whole frame and one overlapping it are inside (the controls)."""
+    outside = [Region.parse("far=700,0,900,300", "line"), Region.parse("above=-50,-40,600,-40,300,-10", "zone")]
+    inside = [Region.parse("corner=600,-20,660,40", "line"),
+              Region.parse("all=-10,-10,700,-10,700,400,-10,400", "zone"),
+              Region.parse("part=600,300,800,300,800,500", "zone")]
+    lines, zones = [outside[0], inside[0]], [outside[1], *inside[1:]]
+    Analytics.build(lines, zones, 640, 352, "bottom-center", 0.5, 0.5, False)
+    warned = [r.getMessage() for r in caplog.records]
+    assert warned == ["line 'far' lies wholly outside the 640x352 frame: it will count nothing",
+                      "zone 'above' lies wholly outside the 640x352 frame: it will count nothing"]
 
 
 @pytest.mark.parametrize(("spec", "kind", "message"), [

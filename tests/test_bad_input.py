@@ -4,6 +4,7 @@ written: not-a-number and infinite values too, for `run`, `live` and `batch` ali
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -51,6 +52,12 @@ RUN = [
     (["--line", "a=nan,0,1,1"], "line 'a': points must be finite numbers"),
     (["--line", "a=inf,0,1,1"], "line 'a': points must be finite numbers"),
     (["--zone", "z=nan,0,1,0,1,1"], "zone 'z': points must be finite numbers"),
+    # finite, but past any picture: the geometry's products would overflow to inf and nan
+    (["--line", "road=0,0,1e308,1e308"], "line 'road': points must be fractions of the frame (0 to 1) or pixels"),
+    (["--zone", "z=0,0,2e5,0,0,2e5"], "zone 'z': points must be fractions of the frame (0 to 1) or pixels within"),
+    (["--sample-fps", "1e308"], "--sample-fps must be above 0 and at most 10,000"),
+    (["--sequence-fps", "1e308"], "sequence_fps must be above 0 and at most 10,000"),
+    (["--batch-size", "99999999999999999999"], "batch_size must lie in [1, 1024]"),
 ]
 
 
@@ -140,6 +147,15 @@ def test_batch_refuses_bad_manifests_and_numbers_in_one_line(tmp_path):
         result = run_cli("batch", *args, "-o", str(out), "-q")
         assert_one_error(result, message)
         assert not out.exists()
+
+
+def test_an_empty_input_name_is_named_not_read_as_the_current_folder(tmp_path):
+    """`Path('')` is the current folder: `batch ''` used to process every video under it."""
+    shutil.copy(PARKING, tmp_path / "old-output.mp4")
+    for command in ("run", "batch"):
+        result = run_cli(command, "", "-o", str(tmp_path / "out"), "-q", cwd=tmp_path)
+        assert_one_error(result, "the input is an empty name ('')")
+        assert not (tmp_path / "out").exists()
 
 
 def test_a_ray_address_nothing_answers_on_fails_at_once_with_the_reason(tmp_path):

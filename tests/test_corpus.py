@@ -61,6 +61,18 @@ def test_inputs_from_folders_globs_and_manifests(corpus, tmp_path):
         collect([str(tmp_path / "empty*.mp4")])
 
 
+def test_a_manifest_saved_by_excel_with_a_byte_order_mark_is_read(corpus, tmp_path, caplog):
+    """Excel's "CSV UTF-8" starts with a byte-order mark; the header is `path,video_id` all the same. The same row
+    twice is processed twice, as documented, and a warning names it."""
+    manifest = tmp_path / "excel.csv"
+    manifest.write_bytes(b"\xef\xbb\xbf" + b"path,video_id\r\n" + b"videos/parking-lot-cars.mp4,clip\r\n" * 2)
+    items = collect([str(manifest)])
+    assert [i.video_id for i in items] == ["clip", "clip-2"]
+    assert items[0].uri == str(tmp_path / "videos" / "parking-lot-cars.mp4")
+    (warning,) = [r.getMessage() for r in caplog.records if "more than once" in r.getMessage()]
+    assert "1 video(s) listed more than once" in warning and "parking-lot-cars.mp4" in warning
+
+
 def test_batch_isolates_bad_videos_and_writes_corpus_tables(corpus, tmp_path):
     out = tmp_path / "out"
     result = run_cli("batch", str(corpus), str(tmp_path / "missing.mp4"), "-o", str(out), *YT8M, "-q")

@@ -252,6 +252,7 @@ def test_malformed_mot_files_are_one_line_naming_the_file_and_line(tmp_path):
         ({"gt": good + "3,1,nan,10,20,40,1,1,1\n"}, "gt.txt, line 3: not a MOTChallenge row"),
         ({"gt": good + "3,1,14,10,-20,40,1,1,1\n"}, "gt.txt, line 3 (3, 1, 14, 10, -20, 40): frames count from 1"),
         ({"gt": good, "seqinfo": "seqLength=0\nframeRate=10"}, "seqLength must be a whole number above 0, got '0'"),
+        ({"gt": good + "999,1,14,10,20,40,1,1,1\n"}, "gt.txt, line 3: frame 999 is past the sequence's last frame, 3"),
         ({"gt": good, "det": ""}, "det.txt has no detections: nothing to track"),
         ({"gt": ""}, "gt.txt has no ground truth: there is nothing to score against"),
     )):

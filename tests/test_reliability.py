@@ -420,7 +420,7 @@ def test_a_stream_that_changes_size_is_recorded_and_its_lines_follow(tmp_path, c
 def test_batch_workers_leak_no_semaphore_and_end_with_a_killed_parent(tmp_path):
     """Two worker processes: a clean run, a run stopped by Ctrl-C to the whole process group (as a terminal
     sends it) and its resume print no leaked-semaphore warning; after `kill -9` of the parent, its workers
-    end too, without a traceback."""
+    end too, without a traceback, and the semaphores the parent left are removed without a warning."""
     import os
 
     import psutil
@@ -445,6 +445,7 @@ def test_batch_workers_leak_no_semaphore_and_end_with_a_killed_parent(tmp_path):
     _, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0 and "leaked semaphore" not in stderr, stderr
 
+    semaphores = set(Path("/dev/shm").glob("sem.mp-*"))
     killed = start(tmp_path / "killed")
     wait_for(lambda: any((tmp_path / "killed" / "videos").glob("*/.frames.parquet.partial")))
     workers = psutil.Process(killed.pid).children(recursive=True)
@@ -452,4 +453,5 @@ def test_batch_workers_leak_no_semaphore_and_end_with_a_killed_parent(tmp_path):
     _, stderr = killed.communicate(timeout=60)
     psutil.wait_procs(workers, timeout=20)
     assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
-    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr and "leaked semaphore" not in stderr, stderr
+    assert set(Path("/dev/shm").glob("sem.mp-*")) <= semaphores  # removed all the same, by multiprocessing's tracker

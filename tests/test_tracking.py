@@ -546,3 +546,19 @@ def test_auto_camera_motion_keeps_up_with_a_hand_held_camera_at_rest(monkeypatch
         assert all(abs(j - 2) < 0.5 for j in jolts), jolts
     else:
         assert sum(j == 0.0 for j in jolts) >= 10, jolts  # left out once the pan is a second past
+
+
+def test_a_clock_that_goes_back_costs_no_warning_and_keeps_a_lost_tracks_age():
+    """A stream whose timestamps restart (a camera switched to another resolution, two recordings joined): the
+    frame after the jump counts as one frame later. Here the clock jumps from 3.0 s back to 0.25 s as a car is
+    hidden, and a person confirmed at 0.5 s is 2.5 s "before" the car was last seen, where the relinking gate's
+    limit was 0 and numpy divided by it. The car is back 2 frames later, within its buffer, with its id."""
+    car, person = box_at(100, 100), box_at(500, 300)
+    clock = [i / 4 for i in range(13)] + [0.25, 0.5, 0.75, 1.0]  # 4 fps: times exact in binary
+    scenes = [[car]] * 13 + [[person]] * 2 + [[car, person]] * 2
+    tracker = ByteTrack()
+    with np.errstate(all="raise"):
+        tracked = [tracker.update(frame(boxes), time) for time, boxes in zip(clock, scenes)]
+    by_place = [{"car" if x < 300 else "person": int(t) for x, t in zip(d.xyxy[:, 0], d.track_id)} for d in tracked]
+    assert by_place[0] == {"car": 1} and by_place[14] == {"person": 2}
+    assert by_place[-1] == {"car": 1, "person": 2}

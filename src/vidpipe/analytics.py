@@ -17,6 +17,7 @@ Every counter works on tracks, not on single frames:
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,11 @@ ANCHORS = ("bottom-center", "center")
 DIRECTIONS = ("in", "out")
 DEFAULT_HYSTERESIS_S = 0.5
 DEFAULT_LINE_MARGIN = 0.5  # a crossing is sure once the anchor is this many box heights past the line
+# A point given in pixels lies within this of the frame's origin: 6x the widest picture FFmpeg's H.264 decoder
+# takes (16384), and far below where the geometry's squares overflow a float (1e154).
+MAX_PIXELS = 100_000
+
+log = logging.getLogger("vidpipe")
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,9 @@ class Region:
             raise InputError(f"{kind} {spec.get('name')!r}: points must be [x, y] pairs") from None
         if not np.isfinite(points).all():
             raise InputError(f"{kind} {spec.get('name')!r}: points must be finite numbers, got {spec['points']!r}")
+        if (np.abs(points) > MAX_PIXELS).any():
+            raise InputError(f"{kind} {spec.get('name')!r}: points must be fractions of the frame (0 to 1) or pixels "
+                             f"within {MAX_PIXELS:,} of its corner, got {spec['points']!r}")
         needed = 2 if kind == "line" else 3
         if (len(points) != 2) if kind == "line" else (len(points) < 3):
             raise InputError(f"{kind} {spec.get('name')!r}: needs {'exactly 2' if needed == 2 else '3 or more'} "
@@ -139,6 +148,21 @@ def _degenerate(points: np.ndarray, kind: str) -> str | None:
     if abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) < 1e-12:
         return "it has no area: its points lie on one line"
     return None
+
+
+def _outside_frame(points: np.ndarray, width: int, height: int) -> bool:
+    """Whether a line (2 points) or a zone's polygon misses the `width` x `height` picture altogether: no point
+    inside it, no edge across its border, and (for a zone) no corner of the picture inside the zone."""
+    corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float64)
+    if ((points >= 0) & (points <= [width, height])).all(axis=1).any():
+        return False
+    edges = list(zip(points, np.roll(points, -1, axis=0)))[: 1 if len(points) == 2 else None]
+    if any(segments_intersect(a, b, c, d) for a, b in edges for c, d in zip(corners, np.roll(corners, -1, axis=0))):
+        return False
+    if len(points) > 2:
+        polygon = points.astype(np.float32)
+        return all(cv2.pointPolygonTest(polygon, (float(x), float(y)), False) < 0 for x, y in corners)
+    return True
 
 
 def check_names(lines: Sequence[Region], zones: Sequence[Region]) -> None:
@@ -507,6 +531,11 @@ class Analytics:
     @classmethod
     def build(cls, lines: Sequence[Region], zones: Sequence[Region], width: int, height: int, anchor: str,
               zone_hysteresis_s: float, line_hysteresis_s: float, heatmap: bool) -> Analytics:
+        for kind, regions in (("line", lines), ("zone", zones)):
+            for region in regions:
+                if _outside_frame(region.in_pixels(width, height), width, height):
+                    log.warning("%s %r lies wholly outside the %dx%d frame: it will count nothing", kind,
+                                region.name, width, height)
         return cls(
             [LineCounter(r.name, *r.in_pixels(width, height), r.classes, anchor, line_hysteresis_s) for r in lines],
             [Zone(r.name, r.in_pixels(width, height), r.classes, anchor, zone_hysteresis_s, (width, height))

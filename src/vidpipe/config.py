@@ -23,11 +23,12 @@ from .detectors import DetectorSettings, split_classes
 from .errors import InputError
 from .events import check_url
 from .sinks import TABLE_FORMATS, VIDEO_CRF, VIDEO_PRESET
-from .sources import Sampling
+from .sources import MAX_FPS, Sampling
 from .tracking import NO_TRACKER, TRACKERS, tracker_config, tracker_defaults
 from .tracking.motion import MODES as CAMERA_MOTION
 
 ENGINES = ("threaded", "sequential")
+MAX_BATCH = 1024  # frames held per detector call; far past what a GPU's memory takes at 640 px
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 _DETECTION, _SAMPLING = DetectorSettings(), Sampling()
 # What a live run cannot honour: it takes the newest frame, one at a time, as it arrives.
@@ -168,15 +169,15 @@ class PipelineConfig:
             tracker_config(name, params)  # bad tracker parameters fail before any work
         if self.engine not in ENGINES:
             raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
-        if self.batch_size < 1:
-            raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not 1 <= self.batch_size <= MAX_BATCH:
+            raise InputError(f"batch_size must lie in [1, {MAX_BATCH}], got {self.batch_size}")
         if self.detect_every < 1:
             raise InputError(f"detect_every must be at least 1, got {self.detect_every}")
         if self.detect_every > 1 and self.tracker == NO_TRACKER:
             raise InputError("--detect-every needs a tracker: the frames between detections are the tracker's "
                              "predictions")
-        if self.sequence_fps is not None and self.sequence_fps <= 0:
-            raise InputError(f"sequence_fps must be positive, got {self.sequence_fps}")
+        if self.sequence_fps is not None and not 0 < self.sequence_fps <= MAX_FPS:
+            raise InputError(f"sequence_fps must be above 0 and at most {MAX_FPS:,}, got {self.sequence_fps}")
         if self.video_preset not in X264_PRESETS:
             raise InputError(f"video_preset must be one of {', '.join(X264_PRESETS)}, got {self.video_preset!r}")
         if not 0 <= self.video_crf <= 51:

@@ -26,6 +26,7 @@ import socket
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -53,7 +54,7 @@ from .sinks import (
     write_arrow,
     write_table,
 )
-from .sources import natural_key, open_source, stem
+from .sources import check_named, natural_key, open_source, stem
 from .stopping import frame_boundary
 from .summary import RunSummary
 
@@ -84,7 +85,7 @@ def collect(inputs: Sequence[str]) -> list[CorpusItem]:
     """
     entries: list[tuple[str | None, str]] = []
     for text in inputs:
-        path = Path(text)
+        path = Path(check_named(text))
         if path.is_file() and path.suffix.lower() in (".csv", ".txt"):
             entries += read_manifest(path)
         elif path.is_dir():
@@ -97,6 +98,10 @@ def collect(inputs: Sequence[str]) -> list[CorpusItem]:
             entries.append((None, text))
     if not entries:
         raise InputError(f"no videos found in {', '.join(inputs)}")
+    repeated = [uri for (_, uri), n in Counter(entries).items() if n > 1]
+    if repeated:  # documented: each is processed once per listing, as `id`, `id-2`, ...
+        log.warning("%d video(s) listed more than once are each processed once per listing: %s", len(repeated),
+                    ", ".join(repeated[:3]) + (", ..." if len(repeated) > 3 else ""))
     items, taken = [], set()
     for video_id, uri in entries:
         base = sanitize_id(video_id or stem(uri))
@@ -114,7 +119,7 @@ def read_manifest(path: Path) -> list[tuple[str | None, str]]:
     an optional `video_id` column; TXT: one path or URL per line, `#` comments. Relative paths are relative
     to the manifest."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # Excel saves CSV as UTF-8 with a byte-order mark
     except UnicodeDecodeError:
         raise InputError(f"{path} is not a text manifest (it is not UTF-8 text)") from None
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
@@ -387,6 +392,7 @@ def _run_local(items: list[CorpusItem], config: PipelineConfig, out: Path, segme
             yield processor(item, progress=progress_queue.put if progress_queue else None)
         return
     worker_config = _with_thread_budget(config, (os.cpu_count() or 1) // workers)  # N workers never oversubscribe
+    _start_quiet_resource_tracker()
     context = multiprocessing.get_context("spawn")  # safe with the threads of decoders and runtimes
     # Workers start with Ctrl-C ignored (an ignored signal stays ignored across exec, and Python then leaves it
     # so): one still importing vidpipe when the terminal's Ctrl-C reaches the process group would otherwise
@@ -399,6 +405,21 @@ def _run_local(items: list[CorpusItem], config: PipelineConfig, out: Path, segme
         signal.signal(signal.SIGINT, previous)
     with pool:
         yield from pool.imap_unordered(_process_in_worker, items)
+
+
+def _start_quiet_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker, the process that removes the pool's named semaphores once their
+    owner is gone, without its "leaked semaphore objects" warning. After `kill -9` of the parent that cleanup is
+    exactly its job, done, and the warning on the terminal would only alarm. (The tracker inherits the parent's
+    `-W` options when it starts; it starts once per process, so this must come before any pool or queue.)"""
+    from multiprocessing import resource_tracker
+
+    quiet = "ignore:resource_tracker:UserWarning"
+    sys.warnoptions.append(quiet)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        sys.warnoptions.remove(quiet)
 
 
 def _init_worker(config: PipelineConfig, out: str, segment_seconds: float, progress_queue) -> None:
@@ -557,6 +578,8 @@ class _CorpusProgress:
         self._bar = tqdm(total=total or None, unit="frame", desc="corpus", disable=not enabled,
                          dynamic_ncols=True, mininterval=0.5)
         # Workers report frames done through this queue; None when nothing is displayed (no thread polls it).
+        if enabled:
+            _start_quiet_resource_tracker()
         self.queue = multiprocessing.get_context("spawn").Queue() if enabled else None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drain, daemon=True) if enabled else None

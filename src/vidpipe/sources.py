@@ -34,6 +34,7 @@ from .frames import Frame, VideoInfo
 log = logging.getLogger("vidpipe")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 DEFAULT_SEQUENCE_FPS = 30.0
+MAX_FPS = 10_000  # past any camera; a sampling rate above the source's own keeps every frame
 URL_TIMEOUT_S = 30.0
 
 
@@ -69,8 +70,8 @@ class Sampling:
                 raise InputError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
         if self.stride < 1:
             raise InputError(f"--stride must be at least 1, got {self.stride}")
-        if self.sample_fps is not None and self.sample_fps <= 0:
-            raise InputError(f"--sample-fps must be positive, got {self.sample_fps}")
+        if self.sample_fps is not None and not 0 < self.sample_fps <= MAX_FPS:
+            raise InputError(f"--sample-fps must be above 0 and at most {MAX_FPS:,}, got {self.sample_fps}")
         if self.sample_fps is not None and self.stride != 1:
             raise InputError("use either --stride or --sample-fps, not both")
         if self.start < 0:
@@ -631,6 +632,13 @@ class ImageSource(_FileSource):
         self._first = None
 
 
+def check_named(uri: str) -> str:
+    """`uri`, unless it is empty: `Path('')` is the current folder, which nobody means by it."""
+    if not uri.strip():
+        raise InputError(f"the input is an empty name ({uri!r}): give a video file, an image folder or a URL")
+    return uri
+
+
 def open_source(uri: str | Path, sampling: Sampling = Sampling(), fps: float | None = None,
                 threads: int | None = None) -> Source:
     """Open anything vidpipe reads: a video file or stream URL, an image folder, a glob, an image or image URL.
@@ -638,9 +646,9 @@ def open_source(uri: str | Path, sampling: Sampling = Sampling(), fps: float | N
     `fps` sets the frame rate of image sequences (default: `seqinfo.ini` beside a MOTChallenge `img1/`
     folder, else 30); videos keep their own timestamps. `threads` caps the video decoder's threads.
     """
-    uri = str(uri)
-    if fps is not None and not (math.isfinite(fps) and fps > 0):
-        raise InputError(f"--sequence-fps must be a positive number, got {fps}")
+    uri = check_named(str(uri))
+    if fps is not None and not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise InputError(f"--sequence-fps must be above 0 and at most {MAX_FPS:,}, got {fps}")
     if _is_url(uri):
         if Path(urllib.parse.urlparse(uri).path).suffix.lower() in IMAGE_SUFFIXES:
             return ImageSource([uri], _read_image_url, uri=uri, name=stem(uri), fps=fps or 1.0, kind="image",

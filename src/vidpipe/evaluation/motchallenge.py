@@ -60,11 +60,12 @@ class MotSequence:
         if need_images and not images:
             raise InputError(f"{path} has no img1/ images to detect on")
         if images and (need_images or ini is None or ini.parent != path):
-            length = len(images)  # an excerpt: only the frames that are here
+            length, counted = len(images), "the images in img1/"  # an excerpt: only the frames that are here
         elif "seqlength" in info:
-            length = int(_positive(info["seqlength"], ini, "seqLength", whole=True))
+            length, counted = int(_positive(info["seqlength"], ini, "seqLength", whole=True)), f"{ini}'s seqLength"
         else:
-            length = int(gt[:, 0].max())
+            length, counted = int(gt[:, 0].max()), ""
+        _check_within(gt, length, path / "gt" / "gt.txt", counted)
         size = None
         if "imwidth" in info and "imheight" in info:
             size = (int(_positive(info["imwidth"], ini, "imWidth", whole=True)),
@@ -115,6 +116,15 @@ def read_mot_file(path: str | Path) -> np.ndarray:
         raise InputError(f"{path}, line {line_of(path, bad[0])} ({', '.join(f'{v:g}' for v in row[:6])}): frames "
                          f"count from 1 and box sizes cannot be negative")
     return rows
+
+
+def _check_within(rows: np.ndarray, length: int, path: Path, what: str) -> None:
+    """Ground truth on a frame past the sequence's end is one line naming it (TrackEval would raise its own
+    traceback)."""
+    past = np.flatnonzero(rows[:, 0] > length)
+    if len(past):
+        raise InputError(f"{path}, line {line_of(path, past[0])}: frame {rows[past[0], 0]:g} is past the sequence's "
+                         f"last frame, {length} ({what})")
 
 
 def _positive(text: str, ini: Path | None, key: str, whole: bool) -> float:

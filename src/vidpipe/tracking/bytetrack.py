@@ -125,13 +125,7 @@ class ByteTrack:
         cfg = self.config
         self._names = tuple(detections.names)
         self._frame_size = frame_size
-        if time is None:
-            time = 0.0 if self._time is None else self._time + 1.0 / self.fps
-        steps = 1.0 if self._time is None else (time - self._time) * self.fps
-        first_frame = self._time is None
-        self._time = time
-        self._mean, self._cov = self._kf.predict(self._mean, self._cov, steps)
-
+        time, first_frame = self._advance(time)
         score = detections.score
         keep = score >= cfg.track_low_thresh
         high = np.flatnonzero(keep & (score >= cfg.track_high_thresh))
@@ -183,15 +177,33 @@ class ByteTrack:
         out_ids[det_track >= 0] = self._id[det_track[det_track >= 0]]
         output = detections.with_track_ids(out_ids)[out_ids > 0]
 
-        # tentative tracks that found no second detection and lost tracks a new one took over are dropped; lost
-        # tracks past the buffer are only kept for relinking, and dropped past that too
+        self._forget(failed, relinked, time)
+        return output
+
+    def _advance(self, time: float | None) -> tuple[float, bool]:
+        """Every track predicted at `time` (default: one frame after the last); returns the time, and whether
+        this is the first frame."""
+        first_frame = self._time is None
+        if time is None:
+            time = 0.0 if first_frame else self._time + 1.0 / self.fps
+        elif not first_frame and time < self._time:  # the source's clock went back (its timestamps restarted):
+            shift = time - self._time - 1.0 / self.fps  # count it as one frame, and every track keeps its age
+            self._last_seen += shift
+            self._time += shift
+        steps = 1.0 if first_frame else (time - self._time) * self.fps
+        self._time = time
+        self._mean, self._cov = self._kf.predict(self._mean, self._cov, steps)
+        return time, first_frame
+
+    def _forget(self, failed: np.ndarray, relinked: np.ndarray, time: float) -> None:
+        """Tentative tracks that found no second detection and lost tracks a new one took over are dropped; lost
+        tracks past the buffer are only kept for relinking, and dropped past that too."""
         drop = np.zeros(len(self._state), bool)
         drop[failed] = drop[relinked] = True
         gone = time - self._last_seen
         self._state[(self._state == LOST) & (gone > self.max_lost_s + 1e-9)] = RETIRED
         drop |= (self._state == RETIRED) & (gone > self.forget_s + 1e-9)
         self._remove(drop)
-        return output
 
     def warp(self, affine: np.ndarray) -> None:
         """The camera moved: carry every track with the picture (BoT-SORT's GMC). `affine` (2x3) takes the
@@ -262,7 +274,7 @@ class ByteTrack:
         if not len(new) or not len(lost):
             return np.zeros(0, int)
         was, now = self._mean[lost, :4], self._mean[new, :4]  # the lost tracks as predicted for this frame
-        height = (was[:, None, 3] + now[None, :, 3]) / 2
+        height = np.maximum((was[:, None, 3] + now[None, :, 3]) / 2, 1.0)  # a box may be 0 px high at the border
         distance = np.hypot(was[:, None, 0] - now[None, :, 0], was[:, None, 1] - now[None, :, 1]) / height
         limit = RELINK_HEIGHTS + RELINK_HEIGHTS_PER_S * (time - self._last_seen[lost])[:, None]
         taller, shorter = np.maximum(was[:, None, 3], now[None, :, 3]), np.minimum(was[:, None, 3], now[None, :, 3])
