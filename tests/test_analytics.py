@@ -150,6 +150,26 @@ def test_a_visit_already_inside_at_frame_0_is_cut_at_start_and_left_out_of_the_d
     assert figures["mean_dwell_s"] == figures["median_dwell_s"] == figures["max_dwell_s"] == 1.5
 
 
+def test_a_tracks_events_name_the_class_its_first_event_named_though_its_vote_moves_on():
+    """The parking clip's track 3 entered the lot as `car` and left it as `cell phone` (its vote moved on in
+    between): an automation pairing entries with exits saw two classes. Here a car's vote turns to `person`
+    inside the zone and before it crosses a line: its exit, crossing, visit and occupancy stay `car`."""
+    analytics = Analytics([horizontal_line()], [square_zone(hysteresis_s=0.2)])
+    path = [(50, 150)] * 3 + [(150, 150)] * 6 + [(150, 50)] * 4 + [(250, 50)] * 4  # in, up over the line, out
+    occupancy = []
+    for i, (x, y) in enumerate(path):
+        vote = 1 if i < 6 else 0  # car, then person: the vote after the entry was confirmed
+        analytics.update(Frame(i, i / 10, IMAGE), Detections([[x - 5, y - 20, x + 5, y]], [0.9], [vote], NAMES,
+                                                             [7], [vote]))
+        occupancy.append(dict(analytics.zones[0].occupancy))
+    analytics.close()
+    assert [(e.kind, e.class_name) for e in analytics.events] == [("enter", "car"), ("cross", "car"),
+                                                                  ("exit", "car")]
+    assert [v.class_name for v in analytics.zones[0].visits] == ["car"]
+    assert analytics.lines[0].figures() == {"in": {}, "out": {"car": 1}}
+    assert {name for counts in occupancy for name in counts} == {"car"}
+
+
 def test_fractions_mean_the_frame_and_bad_regions_are_named():
     line = Region.parse("middle=0,0.5,1,0.5", "line")
     np.testing.assert_allclose(line.in_pixels(640, 360), [[0, 180], [640, 180]])

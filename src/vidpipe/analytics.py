@@ -12,7 +12,9 @@ Every counter works on tracks, not on single frames:
   change of side counts only once the anchor has stayed on the new side for `hysteresis_s` (0.5 s by
   default, at least two observations), so flicker at the border makes no extra visits; the event is dated
   at the first observation on the new side.
-- The class of a track is its voted class (`Detections.track_class`).
+- The class of a track is its voted class (`Detections.track_class`), held from its first event on: once a
+  line or zone has reported a track, all its later events, counts, visits and occupancy name that class, so
+  an automation pairing a track's entry with its exit sees one class, even where the vote moves on later.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import cv2
@@ -527,6 +529,7 @@ class Analytics:
     events: list[Event] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)  # as configured: the lines', then the zones'
     scene: np.ndarray | None = None  # the latest frame (not a copy), to show the lines and zones on
+    held: dict[int, int] = field(default_factory=dict)  # track -> the class id its first event named
 
     @classmethod
     def build(cls, lines: Sequence[Region], zones: Sequence[Region], width: int, height: int, anchor: str,
@@ -567,14 +570,27 @@ class Analytics:
     def update(self, frame: Frame, detections: Detections) -> None:
         if self.lines or self.zones:
             self.scene = frame.image
+            detections = self._with_held_classes(detections)
         for counter in [*self.lines, *self.zones]:
-            self.events += counter.update(frame, detections)
+            events = counter.update(frame, detections)
+            for event in events:
+                self.held.setdefault(event.track_id, list(detections.names).index(event.class_name))
+            self.events += events
         if self.heatmap:
             self.heatmap.update(frame, detections)
 
     def close(self) -> None:
         for counter in [*self.lines, *self.zones]:
             self.events += counter.close()
+
+    def _with_held_classes(self, detections: Detections) -> Detections:
+        """The rows of tracks already reported carry the class their first event named, not today's vote."""
+        rows = [i for i, track in enumerate(detections.track_id.tolist()) if track in self.held]
+        if not rows:
+            return detections
+        classes = detections.track_class.copy()
+        classes[rows] = [self.held[int(detections.track_id[i])] for i in rows]
+        return replace(detections, track_class=classes)
 
     def describe(self) -> list[dict]:
         """Each line and zone as configured (points in pixels, or fractions of the frame), for the summary."""
