@@ -11,9 +11,10 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
-from conftest import PARKING, SUBURBAN, frame_times
+from conftest import PARKING, SUBURBAN, frame_times, run_cli
 from vidpipe.errors import InputError
 from vidpipe.sources import Sampling, natural_key, open_source
 
@@ -290,6 +291,29 @@ def test_sampled_decoding_gives_exactly_the_frames_of_decoding_everything(b_fram
         assert every and sampled == every, clip.name
         assert counts == counts_all  # nothing lost; the same frames unread after a stop
         assert decoded < decoded_all, (clip.name, decoded, decoded_all)
+
+
+def test_one_fps_rows_join_whole_second_features_at_any_frame_rate(b_frame_clips, tmp_path):
+    """YouTube-8M's frame features are keyed on whole seconds. At 29.97 fps the frames 1 fps keeps are at
+    1.001, 2.002 ... s, at 12.5 fps at 1.04, 2.0, 3.04 ...: joined on `time_s` most rows are lost. Each row's
+    `target_s`, the second it stands for, joins every one, at 29.97, 25, 12.5 fps and a variable rate."""
+    from fractions import Fraction
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for clip in b_frame_clips[:2]:  # 29.97 fps and the variable rate
+        shutil.copy(clip, clips / clip.name)
+    _encode(clips / "pal.mp4", 25, 50, 12)
+    _encode(clips / "12.5fps.mp4", Fraction(25, 2), 25, 12)
+    result = run_cli("batch", str(clips), "-o", str(tmp_path / "out"), "--pipeline", "yt8m", "-q")
+    assert result.returncode == 0, result.stderr
+    frames = pd.read_parquet(tmp_path / "out" / "frames")
+    features = pd.DataFrame([(video, second) for video in frames["video_id"].unique() for second in range(12)],
+                            columns=["video_id", "second"])  # one row per whole second of each 12 s clip
+    joined = features.merge(frames, left_on=["video_id", "second"], right_on=["video_id", "target_s"])
+    assert len(joined) == len(features) == len(frames) == 48, frames[["video_id", "time_s", "target_s"]]
+    assert (frames["time_s"] != frames["target_s"]).sum() >= 12  # the frames' own times are not whole seconds
+    assert ((frames["target_s"] <= frames["time_s"]) & (frames["time_s"] < frames["target_s"] + 1)).all()
 
 
 def test_one_frame_a_second_decodes_well_under_60_percent_of_a_30_fps_video(b_frame_clips):

@@ -235,6 +235,11 @@ class PipelineConfig:
     def sampling(self) -> Sampling:
         return Sampling(**{f.name: getattr(self, f.name) for f in fields(Sampling)})
 
+    @property
+    def slotted(self) -> bool:
+        """Whether each kept frame stands for a `--sample-fps` slot, so the tables carry `target_s`."""
+        return self.sample_fps is not None
+
     def detection_conf(self) -> float:
         """The detector's threshold: a tracker that uses low-score boxes (ByteTrack) lowers the default."""
         if self.conf is not None:

@@ -165,7 +165,7 @@ class VideoProcessor:
         names = self.pipeline.detector.names
         counted, interest = frame_classes(config, names)
         self.count_names = [names[c] for c in counted]  # videos.parquet's n_<class> columns: the same for all
-        target = config.sample_mode == "keyframes"
+        target = config.slotted  # each frame stands for a sampling slot: say which
         self.schemas = {"detections": detection_schema(target), "tracks": TRACK_SCHEMA, "events": EVENT_SCHEMA,
                         "visits": VISIT_SCHEMA,
                         "frames": frame_schema(names, counted, interest, config.top_k,

@@ -22,7 +22,7 @@ class Frame:
     time: float
     image: np.ndarray  # H x W x 3, uint8, BGR
     captured: float | None = None
-    target_s: float | None = None  # --sample-mode keyframes: the sampling time this keyframe stands for
+    target_s: float | None = None  # with --sample-fps: the start of the sampling slot this frame stands for
 
     @property
     def size(self) -> tuple[int, int] | None:

@@ -88,7 +88,7 @@ def open_sinks(config: PipelineConfig, info: VideoInfo, out_dir: Path, names: Se
                 threads=config.threads, copy_audio=clock_origin is None,
                 audio_to_end=config.end is None and config.max_frames is None,
             )
-        target = config.sample_mode == "keyframes"  # each frame stands for a sampling time: say which
+        target = config.slotted  # each frame stands for a sampling slot: say which
         sinks["detections"] = DetectionTableSink(
             out_dir / f"{OUTPUT_NAMES['detections']}.{config.table_format}", info.name, config.table_format,
             clock_origin=clock_origin, target=target,

@@ -53,7 +53,7 @@ DETECTION_SCHEMA = pa.schema(
 
 
 def detection_schema(target: bool = False) -> pa.Schema:
-    """The detection table's columns; `target` adds `target_s` after `time_s` (--sample-mode keyframes)."""
+    """The detection table's columns; `target` adds `target_s` after `time_s` (with --sample-fps)."""
     if not target:
         return DETECTION_SCHEMA
     return DETECTION_SCHEMA.insert(DETECTION_SCHEMA.get_field_index("time_s") + 1, pa.field("target_s", pa.float64()))
@@ -333,7 +333,7 @@ class DetectionTableSink(_BufferedTable):
 
     def __init__(self, path: str | Path, video: str, fmt: str = "parquet", flush_rows: int = 50_000,
                  clock_origin: dt.datetime | None = None, target: bool = False) -> None:
-        """`target`: a `target_s` column, the sampling time each frame stands for (--sample-mode keyframes)."""
+        """`target`: a `target_s` column, the sampling time each frame stands for (with --sample-fps)."""
         self.path = Path(path)
         self._video = video
         self._flush_rows = flush_rows
@@ -402,7 +402,7 @@ class FrameTableSink(_BufferedTable):
                  extra: Callable[[], dict[str, int]] | None = None, extra_columns: Sequence[str] = (),
                  target: bool = False) -> None:
         """`extra` gives this frame's values of `extra_columns` (integers: zone occupancies); `target` adds
-        `target_s`, the sampling time each frame stands for (--sample-mode keyframes)."""
+        `target_s`, the sampling time each frame stands for (with --sample-fps)."""
         self._target = target
         self.path = Path(path)
         self._extra, self._extra_columns = extra, list(extra_columns)

@@ -86,8 +86,13 @@ class Sampling:
             raise InputError("--sample-mode keyframes needs --sample-fps (the rate the keyframes stand in for)")
 
     def target_of(self, time: float) -> float:
-        """The start of the `--sample-fps` slot `time` falls in: the time a keyframe stands for."""
+        """The start of the `--sample-fps` slot `time` falls in: the time a kept frame stands for."""
         return self.start + math.floor((time - self.start) * self.sample_fps + 1e-6) / self.sample_fps
+
+    def slot(self, time: float) -> float | None:
+        """`target_s` for a frame kept at `time`: its slot's start where a rate samples (at 1 fps a 29.97 fps
+        video's frame at 3.003 s stands for second 3, so rows join whole-second features), else None."""
+        return None if self.sample_fps is None else round(self.target_of(time), 6)
 
     @property
     def skips(self) -> bool:
@@ -279,7 +284,7 @@ class VideoSource(_FileSource):
                         stopped = True
                         return
                     if decision is Decision.KEEP:
-                        yield Frame(index, time, self._picture(frame))
+                        yield Frame(index, time, self._picture(frame), target_s=self.sampling.slot(time))
         except GeneratorExit:  # the consumer stopped reading (a stop, a duration, a live run's end)
             stopped = True
             raise
@@ -384,7 +389,7 @@ class VideoSource(_FileSource):
                 for frame in frames[:1]:
                     self.decoded_frames += 1
                     tally.produced += 1
-                    yield Frame(index, time, self._picture(frame), target_s=round(self.sampling.target_of(time), 6))
+                    yield Frame(index, time, self._picture(frame), target_s=self.sampling.slot(time))
 
     @contextlib.contextmanager
     def _reading(self, tally: _Tally) -> Iterator[None]:
@@ -444,7 +449,7 @@ class VideoSource(_FileSource):
             index, time = where
             image = self._picture(frame)
             produced += 1
-            yield Frame(index, time, image)
+            yield Frame(index, time, image, target_s=self.sampling.slot(time))
         return produced
 
     def close(self) -> None:
@@ -624,7 +629,7 @@ class ImageSource(_FileSource):
                 if image is None:
                     self.lost_frames += 1
                     continue
-                yield Frame(index, time, image)
+                yield Frame(index, time, image, target_s=self.sampling.slot(time))
         finally:
             self.unread_frames = len(self._items) - reached
 
