@@ -52,6 +52,54 @@ def test_audio_is_copied_and_trimmed_with_the_video(tmp_path):
     assert frame_times(out)[0] == 0.0 and frame_times(out)[-1] == pytest.approx(49 / 12.5)
 
 
+def _late_picture(path: Path, picture_at: float = 2.0, seconds: float = 5.0, fps: int = 10) -> Path:
+    """A clip whose sound starts at 0 and its picture at `picture_at` s (the parking clip's frames)."""
+    from fractions import Fraction
+
+    images = [f.to_ndarray(format="rgb24") for _, f in zip(range(30), av.open(str(PARKING)).decode(video=0))]
+    with av.open(str(path), "w") as out:
+        video, audio = out.add_stream("libx264", rate=fps), out.add_stream("aac", rate=48000)
+        video.width, video.height, video.pix_fmt = 768, 432, "yuv420p"
+        video.codec_context.time_base = Fraction(1, 1000)
+        tone = np.sin(np.arange(int(48000 * seconds)) * 2 * np.pi * 440 / 48000).astype(np.float32)
+        sound = av.AudioFrame.from_ndarray(tone[None], format="fltp", layout="mono")
+        sound.sample_rate, sound.pts, sound.time_base = 48000, 0, Fraction(1, 48000)
+        for packet in [*audio.encode(sound), *audio.encode(None)]:
+            out.mux(packet)
+        for i in range(int((seconds - picture_at) * fps)):
+            picture = av.VideoFrame.from_ndarray(images[i % len(images)], format="rgb24")
+            picture.pts, picture.time_base = round((picture_at + i / fps) * 1000), Fraction(1, 1000)
+            for packet in video.encode(picture):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+    return path
+
+
+def _starts(path: Path) -> tuple[float, float]:
+    """When the picture and the sound start, in seconds, as a player lines them up."""
+    with av.open(str(path)) as container:
+        return tuple(float(s.start_time * s.time_base) for s in (container.streams.video[0],
+                                                                  container.streams.audio[0]))
+
+
+def test_a_picture_that_starts_after_its_sound_keeps_the_offset_in_the_video_and_the_tables(tmp_path):
+    """A clip whose picture starts 2 s after its sound: the annotated video keeps the sound 2 s ahead (it
+    used to start both at 0, the sound 2 s off the picture), and the first row's time_s is 2.0, when a
+    player shows that frame."""
+    from conftest import run_cli
+
+    clip = _late_picture(tmp_path / "late.mp4")
+    picture, sound = _starts(clip)
+    assert picture == pytest.approx(2.0) and sound <= 0.03  # the made clip is what it should be
+    result = run_cli("run", str(clip), "-o", str(tmp_path / "out"), "--no-report", "-q")
+    assert result.returncode == 0, result.stderr
+    out_picture, out_sound = _starts(tmp_path / "out" / "annotated.mp4")
+    assert out_picture - out_sound == pytest.approx(picture - sound, abs=0.1)  # within one frame
+    frames = pd.read_parquet(tmp_path / "out" / "frames.parquet")
+    assert frames["time_s"].iloc[0] == pytest.approx(2.0) and len(frames) == 30
+
+
 def test_odd_frame_size_is_padded_to_even(tmp_path):
     folder = tmp_path / "odd"
     folder.mkdir()

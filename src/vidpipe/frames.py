@@ -51,6 +51,7 @@ class VideoInfo:
     time_base: Fraction | None = None  # of the video stream; the video sink reuses it for exact timestamps
     audio_codec: str | None = None
     rotation: int = 0  # degrees counter-clockwise the source asks players to turn it (phones); frames come upright
+    origin_s: float = 0.0  # the source's own clock at time 0 (its start: a picture may start after its sound)
 
     @property
     def has_audio(self) -> bool:

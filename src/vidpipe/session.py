@@ -87,6 +87,7 @@ def open_sinks(config: PipelineConfig, info: VideoInfo, out_dir: Path, names: Se
                 out_dir / OUTPUT_NAMES["video"], info, preset=config.video_preset, crf=config.video_crf,
                 threads=config.threads, copy_audio=clock_origin is None,
                 audio_to_end=config.end is None and config.max_frames is None,
+                starts_at=config.start if clock_origin is None else None,  # live: its first frame is 0
             )
         target = config.slotted  # each frame stands for a sampling slot: say which
         sinks["detections"] = DetectionTableSink(

@@ -116,7 +116,10 @@ class VideoSink:
         copy_audio: bool = True,
         audio_to_end: bool = True,
         threads: int | None = None,
+        starts_at: float | None = None,
     ) -> None:
+        """`starts_at`: the source time the video's 0 stands for (a file's `--start`: a picture that starts
+        after its sound keeps the offset), or None for the first frame's (a live stream)."""
         import av
 
         self.path = Path(path)
@@ -137,12 +140,14 @@ class VideoSink:
             if self.codec == "libx264":
                 stream.options = {"preset": preset, "crf": str(crf), "threads": str(threads or _x264_threads())}
             self._stream = stream
-            self._audio = _AudioCopier(info.uri, self._container) if copy_audio and info.has_audio else None
+            self._audio = (_AudioCopier(info.uri, self._container, info.origin_s) if copy_audio and info.has_audio
+                           else None)
         except BaseException:
             self._container.close()
             self._file.discard()
             raise
-        self._offset: float | None = None  # time of the first frame: the output starts at 0
+        self._starts_at = starts_at
+        self._offset: float | None = None  # the source time of the output's 0
         self._last_pts = -1
         self._last_time = 0.0
         self.frames_written = 0
@@ -154,7 +159,7 @@ class VideoSink:
         if image.shape[1] != self.width or image.shape[0] != self.height:
             image = _fit(image, self.width, self.height)
         if self._offset is None:
-            self._offset = frame.time
+            self._offset = frame.time if self._starts_at is None else min(self._starts_at, frame.time)
         time = frame.time - self._offset
         pts = max(round(time / self._time_base), self._last_pts + 1)
         # OpenCV's BGR -> I420 is ten times faster than handing PyAV BGR for swscale to convert.
@@ -206,7 +211,9 @@ class VideoSink:
 class _AudioCopier:
     """Remuxes the source's first audio stream into an output container, packet by packet, in time order."""
 
-    def __init__(self, uri: str, output) -> None:
+    def __init__(self, uri: str, output, origin_s: float) -> None:
+        """`origin_s`: the source's time 0 on its own clock, the video's too, so sound and picture keep their
+        offset."""
         import av
 
         self._input = av.open(uri, metadata_errors="ignore")
@@ -214,7 +221,7 @@ class _AudioCopier:
         self._output = output
         self._stream = output.add_stream_from_template(source)
         self._time_base = source.time_base
-        self._start = source.start_time or 0
+        self._start = round(origin_s / self._time_base)
         self._packets = self._input.demux(source)
         self._pending = None
 

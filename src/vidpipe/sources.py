@@ -242,8 +242,9 @@ class VideoSource(_FileSource):
             time_base=stream.time_base,
             audio_codec=audio[0].codec_context.codec.canonical_name if audio else None,
             rotation=90 * self._turns,
+            origin_s=_clock_origin(self._container, stream),
         )
-        self._start_pts = stream.start_time
+        self._origin: float | None = None if stream.start_time is None else self.info.origin_s
 
     def __iter__(self) -> Iterator[Frame]:
         if self.sampling.sample_mode == "keyframes":
@@ -308,11 +309,12 @@ class VideoSource(_FileSource):
         return self._time_of(frame.pts, index)
 
     def _time_of(self, pts: int | None, index: int) -> float:
+        """When a player shows the frame: its timestamp on the source's clock, from the source's start."""
         if pts is None or self._stream.time_base is None:
             return index / self.info.fps
-        if self._start_pts is None:
-            self._start_pts = pts
-        return float((pts - self._start_pts) * self._stream.time_base)
+        if self._origin is None:  # a stream that does not say where it starts: its first frame does
+            self._origin = float(pts * self._stream.time_base)
+        return float(pts * self._stream.time_base) - self._origin
 
     def _sampled(self) -> Iterator[Frame]:
         """The frames the sampling keeps, exactly those `_every_frame` gives (same index, time and pixels),
@@ -454,6 +456,16 @@ class VideoSource(_FileSource):
 
     def close(self) -> None:
         self._container.close()
+
+
+def _clock_origin(container, stream) -> float:
+    """The source's time 0, on its own clock: where its earliest stream starts, so a picture that starts 2 s
+    after its sound has its first frame at 2 s, as a player shows it. Never after the picture's own start
+    (B-frame edits start a video below 0), nor before 0 for the sound (an AAC encoder's priming samples)."""
+    video = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    if container.start_time is None:
+        return video
+    return min(max(container.start_time / 1_000_000, 0.0), video)
 
 
 FULL_RANGE = 2  # FFmpeg's AVCOL_RANGE_JPEG: 0-255 luma, which OpenCV's conversion does not read
