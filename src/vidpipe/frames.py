@@ -52,6 +52,7 @@ class VideoInfo:
     audio_codec: str | None = None
     rotation: int = 0  # degrees counter-clockwise the source asks players to turn it (phones); frames come upright
     origin_s: float = 0.0  # the source's own clock at time 0 (its start: a picture may start after its sound)
+    file: dict | None = None  # a local input's {path, size_bytes, mtime_ns}: an export checks it is unchanged
 
     @property
     def has_audio(self) -> bool:
@@ -70,4 +71,5 @@ class VideoInfo:
             "codec": self.codec,
             "audio_codec": self.audio_codec,
             "rotation": self.rotation,
+            "file": self.file,
         }

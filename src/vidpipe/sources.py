@@ -20,7 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
@@ -661,9 +661,23 @@ def open_source(uri: str | Path, sampling: Sampling = Sampling(), fps: float | N
     """Open anything vidpipe reads: a video file or stream URL, an image folder, a glob, an image or image URL.
 
     `fps` sets the frame rate of image sequences (default: `seqinfo.ini` beside a MOTChallenge `img1/`
-    folder, else 30); videos keep their own timestamps. `threads` caps the video decoder's threads.
+    folder, else 30); videos keep their own timestamps. `threads` caps the video decoder's threads. A local
+    file or folder's info says which (`file`), so that later readers of the run can check it is unchanged.
     """
-    uri = check_named(str(uri))
+    source = _open(check_named(str(uri)), sampling, fps, threads)
+    source.info = replace(source.info, file=file_identity(source.info.uri))
+    return source
+
+
+def file_identity(uri: str) -> dict | None:
+    """A local file or folder's absolute path, size and modification time; None for URLs and globs."""
+    if _is_url(uri) or glob.has_magic(uri) or not os.path.exists(uri):
+        return None
+    stat = os.stat(uri)
+    return {"path": os.path.abspath(uri), "size_bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _open(uri: str, sampling: Sampling, fps: float | None, threads: int | None) -> Source:
     if fps is not None and not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
         raise InputError(f"--sequence-fps must be above 0 and at most {MAX_FPS:,}, got {fps}")
     if _is_url(uri):

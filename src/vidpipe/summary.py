@@ -95,6 +95,7 @@ class DetectorFacts:
     batch_size: int
     runtime: str
     precision: str
+    names: tuple = ()  # the model's class names by id: an export's categories
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,155 @@
+"""`vidpipe export`: each format read back by its tools' own readers (pycocotools, ultralytics, Datumaro), the
+pictures exactly the frames the detector saw, and the refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import PARKING, REPO, SUBURBAN, run_cli
+from vidpipe.sources import Sampling, open_source
+
+READERS = Path(os.environ.get("VIDPIPE_READERS_PYTHON", REPO / ".ci" / "readers" / "bin" / "python"))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """Both bundled clips at 1 fps, tracked: the YouTube-8M way, and few frames to decode again."""
+    out = tmp_path_factory.mktemp("export") / "corpus"
+    result = run_cli("batch", str(PARKING), str(SUBURBAN), "-o", str(out), "--sample-fps", "1", "--no-video",
+                     "--no-report", "-q")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def export(source: Path, dest: Path, to: str, *options: str) -> subprocess.CompletedProcess:
+    result = run_cli("export", str(source), "--to", to, "--dest", str(dest), "-q", *options)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def kept(run: Path, min_score: float = 0.0) -> pd.DataFrame:
+    rows = pd.read_parquet(run / "detections.parquet")
+    return rows[rows["detected"] & (rows["score"] >= min_score)]
+
+
+def test_coco_loads_in_pycocotools_scores_ap_1_against_itself_and_holds_every_box(corpus, tmp_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    run = corpus / "videos" / "suburban-traffic"
+    export(run, tmp_path / "coco", "coco", "--min-score", "0.3")
+    truth = COCO(str(tmp_path / "coco" / "annotations.json"))
+    assert len(truth.getAnnIds()) == len(kept(run, 0.3)) > 10
+    assert len(truth.getImgIds()) == len(pd.read_parquet(run / "frames.parquet")) == 38  # every processed frame
+    assert truth.loadCats(truth.getCatIds())[2]["name"] == "car"  # the model's 80 classes, ids from 1
+    results = truth.loadRes([{**a, "score": a["score"]} for a in truth.dataset["annotations"]])
+    evaluation = COCOeval(truth, results, "bbox")
+    evaluation.evaluate(), evaluation.accumulate(), evaluation.summarize()
+    assert evaluation.stats[0] == pytest.approx(1.0)  # AP50-95 of the export against itself
+    tracks = {a["attributes"]["track_id"] for a in truth.dataset["annotations"]}
+    assert tracks <= set(kept(run, 0.3)["track_id"]) and len(tracks) > 1
+
+
+def test_exported_pictures_are_exactly_the_frames_sampled_at_1_fps(corpus, tmp_path):
+    run = corpus / "videos" / "parking-lot-cars"
+    export(run, tmp_path / "coco", "coco")
+    document = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    sampled = {f.index: f.image for f in open_source(PARKING, Sampling(sample_fps=1))}
+    assert sorted(image["frame"] for image in document["images"]) == sorted(sampled)
+    for image in document["images"]:
+        written = cv2.imread(str(tmp_path / "coco" / image["file_name"]))
+        fresh = cv2.imdecode(cv2.imencode(".jpg", sampled[image["frame"]], [cv2.IMWRITE_JPEG_QUALITY, 95])[1], 1)
+        assert np.array_equal(written, fresh), image["file_name"]  # the same pixels, the same JPEG encoding
+
+
+def test_yolo_passes_ultralytics_dataset_check_and_splits_whole_videos(corpus, tmp_path):
+    from ultralytics.data.utils import check_det_dataset
+
+    export(corpus, tmp_path / "yolo", "yolo", "--split", "train=0.5,val=0.5")
+    data = check_det_dataset(str(tmp_path / "yolo" / "data.yaml"))
+    assert data["nc"] == 80 and data["names"][2] == "car"
+    videos = {split: {p.parent.name for p in (tmp_path / "yolo" / "images" / split).rglob("*.jpg")}
+              for split in ("train", "val")}
+    assert videos["train"] and videos["val"] and not videos["train"] & videos["val"]  # one video, one split
+    split = "train" if "suburban-traffic" in videos["train"] else "val"
+    rows = kept(corpus / "videos" / "suburban-traffic")
+    row = rows.iloc[len(rows) // 2]
+    label = tmp_path / "yolo" / "labels" / split / "suburban-traffic" / f"{row['frame']:06d}.txt"
+    boxes = np.loadtxt(label, ndmin=2)
+    width, height = 640, 352
+    xyxy = np.column_stack([(boxes[:, 1] - boxes[:, 3] / 2) * width, (boxes[:, 2] - boxes[:, 4] / 2) * height,
+                            (boxes[:, 1] + boxes[:, 3] / 2) * width, (boxes[:, 2] + boxes[:, 4] / 2) * height])
+    error = np.abs(xyxy - row[["x1", "y1", "x2", "y2"]].to_numpy(np.float64)).max(axis=1).min()
+    assert error < 1.0 and len(boxes) == (rows["frame"] == row["frame"]).sum()
+
+
+def datumaro(folder: Path, fmt: str) -> dict:
+    if not READERS.exists():
+        pytest.skip(f"needs Datumaro in its own venv at {READERS} (.ci/run makes it; or set VIDPIPE_READERS_PYTHON)")
+    result = subprocess.run([str(READERS), str(REPO / "tests" / "readers" / "datumaro_count.py"), str(folder), fmt],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_cvat_for_video_and_mot_import_in_datumaro_with_every_track_and_box(corpus, tmp_path):
+    run = corpus / "videos" / "suburban-traffic"
+    rows = kept(run)
+    export(run, tmp_path / "cvat", "cvat-video")
+    export(run, tmp_path / "mot", "mot")
+    tracks = rows["track_id"].nunique() - (rows["track_id"] < 0).any() + (rows["track_id"] < 0).sum()
+    cvat = datumaro(tmp_path / "cvat" / "suburban-traffic", "cvat")
+    mot = datumaro(tmp_path / "mot" / "suburban-traffic", "mot_seq")
+    assert (cvat["tracks"], cvat["boxes"] - cvat["outside"]) == (mot["tracks"], mot["boxes"]) == (tracks, len(rows))
+    assert cvat["outside"] > 0 and set(cvat["labels"]) == set(mot["labels"]) >= {"car"}
+
+
+def test_an_outside_box_is_on_the_first_processed_frame_a_track_was_lost(corpus, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    """A track seen on processed frames 3 and 4 of a run, and not on 5, is `outside` from frame 5 on."""
+    run = corpus / "videos" / "suburban-traffic"
+    export(run, tmp_path / "cvat", "cvat-video")
+    processed = sorted(pd.read_parquet(run / "frames.parquet")["frame"])
+    outside = 0
+    for track in ET.parse(tmp_path / "cvat" / "suburban-traffic" / "annotations.xml").iter("track"):
+        boxes = [(int(b.get("frame")), b.get("outside") == "1") for b in track.iter("box")]
+        seen = {frame for frame, lost in boxes if not lost}
+        for (frame, lost), (before, _) in zip(boxes[1:], boxes):
+            if lost:
+                outside += 1
+                assert processed[processed.index(before) + 1] == frame and frame not in seen
+        assert boxes[-1][1] or boxes[-1][0] == processed[-1]  # every track ends lost, or at the run's end
+    assert outside > 0
+
+
+@pytest.mark.parametrize("case", ["changed", "moved", "unknown format", "empty"])
+def test_an_export_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, case):
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(PARKING, clip)
+    run = tmp_path / "run"
+    window = ["--start", "4", "--end", "6"] if case != "empty" else ["--max-frames", "3"]  # a car, or nothing
+    result = run_cli("run", str(clip), "-o", str(run), "--no-video", "--no-report", "-q", *window)
+    assert result.returncode == 0, result.stderr
+    to = "coco"
+    if case == "changed":
+        with clip.open("ab") as file:
+            file.write(b"\0")
+    elif case == "moved":
+        clip.rename(tmp_path / "elsewhere.mp4")
+    elif case == "unknown format":
+        to = "pascal"
+    result = run_cli("export", str(run), "--to", to, "--dest", str(tmp_path / "out"), "-q")
+    message = {"changed": "has changed since the run", "moved": "is not there any more",
+               "unknown format": "'pascal' is not one of", "empty": "nothing to export: no boxes"}[case]
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
