@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 COLUMNS = ["video_id", "segment", "start_s", "end_s", "class_name", "max_score", "mean_count", "frames_present"]
 YT8M_SEGMENT_SECONDS = 5.0
@@ -64,9 +65,10 @@ def presence_table(video_id: str, detections: pd.DataFrame) -> pd.DataFrame:
     return _typed_presence(table[PRESENCE_COLUMNS])
 
 
-def seconds_present(frames: pd.DataFrame, classes: list[str]) -> dict[str, float]:
+def seconds_present(frames: pd.DataFrame, classes: list[str], end_s: float | None = None) -> dict[str, float]:
     """Seconds of the video in which each class was seen: each processed frame stands for the time until the
-    next one (the last, for the median interval), summed over the frames with the class (`n_<class>` > 0)."""
+    next one (the last, for the median interval, but not past `end_s`, where the video ends: a 30.08 s clip
+    sampled at 1 fps has 31 frames, not 31 seconds), summed over the frames with the class (`n_<class>` > 0)."""
     from .sinks import column_name
 
     times = frames["time_s"].to_numpy(np.float64)
@@ -74,6 +76,8 @@ def seconds_present(frames: pd.DataFrame, classes: list[str]) -> dict[str, float
         return {name: 0.0 for name in classes}
     gaps = np.diff(times)
     last = float(np.median(gaps)) if len(gaps) else 0.0
+    if end_s is not None:
+        last = min(last, max(end_s - times[-1], 0.0))
     span = np.append(gaps, last)
     out = {}
     for name in classes:
@@ -85,3 +89,7 @@ def seconds_present(frames: pd.DataFrame, classes: list[str]) -> dict[str, float
 def _typed_presence(table: pd.DataFrame) -> pd.DataFrame:
     return table.astype({"video_id": "string", "frame": "int64", "time_s": "float64", "class_name": "string",
                          "count": "int64", "p_any": "float64", "max_score": "float32"}).reset_index(drop=True)
+
+
+# presence.parquet's columns as Arrow reads them back (what `pa.Table.from_pandas` makes of `presence_table`)
+PRESENCE_SCHEMA = pa.Schema.from_pandas(_typed_presence(pd.DataFrame(columns=PRESENCE_COLUMNS)), preserve_index=False)

@@ -586,6 +586,7 @@ class ImageSource(_FileSource):
         self._read = read
         self.sampling = sampling
         self.lost_frames = 0
+        self.decoded_frames = 0  # images read for the frames kept
         self._first: tuple[int, np.ndarray] | None = None
         for i, item in enumerate(items):
             image = read(item)
@@ -624,6 +625,7 @@ class ImageSource(_FileSource):
                 if image is None:
                     self.lost_frames += 1
                     continue
+                self.decoded_frames += 1
                 yield Frame(index, time, image)
         finally:
             self.unread_frames = len(self._items) - reached
