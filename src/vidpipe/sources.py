@@ -680,7 +680,7 @@ def open_source(uri: str | Path, sampling: Sampling = Sampling(), fps: float | N
 
 def quiet_ffmpeg() -> None:
     """Keep FFmpeg's own `[h264 @ 0x...] error while decoding` lines off the user's terminal: damaged frames
-    are counted (`frames_lost`) and reported in one line instead. VIDPIPE_DEBUG=1 shows them."""
+    are counted (`source_frames_lost`) and reported in one line instead. VIDPIPE_DEBUG=1 shows them."""
     import av
 
     if not os.environ.get("VIDPIPE_DEBUG"):
