@@ -92,7 +92,7 @@ def test_tables_have_one_row_per_detection(full_run):
     assert frames["n_detections"].sum() == len(detections)
     assert (frames["n_detections"] == 0).any()  # empty frames are rows too
     assert frames["n_car"].sum() == (detections["class_name"] == "car").sum() > 0
-    assert summary["status"] == "complete" and summary["frames_lost"] == 0
+    assert summary["status"] == "complete" and summary["source_frames_lost"] == 0
     assert summary["detections_per_class"]["car"] == frames["n_car"].sum()
 
 
@@ -162,8 +162,8 @@ def test_truncated_video_is_processed_up_to_the_cut(tmp_path):
     result = run_cli("run", str(cut), "-o", str(tmp_path / "out"), "--imgsz", "320", "-q")
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["frames_lost"] == 377 - summary["frames_processed"] > 0
-    assert f"{summary['frames_lost']} frame(s) could not be decoded" in result.stderr
+    assert summary["source_frames_lost"] == 377 - summary["frames_processed"] > 0
+    assert f"{summary['source_frames_lost']} frame(s) could not be decoded" in result.stderr
     with av.open(str(tmp_path / "out" / "annotated.mp4")) as written:
         assert len(list(written.decode(video=0))) == summary["frames_processed"]
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import PARKING, REPO, SUBURBAN, run_cli
+from conftest import PARKING, REPO, SUBURBAN, frame_times, run_cli
 from vidpipe.config import PipelineConfig
 from vidpipe.corpus import MARKER, collect, run_batch, sanitize_id
 from vidpipe.errors import InputError
@@ -79,10 +79,11 @@ def test_batch_isolates_bad_videos_and_writes_corpus_tables(corpus, tmp_path):
     assert result.returncode == 1  # some videos failed
     assert "failed: corrupt, missing" in result.stderr and "Traceback" not in result.stderr
     videos = pd.read_parquet(out / "videos.parquet").set_index("video_id")
-    assert videos["status"].to_dict() == {"corrupt": "error", "dQw4w9WgXcQ": "done", "parking-lot-cars": "done",
+    assert videos["status"].to_dict() == {"corrupt": "error", "dQw4w9WgXcQ": "complete",
+                                          "parking-lot-cars": "complete",
                                           "missing": "error"}
     assert "does not exist" in videos.loc["missing", "error"]
-    assert videos.loc["dQw4w9WgXcQ", "frames"] == 38  # 1 fps over 37.7 s
+    assert videos.loc["dQw4w9WgXcQ", "frames_processed"] == 38  # 1 fps over 37.7 s
     assert videos.loc["dQw4w9WgXcQ", "fps"] == pytest.approx(24.013, abs=1e-3)
     assert videos.loc["dQw4w9WgXcQ", "n_car"] > 0 and "processing_s" in videos
     detections = pd.read_parquet(out / "detections")  # one call reads the dataset
@@ -139,7 +140,7 @@ def test_killed_batch_resumes_with_every_video_done_once(tmp_path):
         own = pd.read_parquet(out / "videos" / f"clip{i}" / "detections.parquet")
         assert (detections["video_id"] == f"clip{i}").sum() == len(own)
         assert len(pd.read_parquet(out / "videos" / f"clip{i}" / "frames.parquet")) == 40
-    assert set(pd.read_parquet(out / "videos.parquet")["status"]) == {"done"}
+    assert set(pd.read_parquet(out / "videos.parquet")["status"]) == {"complete"}
 
 
 def test_two_workers_and_ray_give_the_same_tables_as_one(tmp_path):
@@ -213,7 +214,7 @@ def test_corpus_tables_read_the_same_in_pandas_polars_and_duckdb(tmp_path):
     config = PipelineConfig(start=5.0, max_frames=12, video=False, mot=False, lines=["road=0,0.55,1,0.55"],
                             zones=["near=0.3,0.5,0.9,0.5,0.9,1,0.3,1"])
     table = run_batch([str(manifest)], out, config, progress=False)
-    assert table["status"].tolist() == ["done"] * 5 and (out / "videos.parquet").is_file()
+    assert table["status"].tolist() == ["complete"] * 5 and (out / "videos.parquet").is_file()
     # a file being written inside a dataset (as a crashed or running batch leaves it) is invisible to readers
     (out / "detections" / ".part-0999.parquet.partial").write_bytes(b"half a parquet file")
     for dataset in ("detections", "frames", "tracks", "events", "visits", "segments"):
@@ -260,8 +261,8 @@ def test_tracks_table_summarises_every_track(tmp_path):
 
 
 def test_a_cut_short_video_is_partial_and_the_corpus_tables_say_what_was_seen(tmp_path, browser):
-    """A clip cut short (its header promises 377 frames) is `partial`, not `done`, with frames_lost and
-    frames_expected; the report warns about it; `--partial-is-error` makes it a failure that is retried.
+    """A clip cut short (its header promises 377 frames) is `partial`, not `complete`, with source_frames_lost
+    and source_frames_expected; the report warns about it; `--partial-is-error` makes it a failure that is retried.
     The yt8m tables: every class's presence per frame (long, sparse), and seconds present per class."""
     cut = tmp_path / "videos" / "cut.mp4"
     cut.parent.mkdir()
@@ -272,12 +273,13 @@ def test_a_cut_short_video_is_partial_and_the_corpus_tables_say_what_was_seen(tm
     assert result.returncode == 0, result.stderr
     assert f"{out}/videos.parquet" in result.stdout and "//" not in result.stdout and "1 partial" in result.stdout
     videos = pd.read_parquet(out / "videos.parquet").set_index("video_id")
-    assert videos.loc["cut", "status"] == "partial" and videos.loc["whole", "status"] == "done"
-    assert videos.loc["cut", "frames_expected"] == 377 and 100 < videos.loc["cut", "frames_lost"] < 377
-    for column in ("width", "height", "frames", "frames_lost", "source_size", "source_mtime_ns"):
+    assert videos.loc["cut", "status"] == "partial" and videos.loc["whole", "status"] == "complete"
+    assert videos.loc["cut", "source_frames_expected"] == 377 and 100 < videos.loc["cut", "source_frames_lost"] < 377
+    for column in ("width", "height", "frames_processed", "source_frames_lost", "source_size", "source_mtime_ns"):
         assert pd.api.types.is_integer_dtype(videos[column]), column
     presence = pd.read_parquet(out / "presence")
-    assert list(presence.columns) == ["video_id", "frame", "time_s", "class_name", "count", "p_any", "max_score"]
+    assert list(presence.columns) == ["video_id", "frame", "time_s", "target_s", "class_name", "count", "p_any",
+                                      "max_score"]  # target_s: the whole second each 1 fps row stands for
     cars = presence[(presence["video_id"] == "whole") & (presence["class_name"] == "car")]
     detections = pd.read_parquet(out / "detections")
     whole_cars = detections[(detections["video_id"] == "whole") & (detections["class_name"] == "car")]
@@ -293,6 +295,116 @@ def test_a_cut_short_video_is_partial_and_the_corpus_tables_say_what_was_seen(tm
     assert strict.returncode == 1 and "failed: cut" in strict.stderr
     videos = pd.read_parquet(out / "videos.parquet").set_index("video_id")
     assert videos.loc["cut", "status"] == "error" and videos.loc["cut", "error"].startswith("partial: ")
+
+
+@pytest.fixture(scope="module")
+def mixed_corpus(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A --pipeline yt8m corpus of a whole clip, one cut short and a corrupt file, run with its progress bar."""
+    root = tmp_path_factory.mktemp("mixed")
+    (root / "videos").mkdir()
+    shutil.copy(SUBURBAN, root / "videos" / "whole.mp4")
+    (root / "videos" / "cut.mp4").write_bytes(PARKING.read_bytes()[:1_400_000])  # moov at the front, media cut
+    (root / "videos" / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(5000))
+    result = run_cli("batch", str(root / "videos"), "-o", str(root / "out"), *YT8M)
+    assert result.returncode == 1 and "failed: corrupt" in result.stderr, result.stderr
+    return root / "out", result
+
+
+def test_frames_decoded_is_in_the_summary_and_the_videos_table(mixed_corpus, tmp_path):
+    """frames_decoded: the pictures the decoder gave, beside frames_processed, in summary.json and videos.parquet;
+    decoding every frame, it is every frame PyAV finds in the file."""
+    out, _ = mixed_corpus
+    videos = pd.read_parquet(out / "videos.parquet").set_index("video_id")
+    summary = json.loads((out / "videos" / "whole" / "summary.json").read_text())
+    assert videos.loc["whole", "frames_decoded"] == summary["frames_decoded"]
+    assert summary["frames_processed"] <= summary["frames_decoded"] < len(frame_times(SUBURBAN))  # sampled decoding
+    env = {**os.environ, "VIDPIPE_DECODE_EVERY_FRAME": "1"}
+    every = subprocess.run([sys.executable, "-m", "vidpipe", "run", str(SUBURBAN), "-o", str(tmp_path), *YT8M, "-q"],
+                           capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    assert every.returncode == 0, every.stderr
+    assert json.loads((tmp_path / "summary.json").read_text())["frames_decoded"] == len(frame_times(SUBURBAN))
+
+
+def test_a_sampled_run_writes_the_presence_table_a_corpus_writes(mixed_corpus, tmp_path):
+    """`vidpipe run --pipeline yt8m` writes presence.parquet, with the corpus's columns and every class seen (not
+    only person, as frames.parquet's p_any_ columns); a run that keeps every frame writes none."""
+    out, _ = mixed_corpus
+    result = run_cli("run", str(SUBURBAN), "-o", str(tmp_path / "sampled"), *YT8M, "-q")
+    assert result.returncode == 0, result.stderr
+    presence = pd.read_parquet(tmp_path / "sampled" / "presence.parquet")
+    assert list(presence.columns) == list(pd.read_parquet(out / "presence").columns)
+    detections = pd.read_parquet(tmp_path / "sampled" / "detections.parquet")
+    assert set(presence["class_name"]) == set(detections["class_name"]) and len(set(detections["class_name"])) > 1
+    for (frame, name), group in detections.groupby(["frame", "class_name"]):
+        row = presence[(presence["frame"] == frame) & (presence["class_name"] == name)].iloc[0]
+        assert row["count"] == len(group) and row["time_s"] == group["time_s"].iloc[0]
+        assert row["p_any"] == pytest.approx(1 - np.prod(1 - group["score"].to_numpy(np.float64)), rel=1e-5)
+    assert len(presence) == detections.groupby(["frame", "class_name"]).ngroups
+    assert set(presence["video_id"]) == {"suburban-traffic"}
+    every = run_cli("run", str(SUBURBAN), "-o", str(tmp_path / "every"), "--max-frames", "5", "--no-video", "-q")
+    assert every.returncode == 0, every.stderr
+    assert not list((tmp_path / "every").glob("presence.*"))
+
+
+def test_seconds_present_stop_at_the_end_of_the_video(mixed_corpus, browser):
+    """At 1 fps a 37.7 s clip has 38 frames: a class seen in all of them was seen for 37.7 s, not 38, in
+    videos.parquet and in the corpus report."""
+    out, _ = mixed_corpus
+    videos = pd.read_parquet(out / "videos.parquet").set_index("video_id")
+    present = videos[[c for c in videos.columns if c.startswith("s_")]]
+    assert (present.max(axis=1) <= videos["duration_s"].fillna(0) + 1e-9).all()
+    frames = pd.read_parquet(out / "frames")
+    whole = frames[frames["video_id"] == "whole"].sort_values("time_s")
+    assert whole["n_car"].gt(0).all()  # a car in every frame: present the whole clip, from the first frame on
+    assert videos.loc["whole", "s_car"] == pytest.approx(videos.loc["whole", "duration_s"] - whole["time_s"].min(),
+                                                          abs=1e-3)
+    browser.get((out / "report.html").as_uri())
+    shown = [float(s) for s in re.findall(r"whole \(([\d.]+) s\)", browser.find_element("id", "longest").text)]
+    assert shown and max(shown) <= round(videos.loc["whole", "duration_s"], 1)  # as the report rounds
+
+
+def test_frame_counts_name_their_unit_in_the_videos_table_and_the_summary(mixed_corpus, browser):
+    """Sampled frames are frames_processed; the input's own frames are source_frames_*: a cut clip reads "14
+    frames processed" beside "207 of 377 source frames lost", and each number is the summary's."""
+    out, _ = mixed_corpus
+    videos = pd.read_parquet(out / "videos.parquet").set_index("video_id")
+    assert not {"frames", "frames_lost", "frames_expected"} & set(videos.columns)
+    for video in ("whole", "cut"):
+        summary = json.loads((out / "videos" / video / "summary.json").read_text())
+        assert "frames_lost" not in summary and "frames_unread" not in summary
+        assert videos.loc[video, "frames_processed"] == summary["frames_processed"]
+        assert videos.loc[video, "source_frames_lost"] == summary["source_frames_lost"]
+        assert (pd.read_parquet(out / "frames")["video_id"] == video).sum() == summary["frames_processed"]
+    assert videos.loc["cut", "source_frames_expected"] == len(frame_times(PARKING))  # the header's promise
+    assert videos.loc["whole", "source_frames_expected"] == len(frame_times(SUBURBAN))
+    assert 0 < videos.loc["cut", "source_frames_lost"] < videos.loc["cut", "source_frames_expected"]
+    browser.get((out / "report.html").as_uri())
+    heads = [h.text for h in browser.find_elements("css selector", "#videos th")]
+    assert "frames processed" in heads and "source frames lost" in heads
+
+
+def test_a_partial_video_has_one_status_and_its_report_is_linked(mixed_corpus, browser):
+    """A cut video is `partial` in its own summary.json and in videos.parquet alike; the corpus report links every
+    per-video report that exists, the partial video's included, and the link opens it."""
+    out, _ = mixed_corpus
+    videos = pd.read_parquet(out / "videos.parquet").set_index("video_id")
+    for video in ("whole", "cut"):
+        summary = json.loads((out / "videos" / video / "summary.json").read_text())
+        assert videos.loc[video, "status"] == summary["status"]
+    assert videos.loc["cut", "status"] == "partial" and videos.loc["corrupt", "status"] == "error"
+    browser.get((out / "report.html").as_uri())
+    links = {a.text: a.get_attribute("href") for a in browser.find_elements("css selector", "#videos a")}
+    assert set(links) == {p.parent.name for p in (out / "videos").glob("*/report.html")} == {"whole", "cut"}
+    browser.get(links["cut"])
+    assert "partial" in browser.find_element("id", "status-banner").text
+
+
+def test_the_batch_bar_ends_at_every_video_handled(mixed_corpus):
+    """A cut clip gives fewer frames than its header promises and a corrupt one none: the bar counts videos, so
+    it still ends at 3/3, 100%."""
+    _, result = mixed_corpus
+    last = [part for part in re.split(r"[\r\n]", result.stderr) if part.startswith("corpus:")][-1]
+    assert re.match(r"corpus: 100%\|[^|]*\| 3/3 ", last), last
 
 
 def test_a_corpus_on_a_real_ray_cluster_by_auto_and_by_client_address(tmp_path):
@@ -324,10 +436,10 @@ def test_a_corpus_on_a_real_ray_cluster_by_auto_and_by_client_address(tmp_path):
                        "--address", address]
             result = run_cli(*command, timeout=300)
             assert result.returncode == 0, (address, result.stdout, result.stderr[-6000:])
-            assert "2 done" in result.stdout and "SIGTERM handler" not in result.stderr
+            assert "2 complete" in result.stdout and "SIGTERM handler" not in result.stderr
             full = re.findall(r"\| *([1-9]\d*)/\1 \[", result.stderr)  # the bar's frames reach its total
             assert full, result.stderr[-2000:]  # counted as the actors finish videos
-            assert pd.read_parquet(out / "videos.parquet")["status"].tolist() == ["done", "done"]
+            assert pd.read_parquet(out / "videos.parquet")["status"].tolist() == ["complete", "complete"]
         # A session the cluster fails to start is asked for again, from the same process, and the next one works.
         # Ray's proxier really fails the first one here: it asks for a runtime env the cluster cannot make (in the
         # wild, the proxier loses the server process it starts for the client).

@@ -47,7 +47,7 @@ def test_ctrl_c_in_a_batch_leaves_the_video_under_way_pending_and_resumes(tmp_pa
     assert "error" not in set(videos["status"]) and videos.loc["c", "status"] == "pending"  # c was never begun
     resumed = run_cli(*command)
     assert resumed.returncode == 0, resumed.stderr
-    assert set(pd.read_parquet(out / "videos.parquet")["status"]) == {"done"}
+    assert set(pd.read_parquet(out / "videos.parquet")["status"]) == {"complete"}
 
 
 @pytest.mark.parametrize("command, code", [("run", 130), ("batch", 130), ("live", 0)])
@@ -99,7 +99,7 @@ def test_frame_indices_stay_the_source_index_after_undecodable_frames(tmp_path):
     assert "[h264" not in result.stderr  # FFmpeg's own decoder lines stay off the terminal
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     frames = pd.read_parquet(tmp_path / "out" / "frames.parquet")
-    assert summary["frames_lost"] == 905 - len(frames) > 0
+    assert summary["source_frames_lost"] == 905 - len(frames) > 0
     fps = summary["input"]["fps"]
     assert (np.abs(np.round(frames["time_s"] * fps) - frames["frame"]) <= 1).all()
     assert frames["frame"].diff().max() > 1  # the hole is visible in the indices
@@ -373,7 +373,7 @@ def test_damaged_frames_in_the_middle_are_counted_wherever_the_run_stops(tmp_pat
     frames = set(pd.read_parquet(tmp_path / "out" / "frames.parquet")["frame"])
     never = set(range(max(frames) + 1)) - frames
     assert never == {14, 18, 19, 20}
-    assert summary["frames_lost"] == 4 and "4 frame(s) could not be decoded" in result.stderr
+    assert summary["source_frames_lost"] == 4 and "4 frame(s) could not be decoded" in result.stderr
 
 
 def test_frames_left_unread_are_not_counted_as_damaged(tmp_path):
@@ -382,8 +382,8 @@ def test_frames_left_unread_are_not_counted_as_damaged(tmp_path):
     result = run_cli("live", str(SUBURBAN), "--duration", "1", "-o", str(out), "-q")
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["frames_lost"] == 0 and "could not be decoded" not in result.stderr
-    assert summary["frames_unread"] == 905 - summary["live"]["frames_captured"]
+    assert summary["source_frames_lost"] == 0 and "could not be decoded" not in result.stderr
+    assert summary["source_frames_unread"] == 905 - summary["live"]["frames_captured"]
     source = open_source(SUBURBAN)
     frames = iter(source)
     first = [next(frames) for _ in range(10)]

@@ -414,7 +414,8 @@ def batch(inputs: tuple[str, ...], out: str, pipeline: str | None, workers: int,
     presence.parquet) and is marked done last; a re-run skips done videos. OUT/detections/, OUT/frames/,
     OUT/segments/, OUT/presence/ (and OUT/tracks/, OUT/events/, OUT/visits/ where the pipeline makes them) are
     Parquet datasets, one file per video with a video_id column; OUT/videos.parquet has a row per video and
-    OUT/report.html shows them. A video that lost frames is `partial`. Exits 1 when any video failed.
+    OUT/report.html shows them. A video that lost frames is `partial` (in its summary.json too). Exits 1 when
+    any video failed.
     """
     from .config import PipelineConfig
     from .corpus import run_batch
@@ -425,8 +426,8 @@ def batch(inputs: tuple[str, ...], out: str, pipeline: str | None, workers: int,
                       segment_seconds=segment_seconds, progress=not quiet, ray_address=address,
                       num_cpus=num_cpus, num_gpus=num_gpus, partial_is_error=partial_is_error)
     counts = table["status"].value_counts()
-    partial = f", {counts['partial']} partial (frames lost)" if counts.get("partial") else ""
-    click.echo(f"{len(table)} videos: {counts.get('done', 0)} done{partial}, {counts.get('error', 0)} failed, "
+    partial = f", {counts['partial']} partial (source frames lost)" if counts.get("partial") else ""
+    click.echo(f"{len(table)} videos: {counts.get('complete', 0)} complete{partial}, {counts.get('error', 0)} failed, "
                f"{counts.get('pending', 0)} pending; {os.path.join(os.path.normpath(out), 'videos.parquet')}")
     if table.attrs.get("interrupted"):  # the corpus run has said so, and that the same command resumes
         sys.exit(EXIT_INTERRUPTED)

@@ -33,8 +33,6 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from .config import PipelineConfig
@@ -42,7 +40,7 @@ from .errors import InputError, VidpipeError
 from .files import locked, write_atomic
 from .pipeline import Pipeline
 from .report import write_corpus_report
-from .segments import YT8M_SEGMENT_SECONDS, presence_table, seconds_present, segment_table
+from .segments import YT8M_SEGMENT_SECONDS, presence_schema, presence_table, seconds_present, segment_table
 from .session import frame_classes, zone_columns
 from .sinks import (
     EVENT_SCHEMA,
@@ -51,10 +49,11 @@ from .sinks import (
     column_name,
     detection_schema,
     frame_schema,
+    read_arrow,
     write_arrow,
     write_table,
 )
-from .sources import check_named, natural_key, open_source, stem
+from .sources import check_named, natural_key, stem
 from .stopping import frame_boundary
 from .summary import RunSummary
 
@@ -64,8 +63,13 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".m
 MARKER = "_SUCCESS"
 ERROR = "error.json"
 DATASETS = ("detections", "frames", "tracks", "events", "visits", "segments", "presence")  # one file per video
-WHOLE_NUMBERS = ("frames", "width", "height", "frames_lost", "frames_expected", "detections", "tracks", "source_size",
-                 "source_mtime_ns")  # videos.parquet's integer columns
+# videos.parquet's integer columns. Frame counts name their unit: frames_processed are the frames kept (after
+# sampling); frames_decoded and source_frames_* count the input's own frames.
+WHOLE_NUMBERS = ("frames_processed", "frames_decoded", "width", "height", "source_frames_expected",
+                 "source_frames_lost", "detections", "tracks", "source_size", "source_mtime_ns")
+# the names an earlier vidpipe gave in a video's marker (a corpus it began is resumed under today's names)
+RENAMED = {"frames": "frames_processed", "frames_lost": "source_frames_lost",
+           "frames_expected": "source_frames_expected"}
 EXECUTORS = ("local", "ray")
 RAY_SESSION_TRIES = 3  # a Ray cluster that fails to start this client's session is asked this many times
 RAY_SESSION_PAUSE_S = 1.0
@@ -167,7 +171,7 @@ class VideoProcessor:
         self.count_names = [names[c] for c in counted]  # videos.parquet's n_<class> columns: the same for all
         target = config.slotted  # each frame stands for a sampling slot: say which
         self.schemas = {"detections": detection_schema(target), "tracks": TRACK_SCHEMA, "events": EVENT_SCHEMA,
-                        "visits": VISIT_SCHEMA,
+                        "visits": VISIT_SCHEMA, "presence": presence_schema(target),
                         "frames": frame_schema(names, counted, interest, config.top_k,
                                                extra_columns=zone_columns(config), target=target)}
 
@@ -181,20 +185,22 @@ class VideoProcessor:
             result = self.pipeline.run(item.uri, folder, progress=progress or False, name=item.video_id)
             if result.interrupted:
                 raise KeyboardInterrupt
-            tables = {name: _read(result.outputs[name], schema) for name, schema in self.schemas.items()
+            tables = {name: read_arrow(result.outputs[name], schema) for name, schema in self.schemas.items()
                       if name in result.outputs}
             detections, frames = tables["detections"].to_pandas(), tables["frames"].to_pandas()
-            for name, derived in (("segments", segment_table(item.video_id, detections, frames, self.segment_seconds)),
-                                  ("presence", presence_table(item.video_id, detections))):
-                write_table(derived, folder / f"{name}.parquet", "parquet")
-                tables[name] = pa.Table.from_pandas(derived, preserve_index=False)
-            present = seconds_present(frames, self.count_names)
+            derived = {"segments": segment_table(item.video_id, detections, frames, self.segment_seconds)}
+            if "presence" not in tables:  # a sampled run wrote it already
+                derived["presence"] = presence_table(item.video_id, detections)
+            for name, table in derived.items():
+                write_table(table, folder / f"{name}.parquet", "parquet")
+                tables[name] = pa.Table.from_pandas(table, preserve_index=False)
+            present = seconds_present(frames, self.count_names, result.summary.end_s)
             for name, table in tables.items():  # the corpus datasets: video_id first, a string in every reader
                 write_arrow(table.rename_columns(["video_id" if c == "video" else c for c in table.column_names]),
                             _partition(self.out_dir, name, item.video_id), "parquet")
-            lost = result.summary.frames_lost
-            status = "partial" if lost else "done"  # cut short or damaged: what could be read is processed
-            record = _record(item, status, time.perf_counter() - start, result.summary, self.count_names, present)
+            # the video's own status (partial: cut short or damaged, what could be read is processed)
+            record = _record(item, result.summary.status, time.perf_counter() - start, result.summary,
+                             self.count_names, present)
             _write_json(folder / MARKER, {**record, "source": identity})  # last: the video is done
             if result.stop_received:  # a stop while this video was finishing: it is done, the corpus stops
                 raise KeyboardInterrupt
@@ -237,7 +243,7 @@ def _run_batch(items: list[CorpusItem], config: PipelineConfig, out: Path, worke
         log.info("%d of %d videos already done (--force redoes them)", len(items) - len(todo), len(items))
     interrupted = False
     try:
-        with _CorpusProgress(todo, config, progress) as bar:
+        with _CorpusProgress(todo, progress) as bar:
             if executor == "ray":
                 records = _run_ray(todo, config, out, segment_seconds, workers, ray_address, num_cpus, num_gpus)
             else:
@@ -288,16 +294,18 @@ def _done(out: Path, item: CorpusItem, partial_is_error: bool = False) -> bool:
 
 
 def videos_table(items: Sequence[CorpusItem], out: Path, partial_is_error: bool = False) -> pd.DataFrame:
-    """One row per video from what is on disk: done or partial (marker), error (error record) or pending."""
+    """One row per video from what is on disk: complete or partial (marker: the status its summary.json
+    gives), error (error record) or pending."""
     rows = []
     for item in items:
         folder = _video_folder(out, item.video_id)
         for name in (MARKER, ERROR):
             if (folder / name).is_file():
-                row = json.loads((folder / name).read_text())
+                row = _current(json.loads((folder / name).read_text()))
                 if partial_is_error and row["status"] == "partial":
-                    row = {**row, "status": "error", "error": f"partial: {row['frames_lost']} frame(s) could not be "
-                                                              f"read of {row.get('frames_expected')} expected"}
+                    row = {**row, "status": "error", "error": f"partial: {row['source_frames_lost']} source frame(s) "
+                                                              f"could not be read of {row['source_frames_expected']} "
+                                                              f"expected"}
                 rows.append(row)
                 break
         else:
@@ -315,6 +323,12 @@ def videos_table(items: Sequence[CorpusItem], out: Path, partial_is_error: bool 
     return table[[c for c in table.columns if c not in counts + present] + counts + present]
 
 
+def _current(row: dict) -> dict:
+    """A marker or error record with today's column names and statuses (an earlier vidpipe said `done`)."""
+    row = {RENAMED.get(key, key): value for key, value in row.items()}
+    return {**row, "status": "complete"} if row["status"] == "done" else row
+
+
 def _record(item: CorpusItem, status: str, seconds: float, summary: RunSummary | None = None,
             count_names: Sequence[str] = (), present: dict[str, float] | None = None,
             error: str | None = None) -> dict:
@@ -325,13 +339,14 @@ def _record(item: CorpusItem, status: str, seconds: float, summary: RunSummary |
     return {
         **asdict(item),
         "status": status,
-        "frames": counts.frames_processed if counts else 0,
+        "frames_processed": counts.frames_processed if counts else 0,
+        "frames_decoded": summary.frames_decoded if summary else None,
         "duration_s": source.duration if source else None,
         "fps": source.fps if source else None,
         "width": source.width if source else None,
         "height": source.height if source else None,
-        "frames_lost": summary.frames_lost if summary else 0,
-        "frames_expected": expected,
+        "source_frames_lost": summary.source_frames_lost if summary else 0,
+        "source_frames_expected": expected,
         "detections": counts.detections if counts else 0,
         "tracks": counts.tracks if counts else 0,
         "processing_s": round(seconds, 3),
@@ -355,15 +370,6 @@ def _partition(out: Path, dataset: str, video_id: str) -> Path:
     type of an id like `0123` from the folder name and make it the number 123. The `part-` prefix keeps an
     id that starts with `_` (YouTube ids may) from being skipped as a hidden file."""
     return out / dataset / f"part-{video_id}.parquet"
-
-
-def _read(path: Path, schema: pa.Schema) -> pa.Table:
-    """A per-video table with exactly `schema`'s types, from Parquet or CSV (where an empty or all-null
-    column would otherwise get a guessed type, and an id of digits would become a number)."""
-    if path.suffix == ".parquet":
-        return pq.read_table(path).cast(schema)
-    options = pyarrow.csv.ConvertOptions(column_types=schema, strings_can_be_null=True)
-    return pyarrow.csv.read_csv(path, convert_options=options).select(schema.names).cast(schema)
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -568,15 +574,15 @@ class _RayVideoProcessor:
 # --- progress -----------------------------------------------------------------------------------------
 
 class _CorpusProgress:
-    """One bar for the whole corpus: frames (with rate and ETA), and videos done / failed / total."""
+    """One bar for the whole corpus, counting videos: it ends at the number of videos handled, whatever their
+    outcome (frames could not: a file cut short gives fewer than its header promises, a corrupt one none). The
+    frames done so far ride beside it, with the videos that failed."""
 
-    def __init__(self, items: list[CorpusItem], config: PipelineConfig, enabled: bool) -> None:
-        self._enabled = enabled
-        self._total_videos = len(items)
-        self._done = self._failed = 0
-        total = sum(_estimate(item, config) for item in items) if enabled else None
-        self._bar = tqdm(total=total or None, unit="frame", desc="corpus", disable=not enabled,
-                         dynamic_ncols=True, mininterval=0.5)
+    def __init__(self, items: list[CorpusItem], enabled: bool) -> None:
+        self._failed = self._frames = 0
+        self._shown = 0.0  # when the frames were last shown: twice a second at most, as the bar itself
+        self._bar = tqdm(total=len(items), unit="video", desc="corpus", disable=not enabled, dynamic_ncols=True,
+                         mininterval=0.5)
         # Workers report frames done through this queue; None when nothing is displayed (no thread polls it).
         if enabled:
             _start_quiet_resource_tracker()
@@ -585,7 +591,6 @@ class _CorpusProgress:
         self._thread = threading.Thread(target=self._drain, daemon=True) if enabled else None
 
     def __enter__(self) -> _CorpusProgress:
-        self._update_postfix()
         if self._thread:
             self._thread.start()
         return self
@@ -598,39 +603,25 @@ class _CorpusProgress:
         self._bar.close()
 
     def video_done(self, record: dict, count_frames: bool = False) -> None:
-        """A video finished; `count_frames` adds its frames to the bar (Ray actors cannot report as they go)."""
-        if record["status"] in ("done", "partial"):
-            self._done += 1
-        else:
+        """A video was handled; `count_frames` adds its frames (Ray actors cannot report them as they go)."""
+        if record["status"] == "error":
             self._failed += 1
             log.warning("%s failed: %s", record["video_id"], record["error"])
         if count_frames:
-            self._bar.update(record["frames"])
-        self._update_postfix()
+            self._frames += record["frames_processed"]
+        self._show_postfix(refresh=False)
+        self._bar.update(1)
 
-    def _update_postfix(self) -> None:
-        self._bar.set_postfix_str(f"videos {self._done + self._failed}/{self._total_videos}"
-                                  + (f", {self._failed} failed" if self._failed else ""))
+    def _show_postfix(self, refresh: bool) -> None:
+        self._bar.set_postfix_str(f"{self._frames:,} frames" + (f", {self._failed} failed" if self._failed else ""),
+                                  refresh=refresh)
 
     def _drain(self) -> None:
         while not self._stop.is_set():
             try:
-                self._bar.update(self.queue.get(timeout=0.2))
+                self._frames += self.queue.get(timeout=0.2)
             except queue.Empty:
                 continue
-
-
-def _estimate(item: CorpusItem, config: PipelineConfig) -> int:
-    """Frames a video will give, from its header (0 for what cannot be opened: it will fail anyway; and
-    for streams, not worth a connection)."""
-    if "://" in item.uri:
-        return 0
-    try:
-        source = open_source(item.uri, config.sampling(), config.sequence_fps)
-    except VidpipeError:
-        return 0
-    try:
-        return config.sampling().estimate(source.info) or 0
-    finally:
-        source.close()
-
+            if time.monotonic() - self._shown >= 0.5:
+                self._shown = time.monotonic()
+                self._show_postfix(refresh=True)

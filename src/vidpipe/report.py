@@ -107,7 +107,11 @@ def write_run_report(path: Path, summary: RunSummary, tables: dict[str, Path], t
     parts = [f"<h1>{html.escape(summary.input.name)}</h1>",
              f"<p>{counts.frames_processed:,} frames, {counts.detections:,} detections, {counts.tracks:,} tracks"
              f" &middot; {html.escape(summary.started_at)}</p>"]
-    if summary.status != "complete":
+    if summary.status == "partial":
+        parts.append(f'<p class="banner" id="status-banner">This run was <b>partial</b>: '
+                     f"{summary.source_frames_lost:,} source frame(s) could not be decoded (a file cut short or "
+                     f"damaged); everything below covers the {counts.frames_processed:,} frames processed.</p>")
+    elif summary.status != "complete":
         parts.append(f'<p class="banner" id="status-banner">This run was <b>{summary.status}</b>: everything '
                      f"below covers the {counts.frames_processed:,} frames processed before it stopped.</p>")
     if summary.lines or summary.zones or counts.tracks:
@@ -143,7 +147,8 @@ def write_run_report(path: Path, summary: RunSummary, tables: dict[str, Path], t
 
 
 def write_corpus_report(path: Path, videos: pd.DataFrame, tracks: pd.DataFrame | None) -> Path:
-    """OUT/report.html: a sortable row per video, totals per class, where each class lasts longest, failures."""
+    """OUT/report.html: a sortable row per video (linked to its own report wherever that exists, partial and
+    failed videos' too), totals per class, where each class lasts longest, failures."""
     import pandas as pd
 
     counts = [c for c in videos.columns if c.startswith("n_")]
@@ -151,28 +156,30 @@ def write_corpus_report(path: Path, videos: pd.DataFrame, tracks: pd.DataFrame |
     for row in videos.itertuples(index=False):
         top = sorted(((getattr(row, c), c[2:].replace("_", " ")) for c in counts if getattr(row, c)), reverse=True)
         top_text = ", ".join(f"{name} {n:,}" for n, name in top[:3]) or "-"
-        link = (f'<a href="videos/{html.escape(row.video_id)}/report.html">{html.escape(row.video_id)}</a>'
-                if row.status == "done" else html.escape(row.video_id))
+        own = Path("videos") / row.video_id / "report.html"
+        link = (f'<a href="{html.escape(own.as_posix())}">{html.escape(row.video_id)}</a>'
+                if (path.parent / own).is_file() else html.escape(row.video_id))
         duration = "" if pd.isna(row.duration_s) else f"{row.duration_s:.1f}"
-        lost = getattr(row, "frames_lost", 0)
-        lost = 0 if pd.isna(lost) else int(lost)
-        expected = getattr(row, "frames_expected", None)
-        lost_text = f"{lost:,}" + ("" if expected is None or pd.isna(expected) else f" of {int(expected):,}")
+        lost = 0 if pd.isna(row.source_frames_lost) else int(row.source_frames_lost)
+        expected = row.source_frames_expected
+        lost_text = f"{lost:,}" + ("" if pd.isna(expected) else f" of {int(expected):,}")
         status = f'<span class="error">{row.status}</span>' if row.status in ("partial", "error") else row.status
         rows.append(f'<tr><td data-value="{html.escape(row.video_id)}">{link}</td><td>{status}</td>'
-                    f"<td>{duration}</td><td>{row.frames}</td><td data-value=\"{lost}\">{lost_text if lost else 0}</td>"
+                    f"<td>{duration}</td><td>{row.frames_processed}</td>"
+                    f"<td data-value=\"{lost}\">{lost_text if lost else 0}</td>"
                     f"<td>{row.detections}</td><td>{row.tracks}</td><td>{html.escape(top_text)}</td></tr>")
     parts = [f"<h1>Corpus: {len(videos)} videos</h1>",
              "<p>" + ", ".join(f"{n} {s}" for s, n in videos["status"].value_counts().items()) + "</p>"]
     partial = videos[videos["status"] == "partial"]
     if len(partial):
         ids = ", ".join(html.escape(v) for v in partial["video_id"][:20]) + (" ..." if len(partial) > 20 else "")
-        parts.append(f'<p class="banner" id="partial-banner"><b>{len(partial)} video(s) are partial</b>: frames '
-                     f"could not be read (a file cut short or damaged), so their tables cover only part of them: "
-                     f"{ids}. <code>vidpipe batch --partial-is-error</code> counts them as failed.</p>")
+        parts.append(f'<p class="banner" id="partial-banner"><b>{len(partial)} video(s) are partial</b>: source '
+                     f"frames could not be read (a file cut short or damaged), so their tables cover only part of "
+                     f"them: {ids}. <code>vidpipe batch --partial-is-error</code> counts them as failed.</p>")
     parts.append(_section("videos", "Videos (click a heading to sort)",
                           '<table class="sortable"><thead><tr><th>video</th><th>status</th><th>duration s</th>'
-                          "<th>frames</th><th>frames lost</th><th>detections</th><th>tracks</th><th>top classes</th>"
+                          "<th>frames processed</th><th>source frames lost</th><th>detections</th><th>tracks</th>"
+                          "<th>top classes</th>"
                           f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"))
     totals = videos[counts].sum().sort_values(ascending=False)
     totals = totals[totals > 0]
@@ -194,7 +201,7 @@ def write_corpus_report(path: Path, videos: pd.DataFrame, tracks: pd.DataFrame |
         lines = []
         for column in sorted(present, key=lambda c: -videos[c].sum()):
             top = videos.nlargest(3, column)
-            where = ", ".join(f"{html.escape(v)} ({d:.0f} s)" for v, d in zip(top["video_id"], top[column]) if d > 0)
+            where = ", ".join(f"{html.escape(v)} ({d:.1f} s)" for v, d in zip(top["video_id"], top[column]) if d > 0)
             lines.append(f"<tr><th>{html.escape(column[2:].replace('_', ' '))}</th><td>{where}</td></tr>")
         content = (f"<table>{''.join(lines)}</table><p>Seconds in which the class was seen (no tracker in this "
                    f"pipeline, so no single object's duration).</p>" if lines else "<p>Nothing was seen.</p>")
@@ -284,7 +291,8 @@ def _facts(summary: RunSummary) -> str:
                      f"{', '.join(map(str, detector.classes)) if detector.classes else 'all'}, tracker "
                      f"{summary.tracker.name if summary.tracker else 'none'}"),
         ("frames processed", f"{counts.frames_processed:,}"),
-        ("frames lost", f"{summary.frames_lost:,}"),
+        ("frames decoded", "-" if summary.frames_decoded is None else f"{summary.frames_decoded:,}"),
+        ("source frames lost", f"{summary.source_frames_lost:,}"),
         ("detections", f"{counts.detections:,}"),
         ("tracks", f"{counts.tracks:,}"),
         ("wall time", f"{summary.wall_time_s:.1f} s"),

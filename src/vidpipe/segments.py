@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 COLUMNS = ["video_id", "segment", "start_s", "end_s", "class_name", "max_score", "mean_count", "frames_present"]
 YT8M_SEGMENT_SECONDS = 5.0
@@ -51,22 +52,31 @@ PRESENCE_COLUMNS = ["video_id", "frame", "time_s", "class_name", "count", "p_any
 def presence_table(video_id: str, detections: pd.DataFrame) -> pd.DataFrame:
     """Every class's presence in every processed frame, long and sparse: one row per (frame, class) with at
     least one detection: its count, `p_any` = 1 - prod(1 - score) (the chance at least one is really there)
-    and its best score. At 1 fps these rows join YouTube-8M's 1 fps frame features on (video_id, time_s); a
-    class absent from a frame has no row (its count is 0, its p_any 0)."""
+    and its best score. With `--sample-fps` the detections' `target_s` (each frame's slot) comes along: at 1
+    fps these rows join YouTube-8M's 1 fps frame features on (video_id, target_s), at any frame rate; a class
+    absent from a frame has no row (its count is 0, its p_any 0)."""
+    columns = presence_columns("target_s" in detections)
     if detections.empty:
-        return _typed_presence(pd.DataFrame(columns=PRESENCE_COLUMNS))
+        return _typed_presence(pd.DataFrame(columns=columns))
     miss = np.log1p(-detections["score"].clip(upper=1 - 1e-7).to_numpy(np.float64))
     grouped = detections.assign(miss=miss).groupby(["frame", "class_name"], sort=True)
-    table = grouped.agg(time_s=("time_s", "first"), count=("score", "size"), max_score=("score", "max"),
+    slots = {"target_s": ("target_s", "first")} if "target_s" in detections else {}
+    table = grouped.agg(time_s=("time_s", "first"), **slots, count=("score", "size"), max_score=("score", "max"),
                         miss=("miss", "sum")).reset_index()
     table["p_any"] = 1 - np.exp(table["miss"])
     table["video_id"] = video_id
-    return _typed_presence(table[PRESENCE_COLUMNS])
+    return _typed_presence(table[columns])
 
 
-def seconds_present(frames: pd.DataFrame, classes: list[str]) -> dict[str, float]:
+def presence_columns(target: bool = False) -> list[str]:
+    """The presence table's columns; `target` adds `target_s` after `time_s` (with --sample-fps)."""
+    return [*PRESENCE_COLUMNS[:3], "target_s", *PRESENCE_COLUMNS[3:]] if target else PRESENCE_COLUMNS
+
+
+def seconds_present(frames: pd.DataFrame, classes: list[str], end_s: float | None = None) -> dict[str, float]:
     """Seconds of the video in which each class was seen: each processed frame stands for the time until the
-    next one (the last, for the median interval), summed over the frames with the class (`n_<class>` > 0)."""
+    next one (the last, for the median interval, but not past `end_s`, where the video ends: a 30.08 s clip
+    sampled at 1 fps has 31 frames, not 31 seconds), summed over the frames with the class (`n_<class>` > 0)."""
     from .sinks import column_name
 
     times = frames["time_s"].to_numpy(np.float64)
@@ -74,6 +84,8 @@ def seconds_present(frames: pd.DataFrame, classes: list[str]) -> dict[str, float
         return {name: 0.0 for name in classes}
     gaps = np.diff(times)
     last = float(np.median(gaps)) if len(gaps) else 0.0
+    if end_s is not None:
+        last = min(last, max(end_s - times[-1], 0.0))
     span = np.append(gaps, last)
     out = {}
     for name in classes:
@@ -83,5 +95,12 @@ def seconds_present(frames: pd.DataFrame, classes: list[str]) -> dict[str, float
 
 
 def _typed_presence(table: pd.DataFrame) -> pd.DataFrame:
-    return table.astype({"video_id": "string", "frame": "int64", "time_s": "float64", "class_name": "string",
+    slots = {"target_s": "float64"} if "target_s" in table else {}
+    return table.astype({"video_id": "string", "frame": "int64", "time_s": "float64", **slots, "class_name": "string",
                          "count": "int64", "p_any": "float64", "max_score": "float32"}).reset_index(drop=True)
+
+
+def presence_schema(target: bool = False) -> pa.Schema:
+    """presence.parquet's columns as Arrow reads them back (what `pa.Table.from_pandas` makes of the table)."""
+    empty = _typed_presence(pd.DataFrame(columns=presence_columns(target)))
+    return pa.Schema.from_pandas(empty, preserve_index=False)

@@ -32,6 +32,7 @@ from .files import locked, write_atomic
 from .frames import Frame, VideoInfo
 from .live import LiveMonitor
 from .report import Thumbnails, write_run_report
+from .segments import presence_table
 from .sinks import (
     TABLE_FORMATS,
     DetectionTableSink,
@@ -41,7 +42,9 @@ from .sinks import (
     TrackTableSink,
     VideoSink,
     Viewer,
+    read_arrow,
     write_events,
+    write_table,
     write_visits,
 )
 from .sources import Source
@@ -57,6 +60,7 @@ OUTPUT_NAMES = {
     "mot": "tracks.txt",
     "events": "events",
     "visits": "visits",
+    "presence": "presence",
     "heatmap": "heatmap.png",
     "report": "report.html",
     "summary": "summary.json",
@@ -115,6 +119,12 @@ def open_sinks(config: PipelineConfig, info: VideoInfo, out_dir: Path, names: Se
 def zone_columns(config: PipelineConfig) -> list[str]:
     """The frames table's occupancy columns, one per zone (zones count tracks: none without a tracker)."""
     return [zone_column(zone.name) for zone in config.zones] if config.tracker != NO_TRACKER else []
+
+
+def writes_presence(config: PipelineConfig) -> bool:
+    """A run that samples (`--sample-fps`, `--stride`; the yt8m preset's 1 fps) writes presence.parquet, the
+    per-frame presence of every class that YouTube-8M-style work joins on, as a corpus does for every video."""
+    return config.sample_fps is not None or config.stride > 1
 
 
 def frame_classes(config: PipelineConfig, names: Sequence[str]) -> tuple[list[int], list[int]]:
@@ -281,6 +291,8 @@ class RunSession:
                     if key != "video":
                         sink.close()
                         outputs[key] = sink.path
+                if writes_presence(self.config):
+                    outputs["presence"] = self._write_presence(outputs["detections"])
                 for viewer in self.viewers:
                     viewer.close()
                 outputs.update(self._write_events())
@@ -297,15 +309,16 @@ class RunSession:
         wall = self.elapsed_s
         report = self.out_dir / OUTPUT_NAMES["report"] if self.config.report else None
         summary = RunSummary(
-            status=status,
+            status="partial" if status == "complete" and self.source.lost_frames else status,
             input=self.source.info,
             detector=self._detector_facts(),
             tracker=TrackerFacts(self.tracker.name, self.tracker.params(), self.config.merge_iou) if self.tracker
             else None,
             sampling=self.config.sampling(),
             counts=self.stats.counts(),
-            frames_lost=self.source.lost_frames,
-            frames_unread=self.source.unread_frames,
+            source_frames_lost=self.source.lost_frames,
+            source_frames_unread=self.source.unread_frames,
+            frames_decoded=getattr(self.source, "decoded_frames", None),  # live sources do not count it
             wall_time_s=round(wall, 3),
             started_at=self.started.isoformat(timespec="seconds"),
             engine=self.config.engine,
@@ -362,6 +375,13 @@ class RunSession:
                                              self.analytics.visits(), fmt)
         return outputs
 
+    def _write_presence(self, detections: Path) -> Path:
+        """presence.<format>, from the finished detection table."""
+        table = read_arrow(detections, self.sinks["detections"].schema).to_pandas()
+        path = self.out_dir / f"{OUTPUT_NAMES['presence']}.{self.config.table_format}"
+        write_table(presence_table(self.source.info.name, table), path, self.config.table_format)
+        return path
+
     def _write_heatmap(self) -> None:
         ok, png = cv2.imencode(".png", self.analytics.heatmap.render())
         if not ok:
@@ -403,8 +423,8 @@ class RunSession:
 def previous_outputs(out_dir: Path) -> list[Path]:
     """Every file a run may leave in `out_dir`, in either table format, finished or partial."""
     names = [OUTPUT_NAMES[key] for key in ("video", "mot", "heatmap", "report", "summary")]
-    names += [f"{OUTPUT_NAMES[key]}.{fmt}" for key in ("detections", "frames", "tracks", "events", "visits")
-              for fmt in TABLE_FORMATS]
+    tables = ("detections", "frames", "tracks", "events", "visits", "presence")
+    names += [f"{OUTPUT_NAMES[key]}.{fmt}" for key in tables for fmt in TABLE_FORMATS]
     snapshots = sorted((out_dir / "snapshots").glob("*.jpg"))  # --snapshots: one per event
     return [out_dir / name for name in names] + [out_dir / f".{name}.partial" for name in names] + snapshots
 

@@ -315,6 +315,10 @@ class _BufferedTable:
 
     _table: TableWriter
 
+    @property
+    def schema(self) -> pa.Schema:
+        return self._table.schema
+
     def _flush(self) -> None:
         raise NotImplementedError
 
@@ -485,6 +489,18 @@ EVENT_SCHEMA = pa.schema([
     ("video", pa.string()), ("frame", pa.int64()), ("time_s", pa.float64()), ("track_id", pa.int64()),
     ("class_name", pa.string()), ("kind", pa.string()), ("name", pa.string()), ("direction", pa.string()),
 ])
+
+
+def read_arrow(path: Path, schema: pa.Schema) -> pa.Table:
+    """A table written by vidpipe, with exactly `schema`'s types, from Parquet or CSV (where an empty or all-null
+    column would otherwise get a guessed type, and an id of digits would become a number)."""
+    import pyarrow.csv
+    import pyarrow.parquet
+
+    if path.suffix == ".parquet":
+        return pyarrow.parquet.read_table(path).cast(schema)
+    options = pyarrow.csv.ConvertOptions(column_types=schema, strings_can_be_null=True)
+    return pyarrow.csv.read_csv(path, convert_options=options).select(schema.names).cast(schema)
 
 
 def write_arrow(table: pa.Table, path: str | Path, fmt: str) -> Path:

@@ -221,9 +221,11 @@ class VideoSource(_FileSource):
         stream.thread_count = threads or 0  # 0: FFmpeg picks, one per core
         self._stream = stream
         fps = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0) or DEFAULT_SEQUENCE_FPS
-        duration = None
+        origin = _clock_origin(self._container, stream)
+        duration = None  # where the picture ends, on the clock `time_s` counts (a picture may start late)
         if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
+            start = float(stream.start_time * stream.time_base) - origin if stream.start_time is not None else 0.0
+            duration = start + float(stream.duration * stream.time_base)
         elif self._container.duration is not None:
             duration = self._container.duration / 1_000_000
         audio = self._container.streams.audio
@@ -242,7 +244,7 @@ class VideoSource(_FileSource):
             time_base=stream.time_base,
             audio_codec=audio[0].codec_context.codec.canonical_name if audio else None,
             rotation=90 * self._turns,
-            origin_s=_clock_origin(self._container, stream),
+            origin_s=origin,
         )
         self._origin: float | None = None if stream.start_time is None else self.info.origin_s
 
@@ -603,6 +605,7 @@ class ImageSource(_FileSource):
         self._read = read
         self.sampling = sampling
         self.lost_frames = 0
+        self.decoded_frames = 0  # images read for the frames kept
         self._first: tuple[int, np.ndarray] | None = None
         for i, item in enumerate(items):
             image = read(item)
@@ -641,6 +644,7 @@ class ImageSource(_FileSource):
                 if image is None:
                     self.lost_frames += 1
                     continue
+                self.decoded_frames += 1
                 yield Frame(index, time, image, target_s=self.sampling.slot(time))
         finally:
             self.unread_frames = len(self._items) - reached
@@ -709,7 +713,7 @@ def _open(uri: str, sampling: Sampling, fps: float | None, threads: int | None) 
 
 def quiet_ffmpeg() -> None:
     """Keep FFmpeg's own `[h264 @ 0x...] error while decoding` lines off the user's terminal: damaged frames
-    are counted (`frames_lost`) and reported in one line instead. VIDPIPE_DEBUG=1 shows them."""
+    are counted (`source_frames_lost`) and reported in one line instead. VIDPIPE_DEBUG=1 shows them."""
     import av
 
     if not os.environ.get("VIDPIPE_DEBUG"):

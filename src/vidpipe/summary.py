@@ -114,11 +114,14 @@ class VideoOutput:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """One run of one input. `status` is complete, interrupted (Ctrl-C, SIGTERM or SIGHUP: the outputs cover
-    the frames done), stopped (a live run ended by the user) or gave_up (a live stream that did not come back
-    within --max-reconnects). `frames_lost` counts frames the decoder could not give (damage);
-    `frames_unread` the frames after the point where reading stopped early (a stop, --end, --max-frames);
-    `missing_outputs` what a second stop cut from the finishing; `size_changes` each change of the frame
+    """One run of one input. `status` is complete, partial (ended without a stop, but frames could not be
+    decoded: a file cut short or damaged), interrupted (Ctrl-C, SIGTERM or SIGHUP: the outputs cover the frames done),
+    stopped (a live run ended by the user) or gave_up (a live stream that did not come back within
+    --max-reconnects). Frame counts name their unit: `counts.frames_processed` are the frames kept (after
+    sampling); `frames_decoded` the pictures the decoder gave (None where the source does not count them: a live
+    one); `source_frames_lost` the input's frames the decoder could not give (damage) and
+    `source_frames_unread` those after the point where reading stopped early (a stop, --end, --max-frames).
+    `missing_outputs` is what a second stop cut from the finishing; `size_changes` each change of the frame
     size in the stream (boxes in the tables are in the pixels of the frame they belong to)."""
 
     status: str
@@ -127,7 +130,7 @@ class RunSummary:
     tracker: TrackerFacts | None
     sampling: Sampling
     counts: Counts
-    frames_lost: int
+    source_frames_lost: int
     wall_time_s: float
     started_at: str
     engine: str
@@ -138,7 +141,8 @@ class RunSummary:
     lines: dict[str, dict] | None = None  # per counting line: {"in": {class: n}, "out": {class: n}}
     # per zone: visits (complete and cut), mean, median and max dwell of the complete ones, peak occupancy
     zones: dict[str, dict] | None = None
-    frames_unread: int = 0
+    source_frames_unread: int = 0
+    frames_decoded: int | None = None
     missing_outputs: tuple[str, ...] = ()
     size_changes: tuple[dict, ...] = ()  # {frame, time_s, width, height} from that frame on
     regions: tuple[dict, ...] = ()  # the lines and zones as configured: {kind, name, points, classes}
@@ -150,10 +154,15 @@ class RunSummary:
         return self.status == "interrupted"
 
     @property
+    def end_s(self) -> float | None:
+        """Where the input covered ends: its duration, or --end if earlier (None when neither is known)."""
+        ends = [x for x in (self.input.duration, self.sampling.end) if x]
+        return min(ends) if ends else None
+
+    @property
     def effective_fps(self) -> float | None:
         """Frames processed per second of input covered: with --sample-mode keyframes, the rate really got."""
-        ends = [x for x in (self.input.duration, self.sampling.end) if x]
-        span = min(ends) - self.sampling.start if ends else 0.0
+        span = self.end_s - self.sampling.start if self.end_s else 0.0
         return round(self.counts.frames_processed / span, 3) if span > 0 else None
 
     @property
@@ -186,8 +195,9 @@ class RunSummary:
             "tracker": asdict(self.tracker) if self.tracker else None,
             "sampling": {**asdict(self.sampling), "effective_fps": self.effective_fps},
             **self.counts.to_dict(),
-            "frames_lost": self.frames_lost,
-            "frames_unread": self.frames_unread,
+            "frames_decoded": self.frames_decoded,
+            "source_frames_lost": self.source_frames_lost,
+            "source_frames_unread": self.source_frames_unread,
             "wall_time_s": self.wall_time_s,
             "fps": self.fps,
             "started_at": self.started_at,
@@ -232,11 +242,12 @@ class RunSummary:
             status=data["status"], input=VideoInfo(**source), detector=DetectorFacts(**data["detector"]),
             tracker=TrackerFacts(**data["tracker"]) if data["tracker"] else None,
             sampling=Sampling(**{k: v for k, v in data["sampling"].items() if k != "effective_fps"}),
-            counts=Counts(**counts), frames_lost=data["frames_lost"],
+            counts=Counts(**counts), source_frames_lost=data["source_frames_lost"],
             wall_time_s=data["wall_time_s"], started_at=data["started_at"], engine=data["engine"],
             stages=tuple(StageFigures(**stage) for stage in data["stages"]), outputs=data["outputs"],
             video_output=VideoOutput(**data["video_output"]) if data.get("video_output") else None,
-            live=live, lines=data.get("lines"), zones=data.get("zones"), frames_unread=data.get("frames_unread", 0),
+            live=live, lines=data.get("lines"), zones=data.get("zones"),
+            source_frames_unread=data.get("source_frames_unread", 0), frames_decoded=data.get("frames_decoded"),
             missing_outputs=tuple(data.get("missing_outputs", ())), size_changes=size_changes,
             regions=tuple(data.get("regions", ())), events_out=tuple(data.get("events_out", ())),
             vidpipe_version=data["vidpipe_version"],
