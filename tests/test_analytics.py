@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -317,3 +318,48 @@ def test_a_long_zone_name_is_drawn_whole_inside_the_frame():
     columns = np.flatnonzero(patch[rows].any(axis=0))
     assert len(rows) and columns.min() >= 0
     assert np.flatnonzero(text.any(axis=0)).max() < columns.max() - 1  # the text ends inside its patch
+
+
+@pytest.mark.parametrize("points", [[[80, 320], [560, 320], [560, 40]],
+                                    [[40, 40], [140, 40], [140, 260], [600, 260], [600, 340], [40, 340]]],
+                         ids=["triangle", "concave-L"])
+def test_a_zones_name_is_drawn_inside_the_zone(points):
+    """A triangle whose bounding box's top-left corner lies outside it, and an L whose centroid lies outside
+    it: the name's black patch and its text are drawn wholly inside the zone (they used to sit above the
+    bounding box's corner, outside the zone)."""
+    from vidpipe.analytics import Analytics
+
+    analytics = Analytics.build([], [Region.of({"name": "queue", "points": points}, "zone")], 640, 360,
+                                "bottom-center", 0.5, 0.5, heatmap=False)
+    canvas = np.full((360, 640, 3), 128, np.uint8)
+    analytics.draw_names(canvas)
+    drawn = (canvas != 128).any(axis=2)  # the patch and the text on it
+    ys, xs = np.nonzero(drawn)
+    assert len(xs) > 200
+    polygon = np.asarray(points, np.float32)
+    outside = [(x, y) for x, y in zip(xs.tolist(), ys.tolist()) if cv2.pointPolygonTest(polygon, (x, y), False) < 0]
+    assert not outside, f"{len(outside)} of {len(xs)} pixels outside, e.g. {outside[:3]}"
+
+
+def test_the_heatmaps_legend_covers_none_of_the_scene():
+    """The parking clip's first frame with a car's track in its lower left: the colour scale is drawn in a
+    strip beside the scene, whose pixels away from the heat are the frame's own, the top right (where the
+    legend's panel used to darken it) included; the strip holds the colour bar."""
+    import av
+
+    from conftest import PARKING
+    from vidpipe.analytics import Heatmap
+
+    with av.open(str(PARKING)) as container:
+        image = next(container.decode(video=0)).to_ndarray(format="bgr24")
+    h, w = image.shape[:2]
+    heatmap = Heatmap(w, h)
+    for i in range(25):
+        heatmap.update(Frame(i, i / 12.5, image), Detections([[100, 300, 160, 400]], [0.9], [1], NAMES, [7]))
+    out = heatmap.render()
+    assert out.shape[0] == h and out.shape[1] > w
+    scene, strip = out[:, :w], out[:, w:]
+    assert np.array_equal(scene[:, w // 2:], image[:, w // 2:])  # the right half: no heat, and no legend on it
+    assert not np.array_equal(scene[h // 2:, :w // 3], image[h // 2:, :w // 3])  # the heat is drawn
+    hsv = cv2.cvtColor(strip, cv2.COLOR_BGR2HSV)
+    assert (hsv[..., 1] > 200).sum() > 500  # the colour bar, saturated from blue to red

@@ -99,6 +99,32 @@ def test_a_camera_that_fails_or_goes_away_does_not_end_the_others(tmp_path):
         assert name in stdout  # a line per camera
 
 
+def test_the_terminal_gives_each_cameras_answers_and_no_latency_for_a_camera_without_frames(tmp_path):
+    """Two files with a line and a zone, and an address where nothing answers: under each file's line the
+    terminal prints its line's and zone's answers exactly as a one-camera run of that file prints them;
+    the camera that never connected shows no latency (it has none), not "latency p50 0 ms"."""
+    regions = ["--line", "road=0,0.55,1,0.55", "--zone", "near=0.3,0.5,0.9,0.5,0.9,1,0.3,1", "--max-frames", "120"]
+    result = run_cli("live", f"lot={PARKING}", f"road={SUBURBAN}", f"nothing=http://127.0.0.1:{free_port()}/x.ts",
+                     *regions, "--max-reconnects", "1", "--reconnect-delay", "0.2", "--open-timeout", "2",
+                     "-o", str(tmp_path / "cameras"), "-q")
+    assert result.returncode == 1, result.stderr  # the camera that never connected failed
+    blocks: dict[str, list[str]] = {}  # each camera's line, and the indented lines under it
+    for line in result.stdout.splitlines():
+        if not line.startswith("  "):
+            camera = blocks.setdefault(line.split(": ")[0], [])
+        camera.append(line)
+    nothing = blocks["nothing"]
+    assert len(nothing) == 1 and "latency" not in nothing[0] and "0 frames" in nothing[0], nothing
+    for name, clip in (("lot", PARKING), ("road", SUBURBAN)):
+        alone = run_cli("live", str(clip), *regions, "-o", str(tmp_path / name), "-q")
+        assert alone.returncode == 0, alone.stderr
+        answers = [line for line in alone.stdout.splitlines() if line.startswith(("  line ", "  zone ", "  objects"))]
+        assert [a for a in answers if a.startswith("  line road: ")] and [a for a in answers if "zone near" in a]
+        assert blocks[name][1:] == answers, (blocks[name], alone.stdout)
+        assert "latency p50" in blocks[name][0]
+    assert "visits" in "".join(blocks["road"])  # the answers are real counts: cars cross and enter
+
+
 def test_one_page_shows_every_camera_and_a_stop_finishes_them_all(tmp_path, browser):
     """Two looped real-time files with --serve: the page is a grid with both, each with its figures and its
     own moving stream; /stats gives both; SIGINT finishes every camera's outputs and the gathered summary."""

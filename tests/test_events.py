@@ -4,24 +4,28 @@ that answers, one that fails, one that hangs) and Debian's mosquitto broker."""
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import SUBURBAN, run_cli, vidpipe, wait_for
+from conftest import SUBURBAN, free_port, run_cli, vidpipe, wait_for
 
 LINE = "road=0,0.55,1,0.55"
 FIELDS = {"camera", "time", "time_s", "frame", "kind", "name", "direction", "track_id", "class_name", "score", "box",
-          "snapshot"}
+          "snapshot", "snapshot_url"}
 
 
 class Receiver:
@@ -81,6 +85,7 @@ def test_events_reach_a_file_and_a_webhook_as_the_tables_record_them(webhook_run
     for received in (lines, good.bodies):
         assert sorted((e["frame"], e["track_id"], e["kind"], e["direction"]) for e in received) == expected
         assert all(set(e) == FIELDS and e["camera"] == "suburban-traffic" and len(e["box"]) == 4 for e in received)
+        assert all(e["snapshot_url"] is None for e in received)  # no server, no address
     for event in lines:  # each snapshot is a real JPEG of the frame, beside the tables
         picture = (out / event["snapshot"]).read_bytes()
         assert picture[:2] == b"\xff\xd8" and len(picture) > 5_000
@@ -300,3 +305,44 @@ def test_a_broker_that_goes_away_and_comes_back_gets_every_event_and_none_is_cou
     figures = json.loads((out / "summary.json").read_text())["events_out"][0]
     assert (figures["sent"], figures["dropped"]) == (len(expected), 0)
     assert stderr.count("the broker went away") == 1 and stderr.count("the broker is back") == 1, stderr
+
+
+@pytest.mark.parametrize("sources, folders", [([str(SUBURBAN)], {"suburban-traffic": ""}),
+                                              ([f"a={SUBURBAN}", f"b={SUBURBAN}"], {"a": "a", "b": "b"})],
+                         ids=["one-camera", "two-cameras"])
+def test_an_events_snapshot_url_is_served_by_the_preview(tmp_path, sources, folders):
+    """With --serve, each event names its snapshot's address on the preview server (a camera of many under
+    /cameras/<name>/), and fetching it gives the JPEG written to the output folder; nothing else is served
+    from there: a missing snapshot or a path out of the folder is a 404."""
+    out, port, jsonl = tmp_path / "out", free_port(), tmp_path / "events.jsonl"
+    (tmp_path / "secret.jpg").write_bytes(b"\xff\xd8 not for the web")
+    process = vidpipe("live", *sources, "--realtime", "--loop", "--line", LINE, "--snapshots", "--events",
+                      jsonl.as_uri(), "--serve", f"127.0.0.1:{port}", "--no-report", "-o", str(out), "-q")
+
+    def events() -> list[dict]:
+        return [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.exists() else []
+
+    def get(path: str) -> tuple[int, str, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", path)  # sent as it is: no client-side tidying of `..`
+        answer = connection.getresponse()
+        return answer.status, answer.getheader("Content-Type"), answer.read()
+
+    try:
+        wait_for(lambda: {e["camera"] for e in events()} == set(folders), timeout=90)
+        for event in events():
+            url = urllib.parse.urlsplit(event["snapshot_url"])
+            assert url.netloc == f"127.0.0.1:{port}", event
+            prefix = f"/cameras/{event['camera']}/" if folders[event["camera"]] else "/"
+            assert url.path == prefix + event["snapshot"], event
+            with urllib.request.urlopen(event["snapshot_url"], timeout=10) as answer:
+                assert answer.headers["Content-Type"] == "image/jpeg"
+                assert answer.read() == (out / folders[event["camera"]] / event["snapshot"]).read_bytes()
+        prefix = urllib.parse.urlsplit(events()[0]["snapshot_url"]).path.rsplit("/", 1)[0]
+        for path in ("missing.jpg", "..%2F..%2Fsecret.jpg", "../../secret.jpg", "..%2Fsummary.json", "",
+                     "%00.jpg", "a" * 300 + ".jpg"):
+            assert get(f"{prefix}/{path}")[0] == 404, path
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr

@@ -161,6 +161,45 @@ def test_preview_page_in_a_real_browser(traffic_stream, tmp_path, browser):
     assert json.loads((out / "summary.json").read_text())["status"] == "stopped"
 
 
+def test_the_preview_scales_the_stream_to_fit_the_window(tmp_path, browser):
+    """The 640x352 clip on the page of a 1600x1000 window is drawn as large as the room beside the figures
+    allows, its shape kept (it used to stay 640 px wide); in a small window, it shrinks to fit."""
+    out, port = tmp_path / "out", _free_port()
+    process = vidpipe("live", str(SUBURBAN), "--realtime", "--loop", "--no-report", "--serve", f"127.0.0.1:{port}",
+                      "-o", str(out), "-q")
+
+    def picture() -> dict:
+        return browser.execute_script(
+            "const img = document.getElementById('stream'), box = img.getBoundingClientRect();"
+            "return {width: box.width, height: box.height, natural: img.naturalWidth, room: window.innerWidth -"
+            " document.querySelector('aside').getBoundingClientRect().width, tall: window.innerHeight};")
+
+    try:
+        wait_for(out / ".detections.parquet.partial")
+        browser.set_window_size(1600, 1000)
+        browser.get(f"http://127.0.0.1:{port}/")
+        deadline = time.time() + 30
+        while picture()["natural"] != 640 and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)  # the page fits the picture within half a second of its first frame
+        wide = picture()
+        assert wide["natural"] == 640 and wide["width"] > 1.5 * 640, wide  # scaled up
+        assert wide["width"] / wide["height"] == pytest.approx(640 / 352, rel=0.01)
+        assert wide["width"] <= wide["room"] and wide["height"] <= wide["tall"]
+        assert min(wide["room"] - wide["width"], wide["tall"] - wide["height"]) <= 1, wide  # fills one way
+        shown = _stream_pixels(browser)
+        assert shown.shape[1] >= 1.5 * 640 and shown.std() > 5  # the screenshot: a real picture, that large
+        browser.set_window_size(700, 600)
+        time.sleep(1)
+        small = picture()
+        assert small["width"] < 640 and small["width"] <= small["room"], small  # and down, to fit
+        assert small["width"] / small["height"] == pytest.approx(640 / 352, rel=0.02)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+
+
 def _stream_pixels(browser) -> np.ndarray:
     """The <img> showing the stream, as the browser rendered it (a screenshot of the element)."""
     import cv2
@@ -411,6 +450,23 @@ def test_a_file_played_in_real_time_behaves_like_a_camera_and_loops(short_ts, tm
     frames = pd.read_parquet(looped / "frames.parquet")
     assert frames["frame"].is_monotonic_increasing and frames["time_s"].is_monotonic_increasing
     assert frames["frame"].max() >= 240 and 11 <= frames["time_s"].max() <= 15  # into the second pass
+
+
+def test_stopping_a_looped_demo_says_nothing_of_unread_frames(tmp_path):
+    """A --loop demo has no end to fall short of: Ctrl-C in its first pass is a normal stop, with no
+    "frame(s) of the input not read" on the terminal and none counted unread in the summary."""
+    out = tmp_path / "out"
+    process = vidpipe("live", str(SUBURBAN), "--realtime", "--loop", "--no-report", "-o", str(out), "-q")
+    try:
+        wait_for(out / ".detections.parquet.partial")
+        time.sleep(3)  # a few seconds into the 38 s clip: most of its frames are still ahead
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "stopped" and 0 < summary["frames_processed"] < 905
+    assert "not read" not in stderr and summary["source_frames_unread"] == 0, stderr
 
 
 def test_realtime_and_loop_are_refused_where_they_mean_nothing(tmp_path):

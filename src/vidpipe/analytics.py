@@ -19,6 +19,7 @@ Every counter works on tracks, not on single frames:
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -482,7 +483,7 @@ class Heatmap:
         return (self._times[1] - self._times[0]) / (self._frames - 1) if self._frames > 1 else 0.0
 
     def render(self) -> np.ndarray:
-        """The heatmap over the first frame, one colour scale with its legend: seconds per cell."""
+        """The heatmap over the first frame, with its colour scale (seconds per cell) in a strip to its right."""
         image = self.background if self.background is not None else np.zeros((360, 640, 3), np.uint8)
         h, w = image.shape[:2]
         seconds = cv2.GaussianBlur(self.grid, (0, 0), 1.5) * (self.interval_s or 1.0)
@@ -491,32 +492,30 @@ class Heatmap:
         colored = cv2.applyColorMap(scaled, cv2.COLORMAP_JET)
         alpha = (scaled.astype(np.float32) / 255 * 0.7)[..., None]
         out = (image * (1 - alpha) + colored * alpha).astype(np.uint8)
-        self._legend(out, peak)
-        return out
+        return np.hstack([out, self._legend(h, w, peak)])
 
-    def _legend(self, out: np.ndarray, peak: float) -> None:
-        """A colour bar on a dark panel at the top right, its ends and middle labelled, and its unit."""
-        h, w = out.shape[:2]
+    def _legend(self, h: int, w: int, peak: float) -> np.ndarray:
+        """A dark strip as tall as the scene, beside it so it covers none of it: a colour bar, its ends and
+        middle labelled, and its unit (on two lines, to keep the strip narrow)."""
         scale = max(0.45, min(h, w) / 900)
         thick = max(1, round(scale * 1.5))
-        unit = f"seconds per {self.cell}px cell"
-        (unit_w, text_h), _ = cv2.getTextSize(unit, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-        bar_h, bar_w, pad = max(80, h // 3), max(12, w // 60), max(6, round(8 * scale))
+        unit = ["seconds per", f"{self.cell}px cell"]
+        unit_w, text_h = np.max([cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0] for t in unit], 0)
+        pad = max(6, round(8 * scale))
+        room = h - 5 * pad - 3 * text_h  # what the strip has left for the bar once its unit is written under it
+        bar_h, bar_w = max(1, min(max(80, h // 3), room)), max(12, w // 60)
         labels = [(peak, 0), (peak / 2, bar_h // 2), (0.0, bar_h)]
         label_w = max(cv2.getTextSize(f"{v:.1f}", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0] for v, _ in labels)
-        panel_w = max(bar_w + pad + label_w, unit_w) + 2 * pad
-        x0, y0 = max(w - panel_w - pad, 0), pad
-        panel = out[y0:y0 + bar_h + 3 * pad + text_h, x0:x0 + panel_w]
-        panel[:] = (panel * 0.3).astype(np.uint8)
-        bar = cv2.applyColorMap(np.linspace(255, 0, bar_h, dtype=np.uint8)[:, None].repeat(bar_w, 1),
-                                cv2.COLORMAP_JET)
-        bx, by = x0 + pad, y0 + pad
-        out[by:by + bar_h, bx:bx + bar_w] = bar
+        strip = np.full((h, max(bar_w + pad + label_w, unit_w) + 2 * pad, 3), 32, np.uint8)
+        strip[pad:pad + bar_h, pad:pad + bar_w] = cv2.applyColorMap(
+            np.linspace(255, 0, bar_h, dtype=np.uint8)[:, None].repeat(bar_w, 1), cv2.COLORMAP_JET)
         for value, offset in labels:
-            cv2.putText(out, f"{value:.1f}", (bx + bar_w + pad, by + offset + text_h // 2),
+            cv2.putText(strip, f"{value:.1f}", (2 * pad + bar_w, pad + offset + text_h // 2),
                         cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
-        cv2.putText(out, unit, (x0 + pad, by + bar_h + pad + text_h), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (255, 255, 255), thick, cv2.LINE_AA)
+        for row, text in enumerate(unit):
+            cv2.putText(strip, text, (pad, bar_h + 3 * pad + 2 * text_h + row * (text_h + pad)),
+                        cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+        return strip
 
 
 @dataclass
@@ -634,7 +633,8 @@ class Analytics:
         so a name is never covered, and never cut: the text shrinks to fit the frame)."""
         scale = max(0.5, min(canvas.shape[:2]) / 800)
         for zone in self.zones:
-            _text(canvas, f"{zone.name}: {sum(zone.occupancy.values())}", zone.polygon.min(axis=0), scale)
+            at = _pole(zone.polygon.tobytes(), *canvas.shape[:2])
+            _text(canvas, f"{zone.name}: {sum(zone.occupancy.values())}", at, scale, centered=True)
         for line in self.lines:
             n_in, n_out = sum(line.counts["in"].values()), sum(line.counts["out"].values())
             _text(canvas, f"{line.name}: in {n_in}  out {n_out}", np.minimum(line.start, line.end), scale)
@@ -647,13 +647,28 @@ class Analytics:
                           for zone in self.zones}}
 
 
-def _text(canvas: np.ndarray, text: str, corner: np.ndarray, scale: float) -> None:
-    """White text on black at `corner`, kept whole inside the frame."""
+@functools.lru_cache(maxsize=64)
+def _pole(polygon: bytes, height: int, width: int) -> np.ndarray:
+    """The point of a zone's visible part farthest from its border and the frame's edges (its pole of
+    inaccessibility, to the pixel): where its name sits inside it, even in a triangle or a concave zone,
+    whose bounding box's corner or centroid can lie outside. Cached: zones move only when the frame resizes."""
+    mask = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(mask, [np.round(np.frombuffer(polygon, np.float32).reshape(-1, 2)).astype(np.int32)], 255)
+    mask[[0, -1], :] = mask[:, [0, -1]] = 0
+    y, x = np.unravel_index(np.argmax(cv2.distanceTransform(mask, cv2.DIST_L2, 5)), mask.shape)
+    return np.array([x, y])
+
+
+def _text(canvas: np.ndarray, text: str, at: np.ndarray, scale: float, centered: bool = False) -> None:
+    """White text on black, centred on `at` or just above it, kept whole inside the frame."""
     (w, h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     if w + 6 > canvas.shape[1]:
         scale *= (canvas.shape[1] - 6) / (w + 6)
         (w, h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    x, y = int(corner[0]), max(int(corner[1]) - 6, h + 4)
+    if centered:
+        x, y = int(at[0]) - (w + 6) // 2, max(int(at[1]) + (h + 4 - baseline) // 2, h + 4)
+    else:
+        x, y = int(at[0]), max(int(at[1]) - 6, h + 4)
     x, y = min(max(x, 0), max(canvas.shape[1] - w - 6, 0)), min(y, canvas.shape[0] - baseline - 1)
     cv2.rectangle(canvas, (x, y - h - 4), (x + w + 6, y + baseline), (0, 0, 0), cv2.FILLED)
     cv2.putText(canvas, text, (x + 3, y - 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)

@@ -5,12 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from . import __version__, stopping
 from .errors import InputError, VidpipeError
 from .live_options import LiveOptions
+
+if TYPE_CHECKING:  # imported inside the commands: `vidpipe --help` stays instant
+    from .session import RunResult
+    from .summary import RunSummary
 
 LIVE_DEFAULTS = LiveOptions()
 
@@ -218,11 +223,16 @@ def _exit_for_stops(result, code: int | None) -> None:
 
 def _echo_results(result) -> None:
     """The counts, as numbers (lines, zones, objects), then each output's path."""
-    for line in result.summary.answers():
-        click.echo(f"  {line}")
+    _echo_answers(result.summary)
     width = max(len(k) for k in result.outputs)
     for key, path in result.outputs.items():
         click.echo(f"  {key:<{width}}  {path}")
+
+
+def _echo_answers(summary: RunSummary) -> None:
+    """Each line's crossings, each zone's visits and the objects, indented under the run (or camera) line."""
+    for line in summary.answers():
+        click.echo(f"  {line}")
 
 
 def _profile_table(summary) -> str:
@@ -323,11 +333,12 @@ def live(sources: tuple[str, ...], out: str | None, pipeline: str | None, width:
     if entries[0].name:  # NAME=SOURCE: the name in the tables and the default folder
         stream.info = replace(stream.info, name=entries[0].name)
     monitor = LiveMonitor()
+    out_dir = Path(out) if out else default_out_dir(stream.info)
     try:
         if serve:
-            viewers.append(PreviewServer(serve, monitor.snapshot))
-        result = runner.process(stream, Path(out) if out else default_out_dir(stream.info), progress=not quiet,
-                                viewers=viewers, duration=duration, monitor=monitor)
+            viewers.append(PreviewServer(serve, monitor.snapshot, out_dir=out_dir))
+        result = runner.process(stream, out_dir, progress=not quiet, viewers=viewers, duration=duration,
+                                monitor=monitor)
     finally:
         stream.close()
     s = result.summary
@@ -360,7 +371,7 @@ def _live_cameras(runner, cameras: list, out: str | None, options: LiveOptions, 
                     viewers=lambda name: [server.viewer(name)] if server else [])
     try:
         if serve:
-            server = PreviewServer(serve, run.stats, [camera.name for camera in run.cameras])
+            server = PreviewServer(serve, run.stats, [camera.name for camera in run.cameras], out_dir)
         with logging_redirect_tqdm(loggers=[logging.getLogger("vidpipe")]), \
                 tqdm(unit="frame", desc=f"{len(run.cameras)} cameras", disable=quiet, dynamic_ncols=True,
                      mininterval=0.5) as bar:
@@ -371,12 +382,8 @@ def _live_cameras(runner, cameras: list, out: str | None, options: LiveOptions, 
     finally:
         if server:
             server.close()
-    for name, camera in summary["cameras"].items():
-        latency = camera["latency_ms"] or {}
-        state = camera["status"] + (f": {camera['error']}" if camera["error"] else "")
-        click.echo(f"{name}: {camera['frames_processed']} frames, {camera['processed_fps']:.1f} fps, "
-                   f"{camera['frames_dropped']} dropped, latency p50 {latency.get('p50', 0):.0f} ms, "
-                   f"p95 {latency.get('p95', 0):.0f} ms ({state})")
+    for camera in run.cameras:
+        _echo_camera(camera.name, summary["cameras"][camera.name], camera.result)
     click.echo(f"{summary['frames_processed']} frames in {summary['wall_time_s']:.1f} s "
                f"({summary['processed_fps']} fps in all); outputs in {out_dir}/<camera>/, {out_dir}/summary.json")
     if summary["failed"]:
@@ -387,6 +394,18 @@ def _live_cameras(runner, cameras: list, out: str | None, options: LiveOptions, 
     if cut:
         _fail(f"stopped twice: not written ({'; '.join(cut)}); the tables and summaries are complete",
               EXIT_INTERRUPTED)
+
+
+def _echo_camera(name: str, camera: dict, result: RunResult | None) -> None:
+    """One camera's line of a many-camera run, its answers under it as a one-camera run prints them; a camera
+    without frames has no latency to show."""
+    latency = camera["latency_ms"]
+    timing = f", latency p50 {latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms" if latency else ""
+    state = camera["status"] + (f": {camera['error']}" if camera["error"] else "")
+    click.echo(f"{name}: {camera['frames_processed']} frames, {camera['processed_fps']:.1f} fps, "
+               f"{camera['frames_dropped']} dropped{timing} ({state})")
+    if result is not None:
+        _echo_answers(result.summary)
 
 
 @main.command()

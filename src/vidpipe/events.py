@@ -2,8 +2,9 @@
 an MQTT broker (`--events URL`, repeatable), each with an optional snapshot of what triggered it.
 
 Each event is one JSON object: `{camera, time, time_s, frame, kind, name, direction, track_id, class_name,
-score, box, snapshot}`; `time` is when it happened (ISO 8601, UTC), `time_s` the same on the input's clock,
-`snapshot` the JPEG's path relative to the output folder (or null). The frame loop never waits on a
+score, box, snapshot, snapshot_url}`; `time` is when it happened (ISO 8601, UTC), `time_s` the same on the
+input's clock, `snapshot` the JPEG's path relative to the output folder (or null), `snapshot_url` where the
+preview server (`--serve`) gives it (null without one). The frame loop never waits on a
 network: a webhook or a broker gets its events from a bounded queue on its own thread, and what cannot be
 delivered in time is counted as dropped, in the summary (`events_out`: `sent` and `dropped` count events, not
 the messages that carry them). A sink that fails never fails the run: a full disk or a broker that went away
@@ -31,7 +32,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urljoin, urlparse
 
 import cv2
 import numpy as np
@@ -344,11 +345,12 @@ def open_sink(url: str, camera: str) -> EventSink:
 
 class Publisher:
     """Sends a run's events out as they are confirmed: builds each one's JSON, writes its snapshot
-    (`snapshots/` in the output folder: the frame with the object's box) and hands both to every sink."""
+    (`snapshots/` in the output folder: the frame with the object's box) and hands both to every sink.
+    `outputs_url`: where a server gives the output folder's snapshots, for each event's `snapshot_url`."""
 
     def __init__(self, urls: Sequence[str], camera: str, out_dir: Path, snapshots: bool,
-                 wall_clock: Callable[[float], dt.datetime]) -> None:
-        self.camera, self.out_dir, self.snapshots = camera, out_dir, snapshots
+                 wall_clock: Callable[[float], dt.datetime], outputs_url: str | None = None) -> None:
+        self.camera, self.out_dir, self.snapshots, self.outputs_url = camera, out_dir, snapshots, outputs_url
         self._wall_clock = wall_clock  # input time (s) -> when that was
         self._deadline = float("inf")  # when closing stops waiting for what is queued (see `hurry`)
         self.sinks: list[EventSink] = []
@@ -366,12 +368,19 @@ class Publisher:
                       "time_s": round(event.time_s, 3), "frame": event.frame, "kind": event.kind, "name": event.name,
                       "direction": event.direction, "track_id": event.track_id, "class_name": event.class_name,
                       "score": None if event.score is None else round(event.score, 4),
-                      "box": None if event.box is None else [round(v, 1) for v in event.box], "snapshot": name}
+                      "box": None if event.box is None else [round(v, 1) for v in event.box], "snapshot": name,
+                      "snapshot_url": self._url(name)}
             for sink in self.sinks:
                 sink.send(record, snapshot)
         if events:
             for sink in self.sinks:
                 sink.counts({"camera": self.camera, **totals})
+
+    def _url(self, snapshot: str | None) -> str | None:
+        """The snapshot's address on the preview server, or None (no snapshot, or no server)."""
+        if snapshot is None or self.outputs_url is None:
+            return None
+        return urljoin(self.outputs_url, quote(snapshot))
 
     def _snapshot(self, frame: Frame, detections: Detections, event: Event) -> tuple[bytes | None, str | None]:
         """The current frame with the object's box (where it is now, else where the event saw it), as JPEG."""

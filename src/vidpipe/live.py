@@ -97,7 +97,8 @@ class Replay:
 
     @property
     def unread_frames(self) -> int:
-        return self._source.unread_frames
+        """The frames after where reading stopped; none for a loop, which has no end to fall short of."""
+        return 0 if self.loop else self._source.unread_frames
 
     def __iter__(self) -> Iterator[Frame]:
         self.connection.start()

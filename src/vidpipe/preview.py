@@ -5,7 +5,9 @@ file. The web preview serves `/` (a page), `/stream.mjpg` (the annotated frames 
 browser shows in an <img>) and `/stats` (JSON: `processed_fps`, `source_fps`, `latency_ms`, drops, the
 objects in the latest frame (`counts`) and since the start (`totals`), `lines`, `zones`, and the source's
 connection `state`), on 127.0.0.1 unless told otherwise. A many-camera run's page is a grid of its cameras,
-each stream at `/cameras/<name>/stream.mjpg`, and `/stats` gives `{"cameras": {name: stats}}`.
+each stream at `/cameras/<name>/stream.mjpg`, and `/stats` gives `{"cameras": {name: stats}}`. The events'
+snapshots (`--snapshots`) are served from the output folder: `/snapshots/<file>`, or for a camera of many
+`/cameras/<name>/snapshots/<file>`; a viewer's `outputs_url` is the base its events' `snapshot` paths join to.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import sys
 import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import cv2
 
@@ -33,8 +37,9 @@ PAGE = """<!doctype html>
 <style>
  body { margin: 0; background: #111; color: #eee; font: 14px system-ui, sans-serif; display: flex;
         align-items: flex-start; }
- img { max-width: 80vw; max-height: 100vh; }
- aside { padding: 16px; min-width: 220px; }
+ main { flex: 1; min-width: 0; height: 100vh; }
+ img { display: block; max-width: 100%; max-height: 100vh; }
+ aside { flex: none; padding: 16px; min-width: 220px; }
  dt { color: #999; margin-top: 10px; } dd { margin: 0; font-size: 22px; }
  table { margin-top: 4px; border-collapse: collapse; } td { padding: 2px 10px 2px 0; }
  h3 { font-size: 13px; color: #999; font-weight: normal; margin: 14px 0 0; } small { color: #777; }
@@ -43,7 +48,7 @@ PAGE = """<!doctype html>
  .stale { opacity: 0.35; }
 </style></head>
 <body>
-<img id="stream" src="/stream.mjpg" alt="annotated stream">
+<main><img id="stream" src="/stream.mjpg" alt="annotated stream"></main>
 <aside>
  <div id="state" class="state">-</div>
  <div id="figures">
@@ -64,7 +69,17 @@ PAGE = """<!doctype html>
  </div>
 </aside>
 <script>
+const stream = document.getElementById("stream");
+function fit() {  // the picture as large as the room beside the figures, its shape kept: up as well as down
+  const area = stream.parentElement, w = stream.naturalWidth, h = stream.naturalHeight;
+  if (!w || !h) return;  // no frame yet
+  const scale = Math.min(area.clientWidth / w, area.clientHeight / h);
+  stream.style.width = Math.floor(w * scale) + "px";
+  stream.style.height = Math.floor(h * scale) + "px";
+}
+window.addEventListener("resize", fit);
 async function refresh() {
+  fit();  // also after the first frame comes, or the stream changes its size
   try {
     const stats = await (await fetch("/stats", {cache: "no-store"})).json();
     const source = stats.source || {state: "connected"}, live = source.state === "connected";
@@ -166,10 +181,25 @@ def parse_address(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-class _Feed:
-    """The newest annotated frame of one camera, as JPEG, for its MJPEG stream; a viewer."""
+def _snapshot_file(folder: Path, name: str) -> Path | None:
+    """The snapshot `name` (as it came in the URL) in `folder`, if it is one: a plain JPEG name inside it, never
+    a path that climbs out of it or a hidden (partial) file."""
+    name = urllib.parse.unquote(name)
+    if "/" in name or "\\" in name or name.startswith(".") or not name.endswith(".jpg"):
+        return None
+    path = folder / name
+    try:
+        return path if path.is_file() else None
+    except OSError:  # a name too long for the file system names no snapshot
+        return None
 
-    def __init__(self) -> None:
+
+class _Feed:
+    """The newest annotated frame of one camera, as JPEG, for its MJPEG stream; a viewer. `outputs_url`: where
+    its output folder's snapshots are served (None without one)."""
+
+    def __init__(self, outputs_url: str | None = None) -> None:
+        self.outputs_url = outputs_url
         self.jpeg: bytes | None = None
         self.frame_id = 0
         self.changed = threading.Condition()
@@ -201,18 +231,28 @@ class PreviewServer:
 
     With `cameras` (a many-camera run) the page is a grid of them: `/stats` gives `{"cameras": {name:
     stats}}`, each camera's stream is at `/cameras/<name>/stream.mjpg`, and `viewer(name)` is what that
-    camera's frames are written to."""
+    camera's frames are written to. With `out_dir`, the snapshots in its `snapshots/` (a camera of many:
+    `<name>/snapshots/`) are served beside the stream."""
 
-    def __init__(self, address: str, stats: Callable[[], dict], cameras: Sequence[str] = ()) -> None:
+    def __init__(self, address: str, stats: Callable[[], dict], cameras: Sequence[str] = (),
+                 out_dir: Path | None = None) -> None:
         host, port = parse_address(address)
         self._stats = stats
         self._page = GRID_PAGE if cameras else PAGE
-        self._feeds = {f"/cameras/{name}/stream.mjpg": _Feed() for name in cameras} or {"/stream.mjpg": _Feed()}
         try:
             self._server = _QuietServer((host, port), self._handler())
         except OSError as exc:
             raise InputError(f"cannot serve on {host}:{port} ({exc.strerror or exc})") from None
-        self.url = f"http://{host}:{self._server.server_address[1]}/"
+        port = self._server.server_address[1]
+        self.url = f"http://{host}:{port}/"
+        # what a link in an event names: this machine's name where the server listens on every address
+        base = f"http://{socket.gethostname() if host in ('', '0.0.0.0', '::') else host}:{port}/"
+        served = out_dir is not None
+        self._feeds = ({f"/cameras/{name}/stream.mjpg": _Feed(f"{base}cameras/{name}/" if served else None)
+                        for name in cameras} or {"/stream.mjpg": _Feed()})
+        self.outputs_url = base if served and not cameras else None
+        self._snapshots = ({f"/cameras/{name}/snapshots/": out_dir / name / "snapshots" for name in cameras}
+                           or {"/snapshots/": out_dir / "snapshots"}) if out_dir is not None else {}
         threading.Thread(target=self._server.serve_forever, name="vidpipe-preview", daemon=True).start()
         log.info("preview at %s", self.url)
 
@@ -227,6 +267,11 @@ class PreviewServer:
             feed.end()
         self._server.shutdown()
         self._server.server_close()
+
+    def _snapshot(self, path: str) -> Path | None:
+        """The snapshot file a request's path names, if any."""
+        folder, name = path.rpartition("/")[0] + "/", path.rpartition("/")[2]
+        return _snapshot_file(self._snapshots[folder], name) if folder in self._snapshots else None
 
     def _handler(self):
         preview = self
@@ -244,6 +289,8 @@ class PreviewServer:
                     self._stream(preview._feeds[path])
                 elif path in preview._feeds:
                     self._send(200, "multipart/x-mixed-replace; boundary=frame", b"", head)
+                elif snapshot := preview._snapshot(path):
+                    self._send(200, "image/jpeg", snapshot.read_bytes(), head)
                 else:
                     self._send(404, "text/plain", b"not found", head)
 

@@ -211,7 +211,8 @@ class RunSession:
             clock = ((lambda t: origin + dt.timedelta(seconds=t)) if source.live
                      else (lambda t: dt.datetime.now(dt.timezone.utc)))  # a file's events happen as they are seen
             try:
-                self.publisher = Publisher(config.events, info.name, out_dir, config.snapshots, clock)
+                served = next((v.outputs_url for v in self.viewers if getattr(v, "outputs_url", None)), None)
+                self.publisher = Publisher(config.events, info.name, out_dir, config.snapshots, clock, served)
             except BaseException:
                 self.abort()
                 raise

@@ -76,7 +76,8 @@ class Sink(Protocol):
 
 
 class Viewer(Protocol):
-    """Shows the annotated frames as they are made (a window, a web page); writes no file."""
+    """Shows the annotated frames as they are made (a window, a web page); writes no file. One that also serves
+    the run's snapshots (the preview server) says where in `outputs_url`, for the events' `snapshot_url`."""
 
     def write(self, frame: Frame, detections: Detections) -> None: ...
 
