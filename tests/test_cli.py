@@ -145,8 +145,8 @@ def test_preset_with_overrides(tmp_path):
                      "--tracker", "none", "--table-format", "csv", "--no-video", "--sample-fps", "2",
                      "--max-frames", "12", "-q")
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["detections.csv", "frames.csv", "report.html", "summary.json",
-                                                         "tracks.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["detections.csv", "frames.csv", "presence.csv", "report.html",
+                                                         "summary.json", "tracks.txt"]  # sampled: presence too
     table = pd.read_csv(tmp_path / "detections.csv")
     assert set(table["class_name"]) == {"car"} and (table["track_id"] == -1).all()
     frames = pd.read_csv(tmp_path / "frames.csv")
