@@ -497,8 +497,8 @@ def test_a_ray_cluster_that_never_starts_a_client_session_fails_after_three_trie
 
 
 def _run_the_docs_queries(out: Path) -> None:
-    """The docs' corpus queries (docs/corpora.md), as written (with this corpus's folder for OUT), on a
-    --pipeline yt8m corpus."""
+    """The corpus queries of docs/corpora.md and of the README's corpus example, as written (with this
+    corpus's folder for OUT), on a --pipeline yt8m corpus."""
     import re
 
     import duckdb
@@ -510,6 +510,9 @@ def _run_the_docs_queries(out: Path) -> None:
     (code,) = re.findall(r"```python\n(.*?)```", page, re.S)
     assert "OUT/presence" in code and "s_dog" in code
     exec(code.replace("OUT/", f"{out}/"), {"pandas": pd, "polars": polars, "duckdb": duckdb})
+    (readme,) = [code for code in re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+                 if "corpus/videos.parquet" in code]
+    exec(readme.replace("corpus/", f"{out}/"), {})
 
 
 def test_a_keyframes_corpus_says_which_second_each_frame_stands_for(tmp_path):
