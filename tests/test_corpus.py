@@ -290,7 +290,7 @@ def test_a_cut_short_video_is_partial_and_the_corpus_tables_say_what_was_seen(tm
     browser.get((out / "report.html").as_uri())
     assert "1 video(s) are partial" in browser.find_element("id", "partial-banner").text
     assert "car" in browser.find_element("id", "longest").text  # no tracks at 1 fps: seconds present
-    _run_the_readme_queries(out)
+    _run_the_docs_queries(out)
     strict = run_cli("batch", str(tmp_path / "videos"), "-o", str(out), *YT8M, "--partial-is-error", "-q")
     assert strict.returncode == 1 and "failed: cut" in strict.stderr
     videos = pd.read_parquet(out / "videos.parquet").set_index("video_id")
@@ -496,8 +496,9 @@ def test_a_ray_cluster_that_never_starts_a_client_session_fails_after_three_trie
                             "detailed logs.")
 
 
-def _run_the_readme_queries(out: Path) -> None:
-    """The README's corpus queries, as written (with this corpus's folder for OUT), on a --pipeline yt8m corpus."""
+def _run_the_docs_queries(out: Path) -> None:
+    """The corpus queries of docs/corpora.md and of the README's corpus example, as written (with this
+    corpus's folder for OUT), on a --pipeline yt8m corpus."""
     import re
 
     import duckdb
@@ -505,11 +506,13 @@ def _run_the_readme_queries(out: Path) -> None:
 
     from conftest import REPO
 
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Corpora"):readme.index("## Detector backends")]
-    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    page = (REPO / "docs" / "corpora.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", page, re.S)
     assert "OUT/presence" in code and "s_dog" in code
     exec(code.replace("OUT/", f"{out}/"), {"pandas": pd, "polars": polars, "duckdb": duckdb})
+    (readme,) = [code for code in re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+                 if "corpus/videos.parquet" in code]
+    exec(readme.replace("corpus/", f"{out}/"), {})
 
 
 def test_a_keyframes_corpus_says_which_second_each_frame_stands_for(tmp_path):

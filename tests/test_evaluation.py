@@ -24,7 +24,7 @@ from vidpipe.evaluation.motchallenge import MotSequence, read_mot_file
 from vidpipe.tracking import ByteTrack
 
 # vidpipe's ByteTrack (default settings) on MOT17-09's real detections. A tracker change that costs more than
-# half a point fails here; one that gains should update these numbers (and the README's table).
+# half a point fails here; one that gains should update these numbers (and the table in docs/evaluation.md).
 PINNED_MOT17_09 = {"HOTA": 49.72, "IDF1": 59.01}
 
 

@@ -287,7 +287,7 @@ def live(sources: tuple[str, ...], out: str | None, pipeline: str | None, width:
     (with wall-clock times) are always written; the annotated video with --save.
 
     Several SOURCEs (each may be NAME=SOURCE), or a preset's cameras:, share one detector: each camera
-    gets its own tracks and outputs in OUT/<name>/, OUT/summary.json gathers them, and --serve shows
+    gets its own tracks and outputs in OUT/NAME/, OUT/summary.json gathers them, and --serve shows
     them all on one page.
     """
     from dataclasses import replace
@@ -429,7 +429,7 @@ def batch(inputs: tuple[str, ...], out: str, pipeline: str | None, workers: int,
           partial_is_error: bool, quiet: bool, **options) -> None:
     """Process a corpus: INPUTS are video folders, globs, manifests (CSV/TXT) or paths and URLs.
 
-    Each video gets OUT/videos/<video_id>/ (what `vidpipe run` writes, with segments.parquet and
+    Each video gets OUT/videos/VIDEO_ID/ (what `vidpipe run` writes, with segments.parquet and
     presence.parquet) and is marked done last; a re-run skips done videos. OUT/detections/, OUT/frames/,
     OUT/segments/, OUT/presence/ (and OUT/tracks/, OUT/events/, OUT/visits/ where the pipeline makes them) are
     Parquet datasets, one file per video with a video_id column; OUT/videos.parquet has a row per video and

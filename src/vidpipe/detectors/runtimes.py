@@ -1,6 +1,6 @@
 """CPU inference runtimes for YOLO checkpoints: a cached export, and a session that runs it.
 
-On a CPU, `auto` picks OpenVINO (about 6x torch on the development machine, bf16 where the CPU has it),
+On a CPU, `auto` picks OpenVINO (about 6x torch on a 2-core AMD EPYC, bf16 where the CPU has it),
 else ONNX Runtime (about 3x), else torch. A `.pt` checkpoint is exported once per (checkpoint hash, runtime
 version), with a dynamic input size, by ultralytics' exporter into the cache directory (`$VIDPIPE_CACHE`,
 else `~/.cache/vidpipe`) and reused for every frame size (each size compiles from it, in milliseconds); its

@@ -30,7 +30,7 @@ _NEVER = 1e6  # the cost of a pair kept out of a matching round (far above any a
 # Relinking gates: a new track continues a lost one whose predicted centre is within RELINK_HEIGHTS of its own,
 # plus RELINK_HEIGHTS_PER_S per second lost (in mean box heights), and whose height is within RELINK_SIZE times.
 # Tight on purpose: on MOT17 looser gates (0.5 heights + 0.25/s, 1.4x) join as many pairs of people as pieces
-# of one, and cost IDF1 (README).
+# of one, and cost IDF1 (docs/evaluation.md).
 RELINK_HEIGHTS, RELINK_HEIGHTS_PER_S, RELINK_SIZE = 0.25, 0.1, 1.25
 BORDER_PX = 2.0  # a box side this close to the picture's border, or past it, is where the border cut the object
 

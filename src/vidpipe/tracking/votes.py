@@ -21,7 +21,7 @@ class ClassVote:
     With `merge_iou`, boxes of two classes on one object (a pickup the detector calls both car and truck)
     become one detection before the tracker sees them (`merge_duplicates`), so they make one track, and the
     other class still counts in that track's vote. The detector's own output is left as it is: merging
-    there would cost detection AP (see the README).
+    there would cost detection AP (docs/evaluation.md).
 
     Tallies of tracks unseen for `forget_after_s` seconds of video are dropped, so memory stays flat on
     endless streams (a track lost that long has ended: trackers keep lost tracks for a few seconds).
