@@ -33,13 +33,13 @@ class Writer:
         self.tracks = self.boxes = 0
 
     def add(self, run, split: str, pictures: Mapping) -> None:
-        if run.summary["input"].get("kind") != "video":
+        summary = run.summary
+        if summary["input"].get("kind") != "video":
             raise InputError(f"{run.folder}: Label Studio's video tasks need a video file, and its input "
-                             f"{run.summary['input']['uri']} is {run.summary['input'].get('kind')}")
+                             f"{summary['input']['uri']} is {summary['input'].get('kind')}")
         source = check_source(run)  # the task names the video: it must be the one the frames were numbered in
         video = source if self.absolute else os.path.relpath(source, self.folder.resolve())
         results = [_result(track, rows, run) for track, rows in tracks(run)]
-        summary = run.summary
         self._tasks.setdefault(split, []).append({
             "data": {VIDEO: video, "fps": summary["input"]["fps"], "video_id": run.video_id},
             "predictions": [{
