@@ -1,5 +1,5 @@
-"""`vidpipe export`: each format read back by its tools' own readers (pycocotools, ultralytics, Datumaro), the
-pictures exactly the frames the detector saw, and the refusals."""
+"""`vidpipe export`: each format read back by its tools' own readers (pycocotools, ultralytics, Datumaro,
+label-studio-sdk), the pictures exactly the frames the detector saw, and the refusals."""
 
 from __future__ import annotations
 
@@ -92,13 +92,19 @@ def test_yolo_passes_ultralytics_dataset_check_and_splits_whole_videos(corpus, t
     assert error < 1.0 and len(boxes) == (rows["frame"] == row["frame"]).sum()
 
 
-def datumaro(folder: Path, fmt: str) -> dict:
+def read_with(script: str, *args: str) -> dict:
+    """What a tool's own reader found, from `tests/readers/<script>` run in the readers' venv."""
     if not READERS.exists():
-        pytest.skip(f"needs Datumaro in its own venv at {READERS} (.ci/run makes it; or set VIDPIPE_READERS_PYTHON)")
-    result = subprocess.run([str(READERS), str(REPO / "tests" / "readers" / "datumaro_count.py"), str(folder), fmt],
+        pytest.skip(f"needs Datumaro and label-studio-sdk in their own venv at {READERS} (.ci/run makes it; "
+                    "or set VIDPIPE_READERS_PYTHON)")
+    result = subprocess.run([str(READERS), str(REPO / "tests" / "readers" / script), *args],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def datumaro(folder: Path, fmt: str) -> dict:
+    return read_with("datumaro_count.py", str(folder), fmt)
 
 
 def test_cvat_for_video_and_mot_import_in_datumaro_with_every_track_and_box(corpus, tmp_path):
@@ -130,6 +136,88 @@ def test_an_outside_box_is_on_the_first_processed_frame_a_track_was_lost(corpus,
                 assert processed[processed.index(before) + 1] == frame and frame not in seen
         assert boxes[-1][1] or boxes[-1][0] == processed[-1]  # every track ends lost, or at the run's end
     assert outside > 0
+
+
+def label_studio(run: Path, dest: Path, *options: str, tasks: str = "tasks.json") -> tuple[list, dict]:
+    """Export to Label Studio; the tasks as written, and what label-studio-sdk found in them."""
+    export(run, dest, "label-studio", *options)
+    return json.loads((dest / tasks).read_text()), read_with("label_studio_check.py", str(dest), tasks)
+
+
+def results(task: dict) -> dict[int, dict]:
+    """A task's tracks by their vidpipe number (`track-<n>`)."""
+    return {int(r["id"].removeprefix("track-")): r for r in task["predictions"][0]["result"]}
+
+
+def test_label_studio_tasks_pass_the_sdks_validator_with_a_result_per_track_and_its_boxes_within_1_px(corpus,
+                                                                                                        tmp_path):
+    run = corpus / "videos" / "suburban-traffic"
+    [task], found = label_studio(run, tmp_path / "ls", "--min-score", "0.3", "--classes", "car")
+    assert found["tasks"][0]["data_valid"] and found["tasks"][0]["errors"] == []
+    rows = kept(run, 0.3)
+    voted = pd.read_parquet(run / "tracks.parquet").set_index("track_id")["class_name"]  # a track's class
+    rows = rows[rows["track_id"].map(voted).fillna(rows["class_name"]) == "car"]
+    tracked = rows[rows["track_id"] >= 0]
+    by_number = results(task)
+    assert len(by_number) == tracked["track_id"].nunique() + (rows["track_id"] < 0).sum() > 5
+    assert found["labels"] == ["car"] and {r["value"]["labels"][0] for r in by_number.values()} == {"car"}
+    width, height = 640, 352
+    for track, boxes in tracked.groupby("track_id"):
+        sequence = by_number[track]["value"]["sequence"]
+        assert [k["frame"] - 1 for k in sequence] == boxes["frame"].tolist()  # source frames, from 1
+        read = np.array([[k["x"] * width, k["y"] * height, (k["x"] + k["width"]) * width,
+                          (k["y"] + k["height"]) * height] for k in sequence]) / 100
+        assert np.abs(read - boxes[["x1", "y1", "x2", "y2"]].to_numpy(np.float64)).max() < 1.0
+
+
+def test_a_track_lost_and_found_again_is_disabled_where_lost_so_label_studio_shows_it_only_where_seen(corpus,
+                                                                                                      tmp_path):
+    """Label Studio draws a box from an enabled keyframe up to the next keyframe, and from a disabled one on its
+    own frame only: a track seen on processed frames 3 and 4, not 5, then on 6 is drawn on 3 to 4 and on 6."""
+    run = corpus / "videos" / "suburban-traffic"
+    [task], found = label_studio(run, tmp_path / "ls")
+    processed = sorted(pd.read_parquet(run / "frames.parquet")["frame"] + 1)  # as Label Studio numbers them
+    found_again = 0
+    for number, result in results(task).items():
+        sequence = result["value"]["sequence"]
+        drawn = set(found["tasks"][0]["frames"][result["id"]])  # as label-studio-sdk's tools expand them
+        for before, after in zip(sequence, sequence[1:]):
+            missed = processed.index(after["frame"]) - processed.index(before["frame"]) > 1  # lost between
+            between = set(range(before["frame"] + 1, after["frame"]))
+            assert before["enabled"] is not missed and drawn & between == (set() if missed else between), number
+            found_again += missed
+        assert max(drawn) == sequence[-1]["frame"]  # and not after its last box
+    assert found_again > 0
+
+
+def test_label_studio_numbers_a_sampled_runs_source_frames_from_1_and_names_each_video(corpus, tmp_path):
+    tasks, found = label_studio(corpus, tmp_path / "ls", "--absolute-paths")
+    assert [t["data_valid"] for t in found["tasks"]] == [True, True] and not any(t["errors"] for t in found["tasks"])
+    task = next(t for t in tasks if t["data"]["video_id"] == "suburban-traffic")  # (no box in the other at 1 fps)
+    assert task["data"]["video"] == str(SUBURBAN.resolve()) and task["data"]["fps"] == pytest.approx(24.013, abs=1e-3)
+    sampled = [f.index for f in open_source(SUBURBAN, Sampling(sample_fps=1))]  # 0, 24, 48, ...
+    keyframes = [k for r in results(task).values() for k in r["value"]["sequence"]]
+    assert {k["frame"] - 1 for k in keyframes} <= set(sampled) and len({k["frame"] for k in keyframes}) > 30
+    assert all(k["time"] == pytest.approx(k["frame"] / task["data"]["fps"], abs=1e-3) for k in keyframes)
+    assert {r["value"]["framesCount"] for r in results(task).values()} == {905}
+    relative = tmp_path / "relative"
+    export(corpus, relative, "label-studio", "--split", "train=0.5,val=0.5")
+    videos = [json.loads((relative / f"tasks_{split}.json").read_text())[0]["data"]["video"]
+              for split in ("train", "val")]
+    assert {(relative / video).resolve() for video in videos} == {PARKING.resolve(), SUBURBAN.resolve()}
+    assert not any(Path(video).is_absolute() for video in videos)
+
+
+def test_label_studio_refuses_a_run_on_pictures_in_one_line(tmp_path):
+    picture = tmp_path / "car.jpg"
+    reader = open_source(SUBURBAN, Sampling())  # cars
+    cv2.imwrite(str(picture), next(iter(reader)).image)
+    reader.close()
+    result = run_cli("run", str(picture), "-o", str(tmp_path / "run"), "--no-video", "--no-report", "-q")
+    assert result.returncode == 0, result.stderr
+    result = run_cli("export", str(tmp_path / "run"), "--to", "label-studio", "--dest", str(tmp_path / "ls"), "-q")
+    assert result.returncode == 2 and "need a video file" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "ls").exists()
 
 
 @pytest.mark.parametrize("case", ["changed", "moved", "unknown format", "empty"])

@@ -457,20 +457,21 @@ def batch(inputs: tuple[str, ...], out: str, pipeline: str | None, workers: int,
         sys.exit(EXIT_RUNTIME)
 
 
-EXPORT_FORMATS = ("coco", "yolo", "cvat-video", "mot")  # vidpipe.export.FORMATS, without importing it here
+EXPORT_FORMATS = ("coco", "yolo", "cvat-video", "mot", "label-studio")  # vidpipe.export.FORMATS, not imported
 
 
 @main.command("export")
 @click.argument("run", type=click.Path(file_okay=False), metavar="OUT")
 @click.option("--to", "to", type=click.Choice(EXPORT_FORMATS), required=True,
-              help="coco and yolo: the frames as JPEG with their boxes; cvat-video and mot: tracks, for a labeling "
-                   "task made from the video.")
+              help="coco and yolo: the frames as JPEG with their boxes; cvat-video, mot and label-studio: tracks, "
+                   "for a labeling task made from the video.")
 @click.option("--dest", type=click.Path(file_okay=False), required=True, help="A new (or empty) folder.")
 @click.option("--min-score", type=float, default=0.0, show_default=True, help="Only boxes scoring at least this.")
 @click.option("--classes", help="Only these classes (names, comma-separated).")
 @click.option("--every", type=int, default=1, show_default=True, help="Every Nth processed frame only.")
 @click.option("--split", help="Whole videos into splits by share, e.g. train=0.8,val=0.2 (never a video in two).")
-@click.option("--absolute-paths", is_flag=True, help="Name the images by absolute path (default: relative).")
+@click.option("--absolute-paths", is_flag=True,
+              help="Name the images (label-studio: the videos) by absolute path (default: relative).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def export_command(run: str, to: str, dest: str, min_score: float, classes: str | None, every: int,
                    split: str | None, absolute_paths: bool, quiet: bool) -> None:

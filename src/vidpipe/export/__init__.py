@@ -2,8 +2,9 @@
 
 Each format is one module here with a `Writer` behind the `Writer` protocol: the image formats (COCO, YOLO)
 get the exact pictures the detector saw, decoded again from the source and written as JPEG; the track
-formats (CVAT for video, MOT) go with the video itself, which the tool opens. Everything is written under a
-hidden folder beside `dest` and renamed when complete, so an export cut short is never mistaken for one.
+formats (CVAT for video, MOT, Label Studio) go with the video itself, which the tool opens. Everything is
+written under a hidden folder beside `dest` and renamed when complete, so an export cut short is never
+mistaken for one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Protocol
 
 from ..errors import InputError
 
-FORMATS = {"coco": "coco", "yolo": "yolo", "cvat-video": "cvat", "mot": "mot"}  # --to: its module
+FORMATS = {"coco": "coco", "yolo": "yolo", "cvat-video": "cvat", "mot": "mot",
+           "label-studio": "label_studio"}  # --to: its module
 JPEG_QUALITY = 95
 
 
