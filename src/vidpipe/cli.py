@@ -150,6 +150,9 @@ PIPELINE_OPTIONS = [
                                      "mqtt://host[:port]/prefix (needs vidpipe[mqtt])."),
     click.option("--snapshots/--no-snapshots", default=None, help="With each event, a JPEG of the frame with the "
                                                                   "object's box, in OUT/snapshots/."),
+    click.option("--ha-discovery", is_flag=True, default=None,
+                 help="With an mqtt:// --events URL: Home Assistant's MQTT discovery, retained under homeassistant/ "
+                      "(a sensor per class in view and per line and direction, a camera per class's snapshot)."),
     click.option("--stride", type=int, help="Process every Nth frame."),
     click.option("--sample-fps", type=float, help="Process frames at this rate, picked by timestamp (e.g. 1)."),
     click.option("--sample-mode", type=click.Choice(["exact", "keyframes"]),
