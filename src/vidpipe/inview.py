@@ -7,8 +7,8 @@ and, per zone, its occupancy by class (the frames table's `<zone>_n`, split by c
 from the start when `--classes` names it, else from the first frame it is seen in; from then on it always
 has a value, 0 once its objects have left.
 
-Bounded: a value that changes goes out at most every `CHANGE_S` (changes in between coalesce to the
-latest), and every value goes out at least every `HEARTBEAT_S` even when unchanged; each class's picture at most
+Bounded: a topic goes out at most every `CHANGE_S` when its value changes (changes in between coalesce to the
+latest), and at least every `HEARTBEAT_S` even when unchanged; each class's picture at most
 every `SNAPSHOT_EVERY_S`, when a view scoring higher than the one sent comes, or any view once the one sent is
 older than `RECENT_S`.
 """
@@ -65,8 +65,7 @@ class InView:
         self._zones = dict(zones)
         self._clock = clock
         self._values: dict[str, int] = {}  # every topic's value now
-        self._sent: dict[str, int] = {}
-        self._changes_at = self._all_at = -float("inf")  # when changes, and every value, last went out
+        self._sent: dict[str, tuple[int, float]] = {}  # every topic's value last sent, and when
         self._best: dict[str, _View] = {}  # by class: the view sent
         self._pending: dict[str, _View] = {}  # by class: a better view, waiting for its turn
         self._pictured: dict[str, float] = {}  # by class: when its picture last went out
@@ -96,16 +95,14 @@ class InView:
         return State(dict(self._values), self._pictures(self._clock()), tuple(self._classes))
 
     def _due(self, now: float) -> dict[str, int]:
-        if now - self._all_at >= HEARTBEAT_S:
-            self._all_at = self._changes_at = now
-            due = dict(self._values)
-        elif now - self._changes_at >= CHANGE_S:
-            due = {topic: value for topic, value in self._values.items() if self._sent.get(topic) != value}
-            if due:
-                self._changes_at = now
-        else:
-            due = {}
-        self._sent.update(due)
+        """The values to send now: each topic's when it changed and its last send is `CHANGE_S` old, or when
+        its last send is `HEARTBEAT_S` old."""
+        due = {}
+        for topic, value in self._values.items():
+            sent, at = self._sent.get(topic, (None, -float("inf")))
+            if now - at >= HEARTBEAT_S or (value != sent and now - at >= CHANGE_S):
+                due[topic] = value
+                self._sent[topic] = (value, now)
         return due
 
     def _offer(self, frame: Frame, detections: Detections, now: float) -> None:
