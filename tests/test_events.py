@@ -547,3 +547,22 @@ def test_the_broker_says_offline_for_a_vidpipe_killed_with_sigkill(mosquitto, tm
     late = Listener(mosquitto.port, "vidpipe/available")
     wait_for(lambda: late.payloads("vidpipe/available") == [b"offline"], timeout=10)
     late.close()
+
+
+def test_a_camera_that_ends_early_does_not_take_the_others_offline(mosquitto, tmp_path):
+    """Two cameras in one process share one connection to the broker: `available` says `online` once and
+    `offline` once, after the last camera's last message, not when the first camera's clip ends seconds before."""
+    from streaming import transport_stream
+
+    (tmp_path / "short.ts").write_bytes(transport_stream(PARKING, max_frames=25))  # 2 s
+    (tmp_path / "long.ts").write_bytes(transport_stream(PARKING, max_frames=100))  # 8 s
+    listener = Listener(mosquitto.port, "vidpipe/#")
+    result = run_cli("live", f"a={tmp_path / 'short.ts'}", f"b={tmp_path / 'long.ts'}", "--realtime", "--classes",
+                     "car", "-o", str(tmp_path / "out"), "--no-report", "--events",
+                     f"mqtt://127.0.0.1:{mosquitto.port}/vidpipe", "-q", timeout=300)
+    time.sleep(1)
+    listener.close()
+    assert result.returncode == 0, result.stderr
+    assert listener.payloads("vidpipe/available") == [b"online", b"offline"]
+    last = {topic.split("/")[1]: at for at, topic, _, _ in listener.messages}
+    assert last["available"] == max(last.values()) and last["available"] - last["a"] > 3, last

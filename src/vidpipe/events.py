@@ -13,7 +13,9 @@ is one warning, and the run's own outputs are finished as usual.
 - `file:///path/events.jsonl`: one object per line, flushed as it is written.
 - `http://...`, `https://...`: a POST of the object per event, retried with back-off.
 - `mqtt://host[:port]/prefix`: QoS 1 on `prefix/<camera>/events`, the running counts retained on
-  `prefix/<camera>/counts`, each snapshot's JPEG bytes on `prefix/<camera>/snapshot` (needs `[mqtt]`).
+  `prefix/<camera>/counts`, each snapshot's JPEG bytes retained on `prefix/<camera>/snapshot`; and what is in
+  view now (`inview`), `prefix/available` (`broker`) and Home Assistant's discovery (`homeassistant`), on
+  Frigate's conventions (needs `[mqtt]`).
 """
 
 from __future__ import annotations
