@@ -306,7 +306,7 @@ class Mqtt(_Queued):
         while not acknowledged.issuperset(kept) and time.monotonic() < deadline:
             time.sleep(0.02)
         sent = len(acknowledged.intersection(kept))
-        broker.release(self._link, max(deadline - time.monotonic(), 0.0))
+        broker.release(self._link, max(deadline - time.monotonic(), 0.5))  # `offline` gets its moment
         if sent < len(kept):
             log.warning("--events %s: the broker did not acknowledge %d event(s): dropped", self.url, len(kept) - sent)
         return {**figures, "sent": sent, "dropped": self.offered - sent}
@@ -358,13 +358,15 @@ class Publisher:
         self._wall_clock = wall_clock  # input time (s) -> when that was
         self._deadline = float("inf")  # when closing stops waiting for what is queued (see `hurry`)
         self.sinks: list[EventSink] = []
+        self._stateful: list[StateSink] = []
+        self._in_view: InView | None = None
         try:
             for url in urls:
                 self.sinks.append(open_sink(url, camera, discovery))
         except BaseException:
             self.close(0)
             raise
-        self._stateful: list[StateSink] = [sink for sink in self.sinks if sink.keeps_state]
+        self._stateful = [sink for sink in self.sinks if sink.keeps_state]
         self._in_view = in_view if self._stateful else None
 
     def observe(self, frame: Frame, detections: Detections, zones: Mapping[str, Counter]) -> None:
