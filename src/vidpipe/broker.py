@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from urllib.parse import urlparse
 
 from .errors import InputError
@@ -25,6 +26,7 @@ from .errors import InputError
 log = logging.getLogger("vidpipe")
 QUEUE = 1000  # messages paho keeps while the broker is away; beyond that a publish is refused
 KEEPALIVE_S = 5  # the broker notices a vidpipe that vanished with its network within 1.5x this
+EARLY_S = 5.0  # an acknowledgement older than this found for a new message is an old message's (ids are reused)
 ONLINE, OFFLINE = b"online", b"offline"
 
 
@@ -40,8 +42,12 @@ class Link:
         self.url, self.prefix = url, parsed.path.strip("/") or "vidpipe"
         self.available = f"{self.prefix}/available"
         self.full = mqtt.MQTT_ERR_QUEUE_SIZE  # the one answer of `publish` that means paho did not keep it
-        self.acknowledged: set[int] = set()  # message ids the broker acknowledged (paho's ids are 16-bit)
         self.users = 0
+        # Who waits for each acknowledgement, by message id (paho's ids are 16-bit, reused). An acknowledgement
+        # that comes before its message is watched (a fast broker) waits in `_early` for a moment.
+        self._watched: dict[int, Counter] = {}
+        self._early: dict[int, float] = {}
+        self._lock = threading.Lock()
         self._away = self._leaving = False
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"vidpipe-{time.time_ns()}")
         self._client.will_set(self.available, OFFLINE, qos=1, retain=True)
@@ -52,10 +58,18 @@ class Link:
         self._client.connect_async(parsed.hostname, parsed.port or 1883, keepalive=KEEPALIVE_S)
         self._client.loop_start()
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False):
-        """paho's message info (`rc`, `mid`). QoS 0 is for state that the next update replaces: paho does not
-        keep it while the broker is away."""
-        return self._client.publish(topic, payload, qos=qos, retain=retain)
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, tally: Counter | None = None):
+        """paho's message info (`rc`, `mid`); `tally["acknowledged"]` counts up when the broker acknowledges it.
+        QoS 0 is for state that the next update replaces: paho does not keep it while the broker is away."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if tally is not None and info.rc != self.full:
+            with self._lock:
+                early = self._early.pop(info.mid, None)
+                if early is not None and time.monotonic() - early < EARLY_S:
+                    tally["acknowledged"] += 1
+                else:
+                    self._watched[info.mid] = tally
+        return info
 
     def _connected(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -66,8 +80,17 @@ class Link:
             log.warning("--events %s: the broker is back; the events kept meanwhile are being sent", self.url)
 
     def _published(self, client, userdata, mid: int, reason_code, properties) -> None:
-        if not reason_code.is_failure:
-            self.acknowledged.add(mid)
+        if reason_code.is_failure:
+            return
+        with self._lock:
+            tally = self._watched.pop(mid, None)
+            if tally is not None:
+                tally["acknowledged"] += 1
+                return
+            now = time.monotonic()
+            if len(self._early) > 1000:  # QoS 0 messages are "acknowledged" as they are sent: forget the old
+                self._early = {m: t for m, t in self._early.items() if now - t < EARLY_S}
+            self._early[mid] = now
 
     def _disconnected(self, client, userdata, flags, reason_code, properties) -> None:
         if not (self._leaving or self._away):
@@ -84,8 +107,9 @@ class Link:
     def close(self, wait_s: float) -> None:
         """`offline` (retained), waited for at most `wait_s`, then a clean disconnection (no last will)."""
         deadline = time.monotonic() + wait_s
-        info = self.publish(self.available, OFFLINE, retain=True)
-        while info.mid not in self.acknowledged and not self._away and time.monotonic() < deadline:
+        tally: Counter = Counter()
+        self.publish(self.available, OFFLINE, retain=True, tally=tally)
+        while not tally and not self._away and time.monotonic() < deadline:
             time.sleep(0.02)
         self._leaving = True
         self._client.disconnect()

@@ -253,7 +253,8 @@ class Mqtt(_Queued):
     def __init__(self, url: str, camera: str, discovery: Discovery | None = None) -> None:
         self._link = broker.acquire(url)
         self.topic = f"{self._link.prefix}/{camera}"
-        self._events: list[int] = []  # the message ids of the events paho kept
+        self._events = 0  # the events paho kept
+        self._acks: Counter = Counter()  # of those, acknowledged by the broker
         self._announcer = Announcer(self._link.prefix, camera, discovery) if discovery else None
         self._announced: set[str] = set()  # the classes whose discovery configs went out
         super().__init__(url, "vidpipe-mqtt")
@@ -287,28 +288,28 @@ class Mqtt(_Queued):
                 self._link.publish(f"{self.topic}/{level(name)}/snapshot", jpeg, qos=0, retain=True)
             return True
         kind, payload, snapshot = item
-        info = self._link.publish(f"{self.topic}/{kind}", payload, retain=kind == "counts")
+        info = self._link.publish(f"{self.topic}/{kind}", payload, retain=kind == "counts",
+                                  tally=self._acks if kind == "events" else None)
         if snapshot is not None:
             self._link.publish(f"{self.topic}/snapshot", snapshot, retain=True)
         if info.rc == self._link.full:
             return False
         if kind == "events":
             with self._lock:
-                self._events.append(info.mid)
+                self._events += 1
         return True
 
     def close(self, wait_s: float) -> dict:
         deadline = time.monotonic() + wait_s
         figures = super().close(wait_s)
         with self._lock:
-            kept = list(self._events)
-        acknowledged = self._link.acknowledged
-        while not acknowledged.issuperset(kept) and time.monotonic() < deadline:
+            kept = self._events
+        while self._acks["acknowledged"] < kept and time.monotonic() < deadline:
             time.sleep(0.02)
-        sent = len(acknowledged.intersection(kept))
+        sent = self._acks["acknowledged"]
         broker.release(self._link, max(deadline - time.monotonic(), 0.5))  # `offline` gets its moment
-        if sent < len(kept):
-            log.warning("--events %s: the broker did not acknowledge %d event(s): dropped", self.url, len(kept) - sent)
+        if sent < kept:
+            log.warning("--events %s: the broker did not acknowledge %d event(s): dropped", self.url, kept - sent)
         return {**figures, "sent": sent, "dropped": self.offered - sent}
 
 
