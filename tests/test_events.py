@@ -279,8 +279,8 @@ print(json.dumps(sink.close(0)))
 
 
 @pytest.mark.parametrize("url", ["mqtt://127.0.0.1:99999/x", "http://127.0.0.1:70000/hook", "mqtt://127.0.0.1:0/x",
-                                 "mqtt://127.0.0.1:port/x", "mqtt:///x"])
-def test_an_events_url_with_a_port_or_host_it_cannot_have_is_one_line_before_a_model_loads(tmp_path, url):
+                                 "mqtt://127.0.0.1:port/x", "mqtt:///x", "mqtt://127.0.0.1/home/+"])
+def test_an_events_url_with_a_port_host_or_prefix_it_cannot_have_is_one_line_before_a_model_loads(tmp_path, url):
     preset = tmp_path / "events.yaml"
     preset.write_text(json.dumps({"events": [url]}))  # JSON is YAML
     for given in (["--events", url], ["--pipeline", str(preset)]):

@@ -252,7 +252,7 @@ class Mqtt(_Queued):
 
     def __init__(self, url: str, camera: str, discovery: Discovery | None = None) -> None:
         self._link = broker.acquire(url)
-        self.topic = f"{self._link.prefix}/{camera}"
+        self.topic = f"{self._link.prefix}/{level(camera)}"
         self._events = 0  # the events paho kept
         self._acks: Counter = Counter()  # of those, acknowledged by the broker
         self._announcer = Announcer(self._link.prefix, camera, discovery) if discovery else None
@@ -332,6 +332,8 @@ def check_url(url: object) -> str:
             port = -1
         if port is not None and not 0 < port < 65536:
             raise InputError(f"events: {url!r}: the port must be a number from 1 to 65535")
+        if scheme == "mqtt" and ("+" in parsed.path or "#" in url):
+            raise InputError(f"events: {url!r}: an MQTT prefix cannot hold the wildcards + and #")
     return scheme
 
 

@@ -42,7 +42,7 @@ class Announcer:
 
     def __init__(self, prefix: str, camera: str, discovery: Discovery) -> None:
         self.prefix, self.camera, self.discovery = prefix, camera, discovery
-        self._base = f"{prefix}/{camera}"
+        self._base = f"{prefix}/{level(camera)}"
         self._device = {"identifiers": [object_id("vidpipe", prefix, camera)], "name": f"vidpipe {camera}",
                         "manufacturer": "vidpipe", "model": "object detection and tracking",
                         "sw_version": __version__}
