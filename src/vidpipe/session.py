@@ -225,7 +225,9 @@ class RunSession:
         Home Assistant's configs; the lines' totals go out at once (zero), so none reads a previous run's."""
         config, analytics = self.config, self.analytics
         served = next((v.outputs_url for v in self.viewers if getattr(v, "outputs_url", None)), None)
-        in_view = InView(config.classes, {zone.name: zone.classes for zone in analytics.zones})
+        ids = resolve_classes(config.classes, self.detector.names)  # `car` or `2`: the model's names
+        in_view = InView(None if ids is None else [self.detector.names[i] for i in ids],
+                         {zone.name: zone.classes for zone in analytics.zones})
         discovery = Discovery(tuple(line.name for line in analytics.lines), config.snapshots) \
             if config.ha_discovery else None
         publisher = Publisher(config.events, self.source.info.name, self.out_dir, config.snapshots, clock, served,
