@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import json
+import re
 import shutil
 import signal
 import socket
@@ -18,10 +19,12 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SUBURBAN, free_port, run_cli, vidpipe, wait_for
+from conftest import PARKING, SUBURBAN, free_port, run_cli, vidpipe, wait_for
 
 LINE = "road=0,0.55,1,0.55"
 FIELDS = {"camera", "time", "time_s", "frame", "kind", "name", "direction", "track_id", "class_name", "score", "box",
@@ -142,15 +145,43 @@ class Broker:
         self._process.wait(timeout=10)
 
 
-@pytest.fixture
-def mosquitto(tmp_path):
-    """Debian's mosquitto on a free loopback port, for this test only."""
+def _mosquitto_binary() -> str:
     binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
     if binary is None:
         pytest.skip("needs Debian's mosquitto (.ci/run installs it)")
-    broker = Broker(binary, tmp_path)
+    return binary
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    """Debian's mosquitto on a free loopback port, for this test only."""
+    broker = Broker(_mosquitto_binary(), tmp_path)
     yield broker
     broker.stop()
+
+
+class Listener:
+    """A paho subscriber to `topics` that records each message with when it came (and whether the broker gave
+    it as retained: a subscriber that connects after it was published)."""
+
+    def __init__(self, port: int, *topics: str) -> None:
+        from paho.mqtt import client as mqtt
+
+        self.messages: list[tuple[float, str, bytes, bool]] = []
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self._client.on_message = lambda client, data, m: self.messages.append((time.monotonic(), m.topic,
+                                                                                m.payload, m.retain))
+        self._client.connect("127.0.0.1", port)
+        for topic in topics:
+            self._client.subscribe(topic, qos=1)
+        self._client.loop_start()
+
+    def payloads(self, topic: str) -> list[bytes]:
+        return [payload for _, t, payload, _ in self.messages if t == topic]
+
+    def close(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
 
 
 def test_a_realtime_run_publishes_its_events_counts_and_snapshots_to_mqtt(mosquitto, tmp_path):
@@ -248,8 +279,8 @@ print(json.dumps(sink.close(0)))
 
 
 @pytest.mark.parametrize("url", ["mqtt://127.0.0.1:99999/x", "http://127.0.0.1:70000/hook", "mqtt://127.0.0.1:0/x",
-                                 "mqtt://127.0.0.1:port/x", "mqtt:///x"])
-def test_an_events_url_with_a_port_or_host_it_cannot_have_is_one_line_before_a_model_loads(tmp_path, url):
+                                 "mqtt://127.0.0.1:port/x", "mqtt:///x", "mqtt://127.0.0.1/home/+"])
+def test_an_events_url_with_a_port_host_or_prefix_it_cannot_have_is_one_line_before_a_model_loads(tmp_path, url):
     preset = tmp_path / "events.yaml"
     preset.write_text(json.dumps({"events": [url]}))  # JSON is YAML
     for given in (["--events", url], ["--pipeline", str(preset)]):
@@ -346,3 +377,193 @@ def test_an_events_snapshot_url_is_served_by_the_preview(tmp_path, sources, fold
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr
+
+
+# Home automation on Frigate's conventions: a real-time run of the parking clip's first 15 seconds (a car drives
+# into the left half and out of the picture again), its objects in view, best pictures, availability and Home
+# Assistant's discovery configs, as a subscriber that was there all along and one that connects afterwards get
+# them.
+ZONE = "left=0,0,0.5,0,0.5,1,0,1"
+PARKING_LINE = "road=0,0.5,1,0.5"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    from streaming import transport_stream
+
+    folder = tmp_path_factory.mktemp("home")
+    broker = Broker(_mosquitto_binary(), folder)
+    clip = folder / "driveway.ts"
+    clip.write_bytes(transport_stream(PARKING, max_frames=190))  # 15 s: the last 6 without a car
+    listener = Listener(broker.port, "vidpipe/#", "homeassistant/#")
+    out = folder / "out"
+    result = run_cli("live", str(clip), "--realtime", "-o", str(out), "--classes", "car", "--line", PARKING_LINE,
+                     "--zone", ZONE, "--snapshots", "--ha-discovery", "--no-report", "--events",
+                     f"mqtt://127.0.0.1:{broker.port}/vidpipe", "-q", timeout=300)
+    time.sleep(1)
+    listener.close()
+    late = Listener(broker.port, "vidpipe/#", "homeassistant/#")
+    time.sleep(2)
+    late.close()
+    yield {"result": result, "out": out, "live": listener, "late": late,
+           "frames": pd.read_parquet(out / "frames.parquet") if result.returncode == 0 else None}
+    broker.stop()
+
+
+def test_objects_in_view_follow_the_frames_table_and_a_late_subscriber_gets_the_last_frames(home):
+    """`<camera>/car` and `<camera>/<zone>/car` carry the frames table's counts (`n_car`, `left_n`): each value
+    sent is one a frame had, the car that drove out makes them 0 (not silence), and the values retained for a
+    dashboard that connects afterwards are the last frame's."""
+    assert home["result"].returncode == 0, home["result"].stderr
+    frames, live, late = home["frames"], home["live"], home["late"]
+    for topic, column in (("vidpipe/driveway/car", "n_car"), ("vidpipe/driveway/left/car", "left_n")):
+        values = [int(p) for p in live.payloads(topic)]
+        assert values and set(values) <= set(frames[column]), (topic, values)
+        assert 0 in values[values.index(max(values)):] and max(values) >= 1, (topic, values)
+        assert [int(p) for p in late.payloads(topic)] == [frames[column].iloc[-1]], topic
+
+
+def test_objects_in_view_go_out_on_change_at_most_twice_a_second_and_at_least_every_five_seconds(home):
+    """Changes coalesce (0.5 s at least between sends of a topic, as the README says), and every topic is sent
+    again within 5 s while frames come, unchanged or not. The last send, at the run's end, carries the last
+    frame's values whenever it comes. (The car flickers in and out of view: sent at once, it would be sent
+    more often.)"""
+    change_s, heartbeat_s = 0.5, 5.0
+    live = home["live"]
+    for topic in ("vidpipe/driveway/car", "vidpipe/driveway/left/car"):
+        sent = [(t, payload) for t, name, payload, _ in live.messages if name == topic][:-1]
+        gaps = np.diff([t for t, _ in sent])
+        assert len(sent) >= 3 and gaps.min() >= change_s / 2 and gaps.max() <= heartbeat_s + 1.0, (topic, gaps)
+        assert any(a == b for (_, a), (_, b) in zip(sent, sent[1:])), sent  # unchanged, sent again: a heartbeat
+
+
+def test_a_late_subscriber_gets_each_class_s_best_picture_and_the_latest_event_s(home):
+    """`<camera>/car/snapshot` is retained: a Home Assistant camera shows a car as soon as it connects, not at
+    the next event. It is the last picture sent for the class, a JPEG of the whole frame that OpenCV reads."""
+    assert home["result"].returncode == 0, home["result"].stderr
+    for topic in ("vidpipe/driveway/car/snapshot", "vidpipe/driveway/snapshot"):
+        retained = home["late"].payloads(topic)
+        assert retained and retained == home["live"].payloads(topic)[-1:], topic
+        picture = cv2.imdecode(np.frombuffer(retained[0], np.uint8), cv2.IMREAD_COLOR)
+        assert picture.shape == (432, 768, 3)
+
+
+def test_available_is_online_during_the_run_and_offline_after_a_clean_exit(home):
+    assert home["result"].returncode == 0, home["result"].stderr
+    assert home["live"].payloads("vidpipe/available") == [b"online", b"offline"]
+    assert home["late"].payloads("vidpipe/available") == [b"offline"]  # retained
+
+
+def test_the_state_topics_are_not_counted_as_events(home):
+    """`events_out` counts the events (those of events.parquet), not the messages of the objects in view, the
+    pictures or the discovery configs."""
+    summary = json.loads((home["out"] / "summary.json").read_text())
+    events = len(pd.read_parquet(home["out"] / "events.parquet"))
+    assert events >= 2 and len(home["live"].payloads("vidpipe/driveway/events")) == events
+    figures = summary["events_out"][0]
+    assert (figures["sent"], figures["dropped"]) == (events, 0)
+
+
+# Home Assistant's MQTT integration, as documented: the configuration variables of an MQTT sensor
+# (https://www.home-assistant.io/integrations/sensor.mqtt/) and an MQTT camera
+# (https://www.home-assistant.io/integrations/camera.mqtt/), the device map they share, and the `origin` of a
+# discovery payload (https://www.home-assistant.io/integrations/mqtt/#discovery-payload). `platform` is only
+# for device-based discovery, so it is left out of these single-component configs.
+COMMON_KEYS = {"availability", "availability_mode", "availability_template", "availability_topic", "device",
+               "enabled_by_default", "encoding", "entity_category", "entity_picture", "icon",
+               "json_attributes_template", "json_attributes_topic", "name", "object_id", "unique_id", "origin"}
+SCHEMA = {
+    "sensor": {"required": {"state_topic"},
+               "allowed": COMMON_KEYS | {"device_class", "expire_after", "force_update", "last_reset_value_template",
+                                         "options", "payload_available", "payload_not_available",
+                                         "suggested_display_precision", "qos", "state_class", "state_topic",
+                                         "unit_of_measurement", "value_template"}},
+    "camera": {"required": {"topic"}, "allowed": COMMON_KEYS | {"image_encoding", "topic"}},
+}
+DEVICE_KEYS = {"configuration_url", "connections", "hw_version", "identifiers", "manufacturer", "model", "model_id",
+               "name", "serial_number", "suggested_area", "sw_version", "via_device"}
+ORIGIN_KEYS = {"name", "sw_version", "support_url"}
+STATE_CLASSES = {"measurement", "total", "total_increasing"}  # developers.home-assistant.io: sensor state classes
+
+
+def test_home_assistant_discovery_configs_follow_its_documented_schema_and_name_topics_the_run_published(home):
+    """Each config (retained under homeassistant/<component>/<object id>/config, the id of [a-zA-Z0-9_-]) has
+    only documented keys and every required one, the availability topic, a unique id and a device; every topic
+    it names is one the run published. A sensor per class in view and per line and direction, a camera per
+    class's picture and one for the events' pictures; each line sensor's value_template, rendered by Jinja2 as
+    Home Assistant renders it, reads the line's totals of the summary from the retained counts."""
+    import jinja2
+
+    assert home["result"].returncode == 0, home["result"].stderr
+    published = {topic for _, topic, _, _ in home["live"].messages if not topic.startswith("homeassistant/")}
+    configs = {topic: json.loads(payload) for _, topic, payload, retained in home["late"].messages
+               if topic.startswith("homeassistant/") and retained}
+    assert configs and set(configs) == {t for _, t, _, _ in home["live"].messages if t.startswith("homeassistant/")}
+    seen_ids = set()
+    for topic, config in configs.items():
+        match = re.fullmatch(r"homeassistant/(sensor|camera)/([a-zA-Z0-9_-]+)/config", topic)
+        assert match, topic
+        schema = SCHEMA[match[1]]
+        assert schema["required"] <= set(config) <= schema["allowed"], (topic, set(config) - schema["allowed"])
+        assert set(config["device"]) <= DEVICE_KEYS and config["device"]["identifiers"], topic
+        assert set(config["origin"]) <= ORIGIN_KEYS and config["origin"]["name"] == "vidpipe", topic
+        assert config["state_class"] in STATE_CLASSES if "state_class" in config else True
+        assert config["availability_topic"] == "vidpipe/available" and config["unique_id"] not in seen_ids
+        seen_ids.add(config["unique_id"])
+        assert config.get("state_topic", config.get("topic")) in published, topic
+    by_topic = {config.get("state_topic", config.get("topic")): config for config in configs.values()}
+    assert {"vidpipe/driveway/car", "vidpipe/driveway/car/snapshot", "vidpipe/driveway/snapshot"} <= set(by_topic)
+    summary = json.loads((home["out"] / "summary.json").read_text())
+    counts = json.loads(home["late"].payloads("vidpipe/driveway/counts")[0])
+    lines = [c for c in configs.values() if c.get("state_topic") == "vidpipe/driveway/counts"]
+    assert len(lines) == 2
+    rendered = {c["name"]: jinja2.Template(c["value_template"]).render(value_json=counts) for c in lines}
+    totals = {d: sum(summary["lines"]["road"][d].values()) for d in ("in", "out")}
+    assert rendered == {f"road {d}": str(totals[d]) for d in ("in", "out")}
+
+
+def test_ha_discovery_without_a_broker_is_one_line(tmp_path):
+    result = run_cli("run", str(SUBURBAN), "-o", str(tmp_path / "out"), "--ha-discovery", "--events",
+                     (tmp_path / "e.jsonl").as_uri(), "-q")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "vidpipe: error: --ha-discovery needs an mqtt:// --events URL: Home Assistant reads its discovery messages "
+        "from the broker"]
+
+
+def test_the_broker_says_offline_for_a_vidpipe_killed_with_sigkill(mosquitto, tmp_path):
+    """`kill -9` leaves vidpipe no time to say anything: the broker publishes its last will, `offline` on
+    `<prefix>/available`, retained, as soon as the connection drops."""
+    listener = Listener(mosquitto.port, "vidpipe/available")
+    process = vidpipe("live", str(PARKING), "--realtime", "--loop", "-o", str(tmp_path / "out"), "--no-report",
+                      "--events", f"mqtt://127.0.0.1:{mosquitto.port}/vidpipe", "-q")
+    try:
+        wait_for(lambda: listener.payloads("vidpipe/available") == [b"online"], timeout=120)
+    finally:
+        process.kill()  # SIGKILL
+        process.communicate(timeout=30)
+    killed = time.monotonic()
+    wait_for(lambda: listener.payloads("vidpipe/available") == [b"online", b"offline"], timeout=20)
+    assert listener.messages[-1][0] - killed < 5  # the socket closed with the process: at once, not a keep-alive
+    listener.close()
+    late = Listener(mosquitto.port, "vidpipe/available")
+    wait_for(lambda: late.payloads("vidpipe/available") == [b"offline"], timeout=10)
+    late.close()
+
+
+def test_a_camera_that_ends_early_does_not_take_the_others_offline(mosquitto, tmp_path):
+    """Two cameras in one process share one connection to the broker: `available` says `online` once and
+    `offline` once, after the last camera's last message, not when the first camera's clip ends seconds before."""
+    from streaming import transport_stream
+
+    (tmp_path / "short.ts").write_bytes(transport_stream(PARKING, max_frames=25))  # 2 s
+    (tmp_path / "long.ts").write_bytes(transport_stream(PARKING, max_frames=100))  # 8 s
+    listener = Listener(mosquitto.port, "vidpipe/#")
+    result = run_cli("live", f"a={tmp_path / 'short.ts'}", f"b={tmp_path / 'long.ts'}", "--realtime", "--classes",
+                     "car", "-o", str(tmp_path / "out"), "--no-report", "--events",
+                     f"mqtt://127.0.0.1:{mosquitto.port}/vidpipe", "-q", timeout=300)
+    time.sleep(1)
+    listener.close()
+    assert result.returncode == 0, result.stderr
+    assert listener.payloads("vidpipe/available") == [b"online", b"offline"]
+    last = {topic.split("/")[1]: at for at, topic, _, _ in listener.messages}
+    assert last["available"] == max(last.values()) and last["available"] - last["a"] > 3, last

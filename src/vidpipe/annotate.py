@@ -170,3 +170,14 @@ def _clear(patch: tuple, placed: list, others: Sequence) -> bool:
 def _overlap(a: tuple, b: tuple) -> int:
     """Area shared by two rectangles (x1, y1, x2, y2)."""
     return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def boxed_jpeg(image: np.ndarray, box: Sequence[float]) -> bytes | None:
+    """`image` with one red box on it, as JPEG (quality 85): an event's or a class's snapshot. None if OpenCV
+    cannot encode it."""
+    picture = image.copy()
+    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+    thick = max(2, round(min(picture.shape[:2]) / 180))
+    cv2.rectangle(picture, (x1, y1), (x2, y2), (0, 0, 255), thick)
+    ok, jpeg = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return jpeg.tobytes() if ok else None

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import stopping
+from . import broker, stopping
 from .config import CameraEntry, PipelineConfig
 from .detections import Detections
 from .detectors import Detector, StagedDetector
@@ -243,6 +243,8 @@ class CameraRun:
         self._lock = contextlib.ExitStack()
         if out_dir is not None:
             self._lock.enter_context(locked(out_dir))  # the whole run's folder; each camera locks its own
+        # its brokers' connections, for the whole run: one camera that ends does not say `offline` for all
+        self._lock.enter_context(broker.Held(pipeline.config.events))
         self._wake = threading.Event()
         self.cameras: list[Camera] = []
         self.stream: SharedStream | None = None

@@ -150,6 +150,9 @@ PIPELINE_OPTIONS = [
                                      "mqtt://host[:port]/prefix (needs vidpipe[mqtt])."),
     click.option("--snapshots/--no-snapshots", default=None, help="With each event, a JPEG of the frame with the "
                                                                   "object's box, in OUT/snapshots/."),
+    click.option("--ha-discovery", is_flag=True, default=None,
+                 help="With an mqtt:// --events URL: Home Assistant's MQTT discovery, retained under homeassistant/ "
+                      "(a sensor per class in view and per line and direction, a camera per class's snapshot)."),
     click.option("--stride", type=int, help="Process every Nth frame."),
     click.option("--sample-fps", type=float, help="Process frames at this rate, picked by timestamp (e.g. 1)."),
     click.option("--sample-mode", type=click.Choice(["exact", "keyframes"]),
@@ -274,10 +277,8 @@ def _profile_table(summary) -> str:
 @click.option("--max-reconnects", type=int, default=LIVE_DEFAULTS.max_reconnects,
               help="Give up after this many failed attempts [default: never].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
-def live(sources: tuple[str, ...], out: str | None, pipeline: str | None, width: int | None, height: int | None,
-         camera_fps: float | None, save: bool, show: bool, serve: str | None, duration: float | None,
-         realtime: bool, loop: bool, open_timeout: float, read_timeout: float, reconnect_delay: float,
-         max_reconnect_delay: float, max_reconnects: int | None, quiet: bool, **options) -> None:
+def live(sources: tuple[str, ...], out: str | None, pipeline: str | None, save: bool, show: bool, serve: str | None,
+         duration: float | None, realtime: bool, loop: bool, quiet: bool, **options) -> None:
     """Detect and track on a live SOURCE until Ctrl-C: a camera index (0), a stream URL (rtsp://,
     rtmp://, http(s):// MPEG-TS, MJPEG or HLS .m3u8), or a file or image folder (with --realtime, played
     as a camera would give it; --loop for a demo that never ends; without, every frame is processed).
@@ -299,6 +300,7 @@ def live(sources: tuple[str, ...], out: str | None, pipeline: str | None, width:
     from .pipeline import Pipeline
     from .preview import PreviewServer, PreviewWindow, parse_address
 
+    live_options = LiveOptions.take(options)  # its own options out of the pipeline's
     options["video"] = save  # never None: without --save, no video whatever the preset says
     config = PipelineConfig.load(pipeline, **options)
     if sources and config.cameras:
@@ -309,12 +311,7 @@ def live(sources: tuple[str, ...], out: str | None, pipeline: str | None, width:
         raise InputError("missing SOURCE: a camera index (0), a stream URL or a file (several for several cameras)")
     files = [plays_a_file(spec) for spec in specs]
     config.check_live(replay=realtime and all(files))
-    live_options = LiveOptions(width=width, height=height, camera_fps=camera_fps, open_timeout=open_timeout,
-                               read_timeout=read_timeout, reconnect_delay=reconnect_delay,
-                               max_reconnect_delay=max_reconnect_delay, max_reconnects=max_reconnects)
-    if live_options.asks_camera and not any(spec.isdigit() for spec in specs):
-        raise InputError("--width, --height and --camera-fps are for cameras (SOURCE 0, 1...), not for a stream "
-                         "or a file, which come at their own size and rate")
+    live_options.check_sources(specs)
     positive("--duration", duration)
     if serve:
         parse_address(serve)  # a bad address fails before the source is opened
@@ -341,6 +338,11 @@ def live(sources: tuple[str, ...], out: str | None, pipeline: str | None, width:
                                 monitor=monitor)
     finally:
         stream.close()
+    _finish_live(source, result)
+
+
+def _finish_live(source: str, result: RunResult) -> None:
+    """A one-camera live run's line, its answers, and its exit: 1 for a stream given up on."""
     s = result.summary
     latency = s.live.latency_ms
     click.echo(f"{s.counts.frames_processed} frames processed, {s.live.frames_dropped} dropped; latency p50 "

@@ -131,6 +131,7 @@ class PipelineConfig:
     # events out as they happen (vidpipe.events): file:///x.jsonl, http(s)://..., mqtt://host:port/prefix
     events: list = field(default_factory=list)
     snapshots: bool = False  # a JPEG of the frame for each event, in snapshots/ (and referenced by it)
+    ha_discovery: bool = False  # Home Assistant's MQTT discovery configs, on the mqtt:// events URLs
     # a many-camera live run (`vidpipe live` with no SOURCE): each a source, or {name, source, lines, zones}
     cameras: list = field(default_factory=list)
 
@@ -150,8 +151,10 @@ class PipelineConfig:
         object.__setattr__(self, "cameras", [CameraEntry.of(c) for c in self.cameras])
         if isinstance(self.events, str):
             object.__setattr__(self, "events", [self.events])
-        for url in self.events:
-            check_url(url)
+        schemes = [check_url(url) for url in self.events]
+        if self.ha_discovery and "mqtt" not in schemes:
+            raise InputError("--ha-discovery needs an mqtt:// --events URL: Home Assistant reads its discovery "
+                             "messages from the broker")
         if isinstance(self.camera_motion, bool):  # YAML reads a bare on / off as true / false
             object.__setattr__(self, "camera_motion", "on" if self.camera_motion else "off")
         if self.camera_motion not in CAMERA_MOTION:

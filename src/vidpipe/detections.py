@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -96,6 +97,10 @@ class Detections:
     def track_class_name(self) -> np.ndarray:
         """The voted class name of every row: the track's class, which does not flicker as `class_name` may."""
         return np.asarray(self.names, dtype=object)[self.track_class] if len(self) else np.zeros(0, object)
+
+    def class_counts(self) -> dict[str, int]:
+        """Objects per class name in this record: the frames table's `n_<class>`, the live page's counts."""
+        return dict(Counter(self.class_name.tolist()))
 
     @property
     def is_tracked(self) -> np.ndarray:

@@ -13,7 +13,9 @@ is one warning, and the run's own outputs are finished as usual.
 - `file:///path/events.jsonl`: one object per line, flushed as it is written.
 - `http://...`, `https://...`: a POST of the object per event, retried with back-off.
 - `mqtt://host[:port]/prefix`: QoS 1 on `prefix/<camera>/events`, the running counts retained on
-  `prefix/<camera>/counts`, each snapshot's JPEG bytes on `prefix/<camera>/snapshot` (needs `[mqtt]`).
+  `prefix/<camera>/counts`, each snapshot's JPEG bytes retained on `prefix/<camera>/snapshot`; and what is in
+  view now (`inview`), `prefix/available` (`broker`) and Home Assistant's discovery (`homeassistant`), on
+  Frigate's conventions (needs `[mqtt]`).
 """
 
 from __future__ import annotations
@@ -29,22 +31,24 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote, unquote, urljoin, urlparse
 
-import cv2
-import numpy as np
-
+from . import broker
 from .analytics import Event
+from .annotate import boxed_jpeg
 from .detections import Detections
 from .errors import InputError
 from .files import write_atomic
 from .frames import Frame
+from .homeassistant import Announcer, Discovery
+from .inview import InView, State, level
 
 log = logging.getLogger("vidpipe")
-QUEUE = 1000  # events waiting for a slow webhook or broker; beyond that they are dropped, and counted
+QUEUE = 1000  # messages waiting for a slow webhook or broker; beyond that an event is dropped, and counted
 CLOSE_WAIT_S = 3.0  # at the end of a run, how long undelivered events may hold it up
 RETRIES = 3  # a webhook POST is tried this many more times, after 0.5, 1 and 2 s
 HTTP_TIMEOUT_S = 5.0
@@ -54,6 +58,7 @@ class EventSink(Protocol):
     """Where events go. `send` never blocks the caller; `close` waits at most `wait_s` for what is queued."""
 
     url: str
+    keeps_state: bool  # a `StateSink`: it holds what is in view now for late readers (a broker)
 
     def send(self, event: dict, snapshot: bytes | None) -> None: ...
 
@@ -70,9 +75,17 @@ class EventSink(Protocol):
         ...
 
 
+class StateSink(EventSink, Protocol):
+    """A sink that also holds state for late readers: what is in view now (`inview`)."""
+
+    def state(self, state: State) -> None: ...
+
+
 class JsonLinesFile:
     """Events appended to a local file, one JSON object per line, written at once: `tail -f` follows them. A
     line that cannot be written (a full disk) is dropped and counted, with one warning: the run goes on."""
+
+    keeps_state = False
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -186,6 +199,8 @@ class Webhook(_Queued):
     """A POST of each event's JSON to a URL, from a thread: retried with back-off on a failure or a 5xx
     answer, dropped (and counted) after the last retry or when the queue is full."""
 
+    keeps_state = False
+
     def __init__(self, url: str) -> None:
         super().__init__(url, "vidpipe-webhook")
         self._warned = False
@@ -225,34 +240,26 @@ class Webhook(_Queued):
 
 
 class Mqtt(_Queued):
-    """Events to an MQTT broker with paho-mqtt (QoS 1), the running counts as a retained message; the
-    client connects (and reconnects) on its own thread, so a broker that is down never holds up a frame.
+    """Events to an MQTT broker (QoS 1), through the process's connection to it (`broker`); the running counts,
+    the objects in view and each class's best picture as retained messages, the state a dashboard that
+    connects later gets at once; Home Assistant's discovery configs with `discovery`.
 
-    While the broker is away paho keeps what is published (up to `QUEUE` messages) and sends it once it is
-    back: an event counts as sent when the broker acknowledges its message, as dropped when paho had no room
-    for it or the acknowledgement had not come by the end of the run. One warning when the broker goes away,
-    one when it is back."""
+    An event counts as sent when the broker acknowledges its message, as dropped when paho had no room for it
+    or the acknowledgement had not come by the end of the run. The state goes out at QoS 0: while the broker
+    is away paho does not keep it, and the next update (`inview.HEARTBEAT_S` at the latest) replaces it."""
 
-    def __init__(self, url: str, camera: str) -> None:
-        try:
-            from paho.mqtt import client as mqtt
-        except ImportError:
-            raise InputError(f"--events {url}: MQTT needs paho-mqtt: pip install 'vidpipe[mqtt]'") from None
-        parsed = urlparse(url)
-        prefix = parsed.path.strip("/") or "vidpipe"
-        self.topic = f"{prefix}/{camera}"
-        self._full = mqtt.MQTT_ERR_QUEUE_SIZE  # the one answer of `publish` that means paho did not keep it
-        self._events: list[int] = []  # the message ids of the events paho kept
-        self._acknowledged: set[int] = set()
-        self._away = self._leaving = False
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"vidpipe-{camera}-{time.time_ns()}")
-        self._client.on_connect, self._client.on_connect_fail = self._connected, self._unreachable
-        self._client.on_disconnect, self._client.on_publish = self._disconnected, self._published
-        self._client.max_queued_messages_set(QUEUE)
-        self._client.reconnect_delay_set(1, 10)
-        self._client.connect_async(parsed.hostname, parsed.port or 1883)
-        self._client.loop_start()
+    keeps_state = True
+
+    def __init__(self, url: str, camera: str, discovery: Discovery | None = None) -> None:
+        self._link = broker.acquire(url)
+        self.topic = f"{self._link.prefix}/{level(camera)}"
+        self._events = 0  # the events paho kept
+        self._acks: Counter = Counter()  # of those, acknowledged by the broker
+        self._announcer = Announcer(self._link.prefix, camera, discovery) if discovery else None
+        self._announced: set[str] = set()  # the classes whose discovery configs went out
         super().__init__(url, "vidpipe-mqtt")
+        if self._announcer:
+            self._put(("configs", self._announcer.start()), event=False)
 
     def send(self, event: dict, snapshot: bytes | None) -> None:
         self._put(("events", json.dumps(event).encode(), snapshot))
@@ -260,54 +267,49 @@ class Mqtt(_Queued):
     def counts(self, totals: dict) -> None:
         self._put(("counts", json.dumps(totals).encode(), None), event=False)
 
+    def state(self, state: State) -> None:
+        new = [name for name in state.classes if name not in self._announced]
+        if self._announcer and new:
+            self._announced.update(new)
+            self._put(("configs", self._announcer.classes(new)), event=False)
+        self._put(("state", state), event=False)
+
     def _deliver(self, item: tuple) -> bool:
         """Hand the message (and an event's snapshot) to paho: whether it kept it, to send now or once the
         broker is back (its `rc` then says it is not connected, yet the message waits in its queue)."""
+        if item[0] == "configs":
+            for topic, payload in item[1]:
+                self._link.publish(topic, payload, retain=True)
+            return True
+        if item[0] == "state":
+            for topic, value in item[1].values.items():
+                self._link.publish(f"{self.topic}/{topic}", str(value).encode(), qos=0, retain=True)
+            for name, jpeg in item[1].snapshots.items():
+                self._link.publish(f"{self.topic}/{level(name)}/snapshot", jpeg, qos=0, retain=True)
+            return True
         kind, payload, snapshot = item
-        info = self._client.publish(f"{self.topic}/{kind}", payload, qos=1, retain=kind == "counts")
+        info = self._link.publish(f"{self.topic}/{kind}", payload, retain=kind == "counts",
+                                  tally=self._acks if kind == "events" else None)
         if snapshot is not None:
-            self._client.publish(f"{self.topic}/snapshot", snapshot, qos=1)
-        if info.rc == self._full:
+            self._link.publish(f"{self.topic}/snapshot", snapshot, retain=True)
+        if info.rc == self._link.full:
             return False
         if kind == "events":
             with self._lock:
-                self._events.append(info.mid)
+                self._events += 1
         return True
-
-    def _published(self, client, userdata, mid: int, reason_code, properties) -> None:
-        if not reason_code.is_failure:
-            self._acknowledged.add(mid)
-
-    def _disconnected(self, client, userdata, flags, reason_code, properties) -> None:
-        if not (self._leaving or self._away):
-            self._away = True
-            log.warning("--events %s: the broker went away; events are kept (up to %d messages) and sent when it "
-                        "is back", self.url, QUEUE)
-
-    def _unreachable(self, client, userdata) -> None:
-        if not self._away:
-            self._away = True
-            log.warning("--events %s: cannot reach the broker; events are kept (up to %d messages) and sent when "
-                        "it answers", self.url, QUEUE)
-
-    def _connected(self, client, userdata, flags, reason_code, properties) -> None:
-        if self._away and not reason_code.is_failure:
-            self._away = False
-            log.warning("--events %s: the broker is back; the events kept meanwhile are being sent", self.url)
 
     def close(self, wait_s: float) -> dict:
         deadline = time.monotonic() + wait_s
         figures = super().close(wait_s)
         with self._lock:
-            kept = list(self._events)
-        while not self._acknowledged.issuperset(kept) and time.monotonic() < deadline:
+            kept = self._events
+        while self._acks["acknowledged"] < kept and time.monotonic() < deadline:
             time.sleep(0.02)
-        self._leaving = True
-        self._client.disconnect()
-        self._client.loop_stop()
-        sent = len(self._acknowledged.intersection(kept))
-        if sent < len(kept):
-            log.warning("--events %s: the broker did not acknowledge %d event(s): dropped", self.url, len(kept) - sent)
+        sent = self._acks["acknowledged"]
+        broker.release(self._link, max(deadline - time.monotonic(), 0.5))  # `offline` gets its moment
+        if sent < kept:
+            log.warning("--events %s: the broker did not acknowledge %d event(s): dropped", self.url, kept - sent)
         return {**figures, "sent": sent, "dropped": self.offered - sent}
 
 
@@ -330,36 +332,57 @@ def check_url(url: object) -> str:
             port = -1
         if port is not None and not 0 < port < 65536:
             raise InputError(f"events: {url!r}: the port must be a number from 1 to 65535")
+        if scheme == "mqtt" and ("+" in parsed.path or "#" in url):
+            raise InputError(f"events: {url!r}: an MQTT prefix cannot hold the wildcards + and #")
     return scheme
 
 
-def open_sink(url: str, camera: str) -> EventSink:
-    """The sink for `url`, chosen by its scheme."""
+def open_sink(url: str, camera: str, discovery: Discovery | None = None) -> EventSink:
+    """The sink for `url`, chosen by its scheme; a broker's announces `discovery` to Home Assistant."""
     scheme = check_url(url)
     if scheme == "file":
         return JsonLinesFile(url)
     if scheme == "mqtt":
-        return Mqtt(url, camera)
+        return Mqtt(url, camera, discovery)
     return Webhook(url)
 
 
 class Publisher:
     """Sends a run's events out as they are confirmed: builds each one's JSON, writes its snapshot
-    (`snapshots/` in the output folder: the frame with the object's box) and hands both to every sink.
-    `outputs_url`: where a server gives the output folder's snapshots, for each event's `snapshot_url`."""
+    (`snapshots/` in the output folder: the frame with the object's box) and hands both to every sink; and,
+    to the sinks that keep state (a broker), what is in view now (`observe`, every frame). `outputs_url`: where
+    a server gives the output folder's snapshots, for each event's `snapshot_url`; `in_view`: the camera's
+    objects in view, where a sink keeps state; `discovery`: what a broker announces to Home Assistant."""
 
     def __init__(self, urls: Sequence[str], camera: str, out_dir: Path, snapshots: bool,
-                 wall_clock: Callable[[float], dt.datetime], outputs_url: str | None = None) -> None:
+                 wall_clock: Callable[[float], dt.datetime], outputs_url: str | None = None,
+                 in_view: InView | None = None, discovery: Discovery | None = None) -> None:
         self.camera, self.out_dir, self.snapshots, self.outputs_url = camera, out_dir, snapshots, outputs_url
         self._wall_clock = wall_clock  # input time (s) -> when that was
         self._deadline = float("inf")  # when closing stops waiting for what is queued (see `hurry`)
         self.sinks: list[EventSink] = []
+        self._stateful: list[StateSink] = []
+        self._in_view: InView | None = None
         try:
             for url in urls:
-                self.sinks.append(open_sink(url, camera))
+                self.sinks.append(open_sink(url, camera, discovery))
         except BaseException:
             self.close(0)
             raise
+        self._stateful = [sink for sink in self.sinks if sink.keeps_state]
+        self._in_view = in_view if self._stateful else None
+
+    def observe(self, frame: Frame, detections: Detections, zones: Mapping[str, Counter]) -> None:
+        """Every frame: what is in view now (`zones`: each zone's occupancy by class), to the sinks that keep
+        state, as often as `inview` lets it go."""
+        if self._in_view is not None and (state := self._in_view.update(frame, detections, zones)) is not None:
+            for sink in self._stateful:
+                sink.state(state)
+
+    def counts(self, totals: dict) -> None:
+        """The running totals, to every sink that holds them."""
+        for sink in self.sinks:
+            sink.counts({"camera": self.camera, **totals})
 
     def publish(self, frame: Frame, detections: Detections, events: Sequence[Event], totals: dict) -> None:
         for event in events:
@@ -373,8 +396,7 @@ class Publisher:
             for sink in self.sinks:
                 sink.send(record, snapshot)
         if events:
-            for sink in self.sinks:
-                sink.counts({"camera": self.camera, **totals})
+            self.counts(totals)
 
     def _url(self, snapshot: str | None) -> str | None:
         """The snapshot's address on the preview server, or None (no snapshot, or no server)."""
@@ -387,16 +409,10 @@ class Publisher:
         if frame.image.size == 0:
             return None, None
         now = detections.xyxy[detections.track_id == event.track_id]
-        box = now[0] if len(now) else np.asarray(event.box if event.box else (0, 0, 0, 0))
-        picture = frame.image.copy()
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        thick = max(2, round(min(picture.shape[:2]) / 180))
-        cv2.rectangle(picture, (x1, y1), (x2, y2), (0, 0, 255), thick)
-        ok, jpeg = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 85])
-        if not ok:
+        data = boxed_jpeg(frame.image, now[0] if len(now) else (event.box or (0, 0, 0, 0)))
+        if data is None:
             return None, None
         name = f"snapshots/{event.time_s:010.3f}_{event.kind}_{_safe(event.name)}_{event.track_id}.jpg"
-        data = jpeg.tobytes()
         write_atomic(self.out_dir / name, data)
         return data, name
 
@@ -412,6 +428,10 @@ class Publisher:
         """Every sink's `{url, sent, dropped}`, after at most `wait_s` for what is still queued (together), or
         until the deadline given to `hurry`, if that comes first."""
         deadline = min(time.monotonic() + wait_s, self._deadline)
+        if self._in_view is not None:  # the values as of the last frame, and the pictures still waiting
+            last = self._in_view.final()
+            for sink in self._stateful:
+                sink.state(last)
         self.hurry(deadline)
         return [sink.close(max(deadline - time.monotonic(), 0.0)) for sink in self.sinks]
 

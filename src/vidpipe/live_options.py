@@ -7,7 +7,7 @@ OpenCV or FFmpeg.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from .errors import InputError
 
@@ -38,10 +38,21 @@ class LiveOptions:
         if self.max_reconnects is not None and self.max_reconnects < 0:
             raise InputError(f"--max-reconnects must be >= 0, got {self.max_reconnects}")
 
+    @classmethod
+    def take(cls, options: dict) -> LiveOptions:
+        """The record of the command line's live options, taken out of `options` (the rest are the pipeline's)."""
+        return cls(**{f.name: options.pop(f.name) for f in fields(cls) if f.name in options})
+
     @property
     def asks_camera(self) -> bool:
         """Whether a camera capture setting was given (meaningless for a stream or a file)."""
         return any(v is not None for v in (self.width, self.height, self.camera_fps))
+
+    def check_sources(self, specs: list[str]) -> None:
+        """A camera capture setting needs a camera among the sources: one line otherwise."""
+        if self.asks_camera and not any(spec.isdigit() for spec in specs):
+            raise InputError("--width, --height and --camera-fps are for cameras (SOURCE 0, 1...), not for a "
+                             "stream or a file, which come at their own size and rate")
 
 
 def positive(option: str, value: float | None) -> None:

@@ -30,6 +30,8 @@ from .errors import VidpipeError
 from .events import Publisher
 from .files import locked, write_atomic
 from .frames import Frame, VideoInfo
+from .homeassistant import Discovery
+from .inview import InView
 from .live import LiveMonitor
 from .report import Thumbnails, write_run_report
 from .segments import presence_table
@@ -211,13 +213,27 @@ class RunSession:
             clock = ((lambda t: origin + dt.timedelta(seconds=t)) if source.live
                      else (lambda t: dt.datetime.now(dt.timezone.utc)))  # a file's events happen as they are seen
             try:
-                served = next((v.outputs_url for v in self.viewers if getattr(v, "outputs_url", None)), None)
-                self.publisher = Publisher(config.events, info.name, out_dir, config.snapshots, clock, served)
+                self.publisher = self._publisher(clock)
             except BaseException:
                 self.abort()
                 raise
         self._published = 0  # the analytics' events already sent
         self._latest: tuple[Frame, Detections] | None = None
+
+    def _publisher(self, clock: Callable[[float], dt.datetime]) -> Publisher:
+        """Events out (--events, --snapshots), with what is in view now for a broker and, with --ha-discovery,
+        Home Assistant's configs; the lines' totals go out at once (zero), so none reads a previous run's."""
+        config, analytics = self.config, self.analytics
+        served = next((v.outputs_url for v in self.viewers if getattr(v, "outputs_url", None)), None)
+        ids = resolve_classes(config.classes, self.detector.names)  # `car` or `2`: the model's names
+        in_view = InView(None if ids is None else [self.detector.names[i] for i in ids],
+                         {zone.name: zone.classes for zone in analytics.zones})
+        discovery = Discovery(tuple(line.name for line in analytics.lines), config.snapshots) \
+            if config.ha_discovery else None
+        publisher = Publisher(config.events, self.source.info.name, self.out_dir, config.snapshots, clock, served,
+                              in_view, discovery)
+        publisher.counts({**analytics.live_counts(), "objects": {}})
+        return publisher
 
     @property
     def elapsed_s(self) -> float:
@@ -246,6 +262,7 @@ class RunSession:
         if self.publisher:
             self._latest = (frame, detections)
             self._publish(frame, detections)
+            self.publisher.observe(frame, detections, {zone.name: zone.occupancy for zone in self.analytics.zones})
 
     def _publish(self, frame: Frame, detections: Detections) -> None:
         """The events confirmed since the last call, out to --events (and --snapshots)."""
