@@ -435,7 +435,7 @@ class RunSession:
                              conf=cfg.detection_conf(), iou=cfg.iou, device=cfg.device,
                              imgsz=getattr(self.detector, "imgsz", cfg.imgsz),  # as the backend rounded it
                              batch_size=cfg.batch_size, runtime=self.detector.runtime,
-                             precision=self.detector.precision, names=tuple(self.detector.names))
+                             precision=self.detector.precision, names=list(self.detector.names))
 
 
 def previous_outputs(out_dir: Path) -> list[Path]:

@@ -7,7 +7,7 @@ keys, and the JSON's keys are defined in one place.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +95,7 @@ class DetectorFacts:
     batch_size: int
     runtime: str
     precision: str
-    names: tuple = ()  # the model's class names by id: an export's categories
+    names: list = field(default_factory=list)  # the model's class names by id: an export's categories
 
 
 @dataclass(frozen=True)
