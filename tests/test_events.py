@@ -27,8 +27,8 @@ import pytest
 from conftest import PARKING, SUBURBAN, free_port, run_cli, vidpipe, wait_for
 
 LINE = "road=0,0.55,1,0.55"
-FIELDS = {"camera", "time", "time_s", "frame", "kind", "name", "direction", "track_id", "class_name", "score", "box",
-          "snapshot", "snapshot_url"}
+FIELDS = {"id", "camera", "time", "time_s", "frame", "kind", "name", "direction", "track_id", "class_name", "score",
+          "box", "snapshot", "snapshot_url"}
 
 
 class Receiver:
@@ -89,6 +89,7 @@ def test_events_reach_a_file_and_a_webhook_as_the_tables_record_them(webhook_run
         assert sorted((e["frame"], e["track_id"], e["kind"], e["direction"]) for e in received) == expected
         assert all(set(e) == FIELDS and e["camera"] == "suburban-traffic" and len(e["box"]) == 4 for e in received)
         assert all(e["snapshot_url"] is None for e in received)  # no server, no address
+        assert len({e["id"] for e in received}) == len(received)  # one id per event
     for event in lines:  # each snapshot is a real JPEG of the frame, beside the tables
         picture = (out / event["snapshot"]).read_bytes()
         assert picture[:2] == b"\xff\xd8" and len(picture) > 5_000

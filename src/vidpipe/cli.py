@@ -261,7 +261,11 @@ def _profile_table(summary) -> str:
 @click.option("--camera-fps", type=float, help="Camera: frame rate to request.")
 @click.option("--save", is_flag=True, help="Also write the annotated video (tables are always written).")
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window (needs a display).")
-@click.option("--serve", metavar="[HOST:]PORT", help="Serve a preview page with the stream and live stats.")
+@click.option("--serve", metavar="[HOST:]PORT", help="Serve a preview page with the stream and live stats, and an "
+                                                      "HTTP API (/api/...) [default host: 127.0.0.1].")
+@click.option("--serve-token", envvar="VIDPIPE_SERVE_TOKEN", metavar="TOKEN",
+              help="The token every request to --serve must carry (Authorization: Bearer TOKEN, or ?token=TOKEN); "
+                   "needed when HOST is not loopback [env: VIDPIPE_SERVE_TOKEN].")
 @click.option("--duration", type=float, help="Stop after this many seconds.")
 @click.option("--realtime", is_flag=True, help="A file or image folder: play it at its own rate, as a camera "
                                                "would [default: as fast as it decodes].")
@@ -294,6 +298,7 @@ def live(sources: tuple[str, ...], out: str | None, pipeline: str | None, save: 
     from dataclasses import replace
     from pathlib import Path
 
+    from .api import check_token
     from .config import CameraEntry, PipelineConfig
     from .live import LiveMonitor, default_out_dir, open_live, plays_a_file
     from .live_options import positive
@@ -313,8 +318,8 @@ def live(sources: tuple[str, ...], out: str | None, pipeline: str | None, save: 
     config.check_live(replay=realtime and all(files))
     live_options.check_sources(specs)
     positive("--duration", duration)
-    if serve:
-        parse_address(serve)  # a bad address fails before the source is opened
+    if serve:  # a bad address, or one beyond loopback without a token, fails before the source is opened
+        check_token(parse_address(serve)[0], live_options.serve_token)
     if len(specs) > 1 or config.cameras:
         if show:
             raise InputError("--show is for one camera; several are shown together with --serve PORT")
@@ -333,7 +338,8 @@ def live(sources: tuple[str, ...], out: str | None, pipeline: str | None, save: 
     out_dir = Path(out) if out else default_out_dir(stream.info)
     try:
         if serve:
-            viewers.append(PreviewServer(serve, monitor.snapshot, out_dir=out_dir))
+            viewers.append(PreviewServer(serve, monitor.snapshot, out_dir=out_dir, name=stream.info.name,
+                                         token=live_options.serve_token))
         result = runner.process(stream, out_dir, progress=not quiet, viewers=viewers, duration=duration,
                                 monitor=monitor)
     finally:
@@ -373,7 +379,8 @@ def _live_cameras(runner, cameras: list, out: str | None, options: LiveOptions, 
                     viewers=lambda name: [server.viewer(name)] if server else [])
     try:
         if serve:
-            server = PreviewServer(serve, run.stats, [camera.name for camera in run.cameras], out_dir)
+            server = PreviewServer(serve, run.stats, [camera.name for camera in run.cameras], out_dir,
+                                   token=options.serve_token)
         with logging_redirect_tqdm(loggers=[logging.getLogger("vidpipe")]), \
                 tqdm(unit="frame", desc=f"{len(run.cameras)} cameras", disable=quiet, dynamic_ncols=True,
                      mininterval=0.5) as bar:

@@ -1,11 +1,13 @@
 """Events out, as they happen: line crossings and zone entries and exits, as JSON, to a file, a webhook or
 an MQTT broker (`--events URL`, repeatable), each with an optional snapshot of what triggered it.
 
-Each event is one JSON object: `{camera, time, time_s, frame, kind, name, direction, track_id, class_name,
-score, box, snapshot, snapshot_url}`; `time` is when it happened (ISO 8601, UTC), `time_s` the same on the
-input's clock, `snapshot` the JPEG's path relative to the output folder (or null), `snapshot_url` where the
-preview server (`--serve`) gives it (null without one). The frame loop never waits on a
-network: a webhook or a broker gets its events from a bounded queue on its own thread, and what cannot be
+Each event is one JSON object: `{id, camera, time, time_s, frame, kind, name, direction, track_id, class_name,
+score, box, snapshot, snapshot_url}`; `id` is unique within the run, across cameras
+(`<camera>-<frame>-<track_id>-<kind>-<name>[-<direction>]`), `time` is when it happened (ISO 8601, UTC),
+`time_s` the same on the input's clock, `snapshot` the JPEG's path relative to the output folder (or null),
+`snapshot_url` where the preview server (`--serve`) gives it (null without one; never with the server's
+token: a receiver adds its own). The frame loop never waits on a network: a webhook or a broker gets its
+events from a bounded queue on its own thread, and what cannot be
 delivered in time is counted as dropped, in the summary (`events_out`: `sent` and `dropped` count events, not
 the messages that carry them). A sink that fails never fails the run: a full disk or a broker that went away
 is one warning, and the run's own outputs are finished as usual.
@@ -40,6 +42,7 @@ from urllib.parse import quote, unquote, urljoin, urlparse
 from . import broker
 from .analytics import Event
 from .annotate import boxed_jpeg
+from .api import RecentEvents
 from .detections import Detections
 from .errors import InputError
 from .files import write_atomic
@@ -352,12 +355,15 @@ class Publisher:
     (`snapshots/` in the output folder: the frame with the object's box) and hands both to every sink; and,
     to the sinks that keep state (a broker), what is in view now (`observe`, every frame). `outputs_url`: where
     a server gives the output folder's snapshots, for each event's `snapshot_url`; `in_view`: the camera's
-    objects in view, where a sink keeps state; `discovery`: what a broker announces to Home Assistant."""
+    objects in view, where a sink keeps state; `discovery`: what a broker announces to Home Assistant;
+    `recent`: the preview server's events, for its API."""
 
     def __init__(self, urls: Sequence[str], camera: str, out_dir: Path, snapshots: bool,
                  wall_clock: Callable[[float], dt.datetime], outputs_url: str | None = None,
-                 in_view: InView | None = None, discovery: Discovery | None = None) -> None:
+                 in_view: InView | None = None, discovery: Discovery | None = None,
+                 recent: RecentEvents | None = None) -> None:
         self.camera, self.out_dir, self.snapshots, self.outputs_url = camera, out_dir, snapshots, outputs_url
+        self.recent = recent
         self._wall_clock = wall_clock  # input time (s) -> when that was
         self._deadline = float("inf")  # when closing stops waiting for what is queued (see `hurry`)
         self.sinks: list[EventSink] = []
@@ -387,7 +393,8 @@ class Publisher:
     def publish(self, frame: Frame, detections: Detections, events: Sequence[Event], totals: dict) -> None:
         for event in events:
             snapshot, name = self._snapshot(frame, detections, event) if self.snapshots else (None, None)
-            record = {"camera": self.camera, "time": self._wall_clock(event.time_s).isoformat(timespec="milliseconds"),
+            record = {"id": event_id(self.camera, event), "camera": self.camera,
+                      "time": self._wall_clock(event.time_s).isoformat(timespec="milliseconds"),
                       "time_s": round(event.time_s, 3), "frame": event.frame, "kind": event.kind, "name": event.name,
                       "direction": event.direction, "track_id": event.track_id, "class_name": event.class_name,
                       "score": None if event.score is None else round(event.score, 4),
@@ -395,6 +402,8 @@ class Publisher:
                       "snapshot_url": self._url(name)}
             for sink in self.sinks:
                 sink.send(record, snapshot)
+            if self.recent is not None:
+                self.recent.add(record, self.out_dir)
         if events:
             self.counts(totals)
 
@@ -434,6 +443,13 @@ class Publisher:
                 sink.state(last)
         self.hurry(deadline)
         return [sink.close(max(deadline - time.monotonic(), 0.0)) for sink in self.sinks]
+
+
+def event_id(camera: str, event: Event) -> str:
+    """One event's id, unique within a run and across its cameras, and a URL path part as it is."""
+    parts = (camera, event.frame, event.track_id, event.kind, event.name, *([event.direction] if event.direction
+                                                                           else []))
+    return "-".join(_safe(str(part)) for part in parts)
 
 
 def _safe(name: str) -> str:

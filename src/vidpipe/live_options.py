@@ -24,6 +24,7 @@ class LiveOptions:
     reconnect_delay: float = 0.5  # first wait before reconnecting; doubles up to max_reconnect_delay
     max_reconnect_delay: float = 10.0
     max_reconnects: int | None = None  # None: keep trying
+    serve_token: str | None = None  # what every request to --serve must carry (needed beyond loopback)
 
     def __post_init__(self) -> None:
         for name in ("open_timeout", "read_timeout", "max_reconnect_delay", "camera_fps"):

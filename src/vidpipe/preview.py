@@ -25,6 +25,7 @@ from pathlib import Path
 
 import cv2
 
+from .api import RecentEvents, authorized, check_token, route
 from .detections import Detections
 from .errors import InputError
 from .frames import Frame
@@ -48,7 +49,7 @@ PAGE = """<!doctype html>
  .stale { opacity: 0.35; }
 </style></head>
 <body>
-<main><img id="stream" src="/stream.mjpg" alt="annotated stream"></main>
+<main><img id="stream" alt="annotated stream"></main>
 <aside>
  <div id="state" class="state">-</div>
  <div id="figures">
@@ -69,7 +70,10 @@ PAGE = """<!doctype html>
  </div>
 </aside>
 <script>
+const token = new URLSearchParams(location.search).get("token");  // a server beyond loopback asks for it
+const withToken = (path) => token ? path + "?token=" + encodeURIComponent(token) : path;
 const stream = document.getElementById("stream");
+stream.src = withToken("/stream.mjpg");
 function fit() {  // the picture as large as the room beside the figures, its shape kept: up as well as down
   const area = stream.parentElement, w = stream.naturalWidth, h = stream.naturalHeight;
   if (!w || !h) return;  // no frame yet
@@ -81,7 +85,7 @@ window.addEventListener("resize", fit);
 async function refresh() {
   fit();  // also after the first frame comes, or the stream changes its size
   try {
-    const stats = await (await fetch("/stats", {cache: "no-store"})).json();
+    const stats = await (await fetch(withToken("/stats"), {cache: "no-store"})).json();
     const source = stats.source || {state: "connected"}, live = source.state === "connected";
     const state = document.getElementById("state");
     state.className = "state " + source.state;
@@ -129,13 +133,16 @@ GRID_PAGE = """<!doctype html>
 <body>
 <main id="cameras"></main>
 <script>
+const token = new URLSearchParams(location.search).get("token");  // a server beyond loopback asks for it
+const withToken = (path) => token ? path + "?token=" + encodeURIComponent(token) : path;
 const grid = document.getElementById("cameras");
 function tile(name) {
   let t = document.getElementById("camera-" + name);
   if (t) return t;
   t = document.createElement("article");
   t.id = "camera-" + name;
-  t.innerHTML = `<img alt="${name}" src="/cameras/${encodeURIComponent(name)}/stream.mjpg"><header><h2></h2>` +
+  const src = withToken(`/cameras/${encodeURIComponent(name)}/stream.mjpg`);
+  t.innerHTML = `<img alt="${name}" src="${src}"><header><h2></h2>` +
     `<span class="state"></span></header><div class="figures"></div>`;
   t.querySelector("h2").textContent = name;
   grid.appendChild(t);
@@ -144,7 +151,7 @@ function tile(name) {
 const pairs = (o) => Object.entries(o || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "-";
 async function refresh() {
   try {
-    const stats = await (await fetch("/stats", {cache: "no-store"})).json();
+    const stats = await (await fetch(withToken("/stats"), {cache: "no-store"})).json();
     for (const [name, s] of Object.entries(stats.cameras)) {
       const t = tile(name), source = s.source || {state: "connected"}, live = source.state === "connected";
       const state = t.querySelector(".state");
@@ -196,10 +203,10 @@ def _snapshot_file(folder: Path, name: str) -> Path | None:
 
 class _Feed:
     """The newest annotated frame of one camera, as JPEG, for its MJPEG stream; a viewer. `outputs_url`: where
-    its output folder's snapshots are served (None without one)."""
+    its output folder's snapshots are served (None without one); `recent`: the server's events, for its API."""
 
-    def __init__(self, outputs_url: str | None = None) -> None:
-        self.outputs_url = outputs_url
+    def __init__(self, outputs_url: str | None = None, recent: RecentEvents | None = None) -> None:
+        self.outputs_url, self.recent = outputs_url, recent
         self.jpeg: bytes | None = None
         self.frame_id = 0
         self.changed = threading.Condition()
@@ -232,12 +239,15 @@ class PreviewServer:
     With `cameras` (a many-camera run) the page is a grid of them: `/stats` gives `{"cameras": {name:
     stats}}`, each camera's stream is at `/cameras/<name>/stream.mjpg`, and `viewer(name)` is what that
     camera's frames are written to. With `out_dir`, the snapshots in its `snapshots/` (a camera of many:
-    `<name>/snapshots/`) are served beside the stream."""
+    `<name>/snapshots/`) are served beside the stream. `name`: a one-camera run's camera, in the API's routes
+    (`vidpipe.api`); `token`: what every request must carry (needed beyond loopback)."""
 
     def __init__(self, address: str, stats: Callable[[], dict], cameras: Sequence[str] = (),
-                 out_dir: Path | None = None) -> None:
+                 out_dir: Path | None = None, name: str = "camera", token: str | None = None) -> None:
         host, port = parse_address(address)
-        self._stats = stats
+        check_token(host, token)
+        self._stats, self._token = stats, token
+        self.recent = RecentEvents()
         self._page = GRID_PAGE if cameras else PAGE
         try:
             self._server = _QuietServer((host, port), self._handler())
@@ -248,8 +258,10 @@ class PreviewServer:
         # what a link in an event names: this machine's name where the server listens on every address
         base = f"http://{socket.gethostname() if host in ('', '0.0.0.0', '::') else host}:{port}/"
         served = out_dir is not None
-        self._feeds = ({f"/cameras/{name}/stream.mjpg": _Feed(f"{base}cameras/{name}/" if served else None)
-                        for name in cameras} or {"/stream.mjpg": _Feed()})
+        self._feeds = ({f"/cameras/{name}/stream.mjpg": _Feed(f"{base}cameras/{name}/" if served else None,
+                                                              self.recent) for name in cameras}
+                       or {"/stream.mjpg": _Feed()})
+        self._latest = dict(zip(cameras or [name], self._feeds.values()))
         self.outputs_url = base if served and not cameras else None
         self._snapshots = ({f"/cameras/{name}/snapshots/": out_dir / name / "snapshots" for name in cameras}
                            or {"/snapshots/": out_dir / "snapshots"}) if out_dir is not None else {}
@@ -268,6 +280,10 @@ class PreviewServer:
         self._server.shutdown()
         self._server.server_close()
 
+    def _latest_jpeg(self, camera: str) -> bytes | None:
+        feed = self._latest.get(camera)
+        return feed.jpeg if feed else None
+
     def _snapshot(self, path: str) -> Path | None:
         """The snapshot file a request's path names, if any."""
         folder, name = path.rpartition("/")[0] + "/", path.rpartition("/")[2]
@@ -280,8 +296,13 @@ class PreviewServer:
             timeout = IDLE_TIMEOUT_S  # a client that connects and says nothing does not hold a thread for ever
 
             def do_GET(self, head: bool = False) -> None:  # the name is http.server's API
-                path = urllib.parse.urlsplit(self.path).path  # exact routes; a query string is allowed
-                if path == "/":
+                path, query = urllib.parse.urlsplit(self.path)[2:4]  # exact routes; a query string is allowed
+                if not authorized(preview._token, self.headers.get("Authorization"), urllib.parse.parse_qs(query)):
+                    self._send(401, "text/plain", b"a token is needed (Authorization: Bearer, or ?token=)", head,
+                               {"WWW-Authenticate": "Bearer"})
+                elif api := route(path, query, preview.recent, preview._latest_jpeg):
+                    self._send(*api, head)
+                elif path == "/":
                     self._send(200, "text/html; charset=utf-8", preview._page.encode(), head)
                 elif path == "/stats":
                     self._send(200, "application/json", json.dumps(preview._stats()).encode(), head)
@@ -297,8 +318,11 @@ class PreviewServer:
             def do_HEAD(self) -> None:  # link checkers and uptime monitors ask with HEAD
                 self.do_GET(head=True)
 
-            def _send(self, code: int, kind: str, body: bytes, head: bool = False) -> None:
+            def _send(self, code: int, kind: str, body: bytes, head: bool = False,
+                      headers: dict[str, str] | None = None) -> None:
                 self.send_response(code)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")

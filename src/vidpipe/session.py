@@ -22,6 +22,7 @@ import cv2
 from . import stopping
 from .analytics import Analytics, zone_column
 from .annotate import Annotator
+from .api import RecentEvents
 from .config import PipelineConfig
 from .detections import Detections
 from .detectors import Detector, resolve_classes
@@ -208,19 +209,20 @@ class RunSession:
         self.size_changes: list[dict] = []
         self._unfit: set[str] = set()  # lines and zones in pixels, warned about once
         self.publisher: Publisher | None = None  # events out as they happen (--events, --snapshots)
-        if config.events or config.snapshots:
+        recent = next((v.recent for v in self.viewers if getattr(v, "recent", None)), None)  # the server's API
+        if config.events or config.snapshots or recent is not None:
             origin = self.started
             clock = ((lambda t: origin + dt.timedelta(seconds=t)) if source.live
                      else (lambda t: dt.datetime.now(dt.timezone.utc)))  # a file's events happen as they are seen
             try:
-                self.publisher = self._publisher(clock)
+                self.publisher = self._publisher(clock, recent)
             except BaseException:
                 self.abort()
                 raise
         self._published = 0  # the analytics' events already sent
         self._latest: tuple[Frame, Detections] | None = None
 
-    def _publisher(self, clock: Callable[[float], dt.datetime]) -> Publisher:
+    def _publisher(self, clock: Callable[[float], dt.datetime], recent: RecentEvents | None) -> Publisher:
         """Events out (--events, --snapshots), with what is in view now for a broker and, with --ha-discovery,
         Home Assistant's configs; the lines' totals go out at once (zero), so none reads a previous run's."""
         config, analytics = self.config, self.analytics
@@ -231,7 +233,7 @@ class RunSession:
         discovery = Discovery(tuple(line.name for line in analytics.lines), config.snapshots) \
             if config.ha_discovery else None
         publisher = Publisher(config.events, self.source.info.name, self.out_dir, config.snapshots, clock, served,
-                              in_view, discovery)
+                              in_view, discovery, recent)
         publisher.counts({**analytics.live_counts(), "objects": {}})
         return publisher
 

@@ -1,0 +1,111 @@
+"""The preview server's HTTP API (`vidpipe.api`) and its token, against a real `vidpipe live --realtime` run of
+the suburban clip, asked with http.client as a Home Assistant or a webhook receiver would."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import signal
+import urllib.parse
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import SUBURBAN, free_port, run_cli, vidpipe, wait_for
+
+TOKEN = "s3cret-token"
+LINE, ZONE = "road=0,0.55,1,0.55", "near=0,0.6,1,0.6,1,1,0,1"
+
+
+def get(port: int, path: str, headers: dict | None = None) -> tuple[int, str, bytes]:
+    """GET `path` as it is written (no client-side tidying of `..` or of encoded slashes)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", path, headers=headers or {})
+    answer = connection.getresponse()
+    return answer.status, answer.getheader("Content-Type"), answer.read()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A run bound to every address (reached through 127.0.0.1), its token from VIDPIPE_SERVE_TOKEN, its events
+    also written to a file: the API's events are checked against those. Yields (port, out, events in the file)
+    once a few events happened; stopped at the end."""
+    folder = tmp_path_factory.mktemp("api")
+    out, port, jsonl = folder / "out", free_port(), folder / "events.jsonl"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("VIDPIPE_SERVE_TOKEN", TOKEN)
+        process = vidpipe("live", str(SUBURBAN), "--realtime", "--loop", "--line", LINE, "--zone", ZONE,
+                          "--snapshots", "--events", jsonl.as_uri(), "--serve", f"0.0.0.0:{port}", "--no-report",
+                          "-o", str(out), "-q")
+
+    def events() -> list[dict]:
+        return [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.exists() else []
+
+    try:
+        wait_for(lambda: {e["kind"] for e in events()} >= {"cross", "enter"} and len(events()) >= 4, timeout=120)
+        yield port, out, events
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+
+
+def test_beyond_loopback_every_route_asks_for_the_token(served):
+    port, _, _ = served
+    for path in ("/", "/stats", "/api/events", "/api/suburban-traffic/latest.jpg"):
+        assert get(port, path)[0] == 401, path
+        assert get(port, path, {"Authorization": "Bearer wrong"})[0] == 401, path
+        assert get(port, f"{path}?token=wrong")[0] == 401, path
+        assert get(port, path, {"Authorization": f"Bearer {TOKEN}"})[0] == 200, path
+        assert get(port, f"{path}?token={TOKEN}")[0] == 200, path
+
+
+def test_the_events_route_gives_the_sinks_events_newest_first_with_their_filters(served):
+    port, _, events = served
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    status, kind, body = get(port, "/api/events", auth)
+    listed, sent = json.loads(body), {e["id"]: e for e in events()}
+    assert (status, kind) == (200, "application/json")
+    assert listed and all(sent[e["id"]] == e for e in listed if e["id"] in sent)  # the same objects as the file's
+    assert len({e["id"] for e in listed}) == len(listed)
+    assert [e["time"] for e in listed] == sorted((e["time"] for e in listed), reverse=True)
+    assert all("token" not in (e["snapshot_url"] or "") for e in listed)  # a receiver adds its own
+    middle = listed[len(listed) // 2]["time"]
+    for after in (middle, str(dt.datetime.fromisoformat(middle).timestamp())):
+        later = json.loads(get(port, "/api/events?" + urllib.parse.urlencode({"after": after}), auth)[2])
+        assert later and all(e["time"] > middle for e in later), after
+    assert json.loads(get(port, "/api/events?limit=2", auth)[2]) == listed[:2]
+    assert json.loads(get(port, "/api/events?label=no-such-class", auth)[2]) == []
+    assert json.loads(get(port, "/api/events?camera=another", auth)[2]) == []
+    one = listed[0]
+    assert all(e["class_name"] == one["class_name"]
+               for e in json.loads(get(port, f"/api/events?label={one['class_name']}", auth)[2]))
+    assert get(port, "/api/events?after=yesterday", auth)[0] == 400
+
+
+def test_an_event_s_snapshot_and_the_latest_frame_are_served_and_nothing_else_is(served):
+    port, out, events = served
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for event in events()[:3]:
+        status, kind, body = get(port, f"/api/events/{event['id']}/snapshot.jpg", auth)
+        assert (status, kind) == (200, "image/jpeg")
+        assert body == (out / event["snapshot"]).read_bytes()
+    status, kind, body = get(port, "/api/suburban-traffic/latest.jpg", auth)
+    picture = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    assert (status, kind) == (200, "image/jpeg") and picture.shape[:2] == (cv2.VideoCapture(str(SUBURBAN)).get(4),
+                                                                        cv2.VideoCapture(str(SUBURBAN)).get(3))
+    an_id = events()[0]["id"]
+    for path in ("/api/events/no-such-id/snapshot.jpg", "/api/another-camera/latest.jpg", f"/api/events/{an_id}",
+                 "/api/events/..%2F..%2Fsummary.json/snapshot.jpg", "/api/../stats", "/api/%2e%2e/stats",
+                 "/api/events/%2e%2e/snapshot.jpg", f"/api/events/{an_id}/..%2f..%2fsummary.json",
+                 "/api/suburban-traffic%2flatest.jpg", "/api/suburban-traffic/latest.jpg/..", "/api/"):
+        assert get(port, path, auth)[0] == 404, path
+
+
+def test_a_server_beyond_loopback_without_a_token_is_refused_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("VIDPIPE_SERVE_TOKEN", raising=False)
+    result = run_cli("live", str(SUBURBAN), "--serve", f"0.0.0.0:{free_port()}", "-o", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "needs a token" in result.stderr, result.stderr
