@@ -85,14 +85,16 @@ class Region:
 
     @classmethod
     def parse(cls, text: str, kind: str) -> Region:
-        """`NAME=x1,y1,x2,y2[,...]` from the command line."""
-        name, _, coordinates = text.partition("=")
+        """`NAME=x1,y1,x2,y2[,...]` from the command line (a mask's name is optional: `mask`)."""
+        name, _, coordinates = text.partition("=") if kind != "mask" or "=" in text else ("mask", "=", text)
         try:
             values = [float(v) for v in coordinates.split(",")]
         except ValueError:
             values = []
         if not name.strip() or not values or len(values) % 2:
-            raise InputError(f"--{kind} takes NAME=x1,y1,x2,y2{',x3,y3,...' if kind == 'zone' else ''}, got {text!r}")
+            form = "x1,y1,x2,y2,x3,y3,... (or NAME=x1,...)" if kind == "mask" else \
+                f"NAME=x1,y1,x2,y2{',x3,y3,...' if kind == 'zone' else ''}"
+            raise InputError(f"--{kind} takes {form}, got {text!r}")
         return cls.of({"name": name.strip(), "points": list(zip(values[::2], values[1::2]))}, kind)
 
     @classmethod

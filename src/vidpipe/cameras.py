@@ -88,6 +88,7 @@ class Camera:
                  wake: threading.Event) -> None:
         self.name, self.spec, self.source, self.config = name, spec, source, config
         self._pipeline = pipeline
+        self.screen = pipeline.screen_for(config)  # its masks and filters (a class the model lacks fails here)
         self.capture = LatestFrames(source, wake)
         self.monitor = LiveMonitor(capture=self.capture, source=source)
         self.schedule = Schedule(config.detect_every)
@@ -105,7 +106,7 @@ class Camera:
         if not self._tracking:
             self.tracker = self._pipeline.tracker_for(self.source.info)
             self._motion, self._tracking = self._pipeline.camera_motion(self.tracker), True
-        return track(self.tracker, [frame], [detections], self._motion)[0]
+        return track(self.tracker, [frame], [detections], self._motion, self.screen)[0]
 
     @property
     def profiles(self) -> list[StageProfile]:
@@ -256,7 +257,9 @@ class CameraRun:
                                    opener=lambda spec, name=name: pipeline.open(spec, name), connect_now=False)
                 config = replace(pipeline.config, cameras=[],
                                  lines=pipeline.config.lines if entry.lines is None else list(entry.lines),
-                                 zones=pipeline.config.zones if entry.zones is None else list(entry.zones))
+                                 zones=pipeline.config.zones if entry.zones is None else list(entry.zones),
+                                 masks=pipeline.config.masks if entry.masks is None else list(entry.masks),
+                                 filters=pipeline.config.filters if entry.filters is None else entry.filters)
                 self.cameras.append(Camera(name, entry.source, source, config, pipeline, self._wake))
             self._warm_up()
         except BaseException:
@@ -300,7 +303,8 @@ class CameraRun:
         if camera.session is None:  # its size and rate are known now (a stream's once it connected)
             camera.source.info = replace(camera.source.info, name=camera.name)  # the tables' video column
             camera.session = RunSession(camera.config, self.pipeline.detector, camera.tracker, camera.source,
-                                        self.out_dir / camera.name, self._viewers(camera.name), camera.monitor)
+                                        self.out_dir / camera.name, self._viewers(camera.name), camera.monitor,
+                                        camera.screen)
         camera.session.write(frame, detections)
 
     def run(self, duration: float | None = None, report: Callable[[int], None] = lambda n: None) -> dict:

@@ -136,6 +136,15 @@ PIPELINE_OPTIONS = [
     click.option("--zone", "zones", multiple=True, callback=lambda ctx, param, value: list(value) or None,
                  metavar="NAME=x1,y1,x2,y2,x3,y3,...", help="A zone: entries, exits, dwell time, occupancy "
                                                            "(repeatable)."),
+    click.option("--mask", "masks", multiple=True, callback=lambda ctx, param, value: list(value) or None,
+                 metavar="x1,y1,x2,y2,x3,y3,...", help="A polygon where detections are dropped before tracking "
+                                                        "(those whose box's bottom centre lies inside); points as "
+                                                        "--zone's (repeatable)."),
+    click.option("--filter", "filters", multiple=True, callback=lambda ctx, param, value: list(value) or None,
+                 metavar="CLASS:key=value,...", help="Drop a class's detections below min_score or outside "
+                                                     "min_area/max_area (pixels, or a fraction of the frame when "
+                                                     "below 1), e.g. person:min_score=0.5,min_area=2000 "
+                                                     "(repeatable)."),
     click.option("--anchor", type=click.Choice(["bottom-center", "center"]),
                  help="The point of a box that lines and zones count [default: bottom-center]."),
     click.option("--zone-hysteresis", "zone_hysteresis_s", type=float,

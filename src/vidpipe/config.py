@@ -22,6 +22,7 @@ from .detections import DUPLICATE_IOU
 from .detectors import DetectorSettings, split_classes
 from .errors import InputError
 from .events import check_url
+from .screen import parse_filters, parse_masks
 from .sinks import TABLE_FORMATS, VIDEO_CRF, VIDEO_PRESET
 from .sources import MAX_FPS, Sampling
 from .tracking import NO_TRACKER, TRACKERS, tracker_config, tracker_defaults
@@ -43,22 +44,27 @@ def parse_regions(given: object, kind: str) -> list[Region]:
     return [Region.parse(r, kind[:-1]) if isinstance(r, str) else Region.of(r, kind[:-1]) for r in given]
 
 
+VIEW = ("lines", "zones", "masks", "filters")  # what a camera of many may set for its own view
 CAMERA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a folder name and a URL path part as it is
 
 
 @dataclass(frozen=True)
 class CameraEntry:
     """One camera of a many-camera live run: its source, its name (its output folder and its path on the
-    page; None: made from the source) and the lines and zones of its own view (None: the run's)."""
+    page; None: made from the source) and the lines, zones, masks and class filters of its own view (None:
+    the run's)."""
 
     source: str
     name: str | None = None
     lines: tuple | None = None
     zones: tuple | None = None
+    masks: tuple | None = None
+    filters: dict | None = None
 
     @classmethod
     def of(cls, spec: str | dict | CameraEntry) -> CameraEntry:
-        """`SOURCE` or `NAME=SOURCE` from the command line, or a preset's mapping (source, name, lines, zones)."""
+        """`SOURCE` or `NAME=SOURCE` from the command line, or a preset's mapping (source, name, lines, zones,
+        masks, filters)."""
         if isinstance(spec, CameraEntry):
             return spec
         if isinstance(spec, str):
@@ -66,16 +72,18 @@ class CameraEntry:
             if sep and CAMERA_NAME.fullmatch(name) and not Path(spec).exists():
                 return cls.of({"name": name, "source": source})
             return cls.of({"source": spec})
-        if not isinstance(spec, dict) or set(spec) - {"name", "source", "lines", "zones"} or not spec.get("source"):
-            raise InputError(f"a camera is a source, or a mapping with source and optionally name, lines and zones, "
-                             f"got {spec!r}")
+        if not isinstance(spec, dict) or set(spec) - {"name", "source", *VIEW} or not spec.get("source"):
+            raise InputError(f"a camera is a source, or a mapping with source and optionally name, lines, zones, "
+                             f"masks and filters, got {spec!r}")
         name = spec.get("name")
         if name is not None and not (isinstance(name, str) and CAMERA_NAME.fullmatch(name)):
             raise InputError(f"camera name {name!r}: use letters, digits, '_', '-' and '.' (it names a folder)")
         regions = {kind: None if spec.get(kind) is None else tuple(parse_regions(spec[kind], kind))
                    for kind in ("lines", "zones")}
         check_names(regions["lines"] or (), regions["zones"] or ())
-        return cls(str(spec["source"]), name, **regions)
+        masks = None if spec.get("masks") is None else tuple(parse_masks(spec["masks"]))
+        filters = None if spec.get("filters") is None else parse_filters(spec["filters"])
+        return cls(str(spec["source"]), name, **regions, masks=masks, filters=filters)
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,9 @@ class PipelineConfig:
     zone_hysteresis_s: float = DEFAULT_HYSTERESIS_S  # a zone's border must be crossed for this long to count
     line_hysteresis_s: float = DEFAULT_HYSTERESIS_S  # a crossing counts once the object stays past the line this long
     heatmap: bool = False  # heatmap.png: where tracked objects were
+    # before tracking (vidpipe.screen): polygons whose detections are dropped, and per-class limits
+    masks: list = field(default_factory=list)  # each x1,y1,x2,y2,x3,y3,... (as a zone's points), or {name, points}
+    filters: dict = field(default_factory=dict)  # {class: {min_score, min_area, max_area}}
     # events out as they happen (vidpipe.events): file:///x.jsonl, http(s)://..., mqtt://host:port/prefix
     events: list = field(default_factory=list)
     snapshots: bool = False  # a JPEG of the frame for each event, in snapshots/ (and referenced by it)
@@ -146,6 +157,8 @@ class PipelineConfig:
         for kind in ("lines", "zones"):
             object.__setattr__(self, kind, parse_regions(getattr(self, kind), kind))
         check_names(self.lines, self.zones)
+        object.__setattr__(self, "masks", parse_masks(self.masks))
+        object.__setattr__(self, "filters", parse_filters(self.filters))
         if not isinstance(self.cameras, (list, tuple)):
             raise InputError(f"cameras must be a list of cameras, got {self.cameras!r}")
         object.__setattr__(self, "cameras", [CameraEntry.of(c) for c in self.cameras])
@@ -279,17 +292,24 @@ class PipelineConfig:
     def as_dict(self) -> dict:
         """The settings as a preset file writes them."""
         values = asdict(self)
-        for kind in ("lines", "zones"):
+        for kind in ("lines", "zones", "masks"):
             values[kind] = _region_dicts(getattr(self, kind))
+        values["filters"] = _filter_dicts(self.filters)
         values["cameras"] = [{"source": c.source, **({"name": c.name} if c.name else {}),
-                              **{kind: _region_dicts(getattr(c, kind)) for kind in ("lines", "zones")
-                                 if getattr(c, kind) is not None}} for c in self.cameras]
+                              **{kind: _region_dicts(getattr(c, kind)) for kind in ("lines", "zones", "masks")
+                                 if getattr(c, kind) is not None},
+                              **({"filters": _filter_dicts(c.filters)} if c.filters is not None else {})}
+                             for c in self.cameras]
         return values
 
 
 def _region_dicts(regions) -> list[dict]:
     return [{"name": r.name, "points": [list(p) for p in r.points], **({"classes": list(r.classes)} if r.classes
                                                                         else {})} for r in regions]
+
+
+def _filter_dicts(filters: dict) -> dict:
+    return {name: {k: v for k, v in asdict(limits).items() if v is not None} for name, limits in filters.items()}
 
 
 def presets() -> dict[str, Path]:

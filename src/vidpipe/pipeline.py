@@ -24,6 +24,7 @@ from .engine import StageProfile
 from .errors import InputError
 from .frames import Frame, VideoInfo
 from .live import LiveMonitor, Replay
+from .screen import Screen
 from .session import RunResult, RunSession
 from .sinks import Viewer
 from .sources import Sampling, Source, open_source
@@ -41,6 +42,7 @@ class Pipeline:
     def __init__(self, config: PipelineConfig | None = None, detector: Detector | None = None) -> None:
         self.config = config or PipelineConfig()
         self.detector = detector or load_detector(self.config.detector, self.config.detector_settings())
+        self.screen_for(self.config)  # a filter naming a class the model lacks fails here, before any input
         if self.config.threads:
             cv2.setNumThreads(self.config.threads)
 
@@ -77,10 +79,10 @@ class Pipeline:
             monitor = LiveMonitor()
         if monitor is not None:
             monitor.source = source
-        tracker = self.tracker_for(source.info)
-        stream = self._stream(source, tracker, monitor)
+        tracker, screen = self.tracker_for(source.info), self.screen_for(self.config)
+        stream = self._stream(source, tracker, monitor, screen)
         try:
-            session = RunSession(self.config, self.detector, tracker, source, out_dir, viewers, monitor)
+            session = RunSession(self.config, self.detector, tracker, source, out_dir, viewers, monitor, screen)
         except BaseException:
             stream.close()
             raise
@@ -144,20 +146,25 @@ class Pipeline:
         predicts the frames `detect_every` skips and follows the camera's motion); one thread."""
         every = self.config.detect_every if tracker is not None else 1
         return iter(SequentialStream(source, self.detector, tracker, self.config.batch_size, every,
-                                     self.camera_motion(tracker)))
+                                     self.camera_motion(tracker), self.screen_for(self.config)))
 
     def tracker_for(self, info: VideoInfo) -> Tracker | None:
         """A fresh tracker for one input, its rows carrying their track's voted class (None for `none`)."""
         return create_tracker(self.config.tracker, info.fps, self.config.tracker_params(), vote=True,
                               merge_iou=self.config.merge_iou)
 
-    def _stream(self, source: Source, tracker: Tracker | None, monitor: LiveMonitor | None) -> FrameStream:
+    def screen_for(self, config: PipelineConfig) -> Screen:
+        """The masks and class filters of one input (or camera), with this detector's class names."""
+        return Screen(config.masks, config.filters, self.detector.names)
+
+    def _stream(self, source: Source, tracker: Tracker | None, monitor: LiveMonitor | None,
+                screen: Screen) -> FrameStream:
         """The frame stream for this source, chosen once."""
         every, motion = self.config.detect_every, self.camera_motion(tracker)
         if source.live:
-            return LiveStream(source, self.detector, tracker, monitor or LiveMonitor(), every, motion)
+            return LiveStream(source, self.detector, tracker, monitor or LiveMonitor(), every, motion, screen)
         kind = SequentialStream if self.config.engine == "sequential" else StagedStream
-        return kind(source, self.detector, tracker, self.config.batch_size, every, motion)
+        return kind(source, self.detector, tracker, self.config.batch_size, every, motion, screen)
 
     def camera_motion(self, tracker: Tracker | None) -> CameraMotion | None:
         """The camera-motion estimate for one input's tracks (`--camera-motion`), or None."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from . import stopping
 from .analytics import Analytics, zone_column
@@ -35,6 +36,7 @@ from .homeassistant import Discovery
 from .inview import InView
 from .live import LiveMonitor
 from .report import Thumbnails, write_run_report
+from .screen import Screen
 from .segments import presence_table
 from .sinks import (
     TABLE_FORMATS,
@@ -168,8 +170,10 @@ class RunSession:
     """The outputs of one run into `out_dir`: files (`sinks`), viewers, live figures, stats and summary."""
 
     def __init__(self, config: PipelineConfig, detector: Detector, tracker: Tracker | None, source: Source,
-                 out_dir: Path, viewers: Sequence[Viewer] = (), monitor: LiveMonitor | None = None) -> None:
+                 out_dir: Path, viewers: Sequence[Viewer] = (), monitor: LiveMonitor | None = None,
+                 screen: Screen | None = None) -> None:
         self.config, self.detector, self.tracker, self.source = config, detector, tracker, source
+        self.screen = screen  # the masks and filters the stream applies: drawn, and counted in the summary
         self.out_dir = out_dir
         self.summary_path = out_dir / OUTPUT_NAMES["summary"]
         self.started = dt.datetime.now(dt.timezone.utc)
@@ -195,7 +199,7 @@ class RunSession:
             monitor.analytics = self.analytics  # the live page shows the lines' and zones' counts
         self.annotator = Annotator(trails=config.trails, labels=config.labels, color_by=config.color_by,
                                    overlay=monitor.overlay_lines if monitor and config.overlay else None,
-                                   underlay=self.analytics.draw if self.analytics else None,
+                                   underlay=self._underlay,
                                    topmost=self.analytics.draw_names if self.analytics else None,
                                    anchor=config.anchor)
         self.stats = RunStats()
@@ -221,6 +225,13 @@ class RunSession:
                 raise
         self._published = 0  # the analytics' events already sent
         self._latest: tuple[Frame, Detections] | None = None
+
+    def _underlay(self, canvas: np.ndarray) -> None:
+        """Under the boxes: the masks (hatched), then the lines and zones."""
+        if self.screen and self.screen.masks:
+            self.screen.draw(canvas)
+        if self.analytics:
+            self.analytics.draw(canvas)
 
     def _publisher(self, clock: Callable[[float], dt.datetime], recent: RecentEvents | None) -> Publisher:
         """Events out (--events, --snapshots), with what is in view now for a broker and, with --ha-discovery,
@@ -352,6 +363,7 @@ class RunSession:
             size_changes=tuple(self.size_changes),
             regions=tuple(self.analytics.describe()),
             events_out=tuple(events_out),
+            filtered=self.screen.figures() if self.screen else None,
         )
         try:
             with _writing(self.out_dir):

@@ -24,6 +24,7 @@ from .detectors import Detector, StagedDetector
 from .engine import StageProfile, Stages
 from .frames import Frame
 from .live import LatestFrames, LiveMonitor
+from .screen import Screen
 from .sources import Source
 from .tracking import CameraMotion, Tracker
 
@@ -72,9 +73,12 @@ def detect(detector: Detector, batch: list[Frame], picked: list[bool]) -> list[D
 
 
 def track(tracker: Tracker | None, batch: list[Frame], found: list[Detections | None],
-          motion: CameraMotion | None = None) -> list[Pair]:
+          motion: CameraMotion | None = None, screen: Screen | None = None) -> list[Pair]:
     """Each frame with its tracked detections; a frame the detector skipped gets the tracker's prediction.
-    With `motion`, the tracks first move with the camera (every frame, detected or not)."""
+    With `motion`, the tracks first move with the camera (every frame, detected or not); with `screen`, the
+    detections in a mask or outside their class's limits are dropped first."""
+    if screen:
+        found = [d if d is None else screen(d, *(f.size or (0, 0))) for f, d in zip(batch, found)]
     if tracker is None:
         return list(zip(batch, found))
     pairs = []
@@ -93,11 +97,12 @@ class SequentialStream:
     """Detect a batch, track it, hand it on; one thread."""
 
     def __init__(self, frames: Iterable[Frame], detector: Detector, tracker: Tracker | None, batch_size: int,
-                 detect_every: int = 1, motion: CameraMotion | None = None) -> None:
+                 detect_every: int = 1, motion: CameraMotion | None = None, screen: Screen | None = None) -> None:
         self.profiles: list[StageProfile] = [motion.profile] if motion else []
         schedule = Schedule(detect_every)
         self._pairs = (pair for batch in batched(frames, batch_size)
-                       for pair in track(tracker, batch, detect(detector, batch, schedule.pick(batch)), motion))
+                       for pair in track(tracker, batch, detect(detector, batch, schedule.pick(batch)), motion,
+                                         screen))
 
     def __iter__(self) -> Iterator[Pair]:
         return self._pairs
@@ -110,7 +115,7 @@ class StagedStream:
     """The staged engine: decoding overlaps inference, which overlaps the consumer's writing."""
 
     def __init__(self, frames: Iterable[Frame], detector: Detector, tracker: Tracker | None, batch_size: int,
-                 detect_every: int = 1, motion: CameraMotion | None = None) -> None:
+                 detect_every: int = 1, motion: CameraMotion | None = None, screen: Screen | None = None) -> None:
         schedule = Schedule(detect_every)
         batches: Iterable = ((batch, schedule.pick(batch)) for batch in batched(frames, batch_size))
         if isinstance(detector, StagedDetector):
@@ -122,10 +127,10 @@ class StagedStream:
 
             def step(item: tuple[list[Frame], list[bool], object]) -> list[Pair]:
                 batch, picked, submitted = item
-                return track(tracker, batch, spread(detector.collect(submitted), picked), motion)
+                return track(tracker, batch, spread(detector.collect(submitted), picked), motion, screen)
         else:
             def step(item: tuple[list[Frame], list[bool]]) -> list[Pair]:
-                return track(tracker, item[0], detect(detector, *item), motion)
+                return track(tracker, item[0], detect(detector, *item), motion, screen)
         self._stages = Stages(batches, [("detect", step)], queue_size=QUEUE_BATCHES)
         self.profiles = self._stages.profiles + ([motion.profile] if motion else [])
         self._pairs = (pair for batch in self._stages for pair in batch)
@@ -141,7 +146,7 @@ class LiveStream:
     """Newest frame first, one at a time (batching would only add latency); inference time is recorded."""
 
     def __init__(self, source: Source, detector: Detector, tracker: Tracker | None, monitor: LiveMonitor,
-                 detect_every: int = 1, motion: CameraMotion | None = None) -> None:
+                 detect_every: int = 1, motion: CameraMotion | None = None, screen: Screen | None = None) -> None:
         # Compile the model for this frame size before the first real frame, whose latency would show it.
         detector.detect([np.zeros((source.info.height, source.info.width, 3), np.uint8)])
         self.profiles: list[StageProfile] = [motion.profile] if motion else []
@@ -158,7 +163,7 @@ class LiveStream:
                 start = time.perf_counter()
                 (detections,) = detector.detect([frame.image])
                 monitor.inference_ms.append(1000 * (time.perf_counter() - start))
-                yield track(tracker, [frame], [detections], motion)[0]
+                yield track(tracker, [frame], [detections], motion, screen)[0]
 
         self._pairs = pairs()
 

@@ -147,6 +147,8 @@ class RunSummary:
     size_changes: tuple[dict, ...] = ()  # {frame, time_s, width, height} from that frame on
     regions: tuple[dict, ...] = ()  # the lines and zones as configured: {kind, name, points, classes}
     events_out: tuple[dict, ...] = ()  # each --events sink: {url, sent, dropped}
+    # masks and class filters (`vidpipe.screen`): {masks, filters, dropped: {reason: detections}}
+    filtered: dict | None = None
     vidpipe_version: str = __version__
 
     @property
@@ -218,6 +220,8 @@ class RunSummary:
             data["regions"] = list(self.regions)
         if self.events_out:
             data["events_out"] = list(self.events_out)
+        if self.filtered:
+            data["filtered"] = self.filtered
         return data
 
     def write(self, path: str | Path) -> Path:
@@ -250,7 +254,7 @@ class RunSummary:
             source_frames_unread=data.get("source_frames_unread", 0), frames_decoded=data.get("frames_decoded"),
             missing_outputs=tuple(data.get("missing_outputs", ())), size_changes=size_changes,
             regions=tuple(data.get("regions", ())), events_out=tuple(data.get("events_out", ())),
-            vidpipe_version=data["vidpipe_version"],
+            filtered=data.get("filtered"), vidpipe_version=data["vidpipe_version"],
         )
 
 
