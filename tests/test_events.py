@@ -367,9 +367,13 @@ def test_an_events_snapshot_url_is_served_by_the_preview(tmp_path, sources, fold
             assert url.netloc == f"127.0.0.1:{port}", event
             prefix = f"/cameras/{event['camera']}/" if folders[event["camera"]] else "/"
             assert url.path == prefix + event["snapshot"], event
+            picture = (out / folders[event["camera"]] / event["snapshot"]).read_bytes()
             with urllib.request.urlopen(event["snapshot_url"], timeout=10) as answer:
                 assert answer.headers["Content-Type"] == "image/jpeg"
-                assert answer.read() == (out / folders[event["camera"]] / event["snapshot"]).read_bytes()
+                assert answer.read() == picture
+            assert get(f"/api/events/{event['id']}/snapshot.jpg")[::2] == (200, picture)  # the API's route too
+        for camera in folders:  # each camera's latest frame, by its name
+            assert get(f"/api/{camera}/latest.jpg")[:2] == (200, "image/jpeg"), camera
         prefix = urllib.parse.urlsplit(events()[0]["snapshot_url"]).path.rsplit("/", 1)[0]
         for path in ("missing.jpg", "..%2F..%2Fsecret.jpg", "../../secret.jpg", "..%2Fsummary.json", "",
                      "%00.jpg", "a" * 300 + ".jpg"):

@@ -8,6 +8,8 @@ connection `state`), on 127.0.0.1 unless told otherwise. A many-camera run's pag
 each stream at `/cameras/<name>/stream.mjpg`, and `/stats` gives `{"cameras": {name: stats}}`. The events'
 snapshots (`--snapshots`) are served from the output folder: `/snapshots/<file>`, or for a camera of many
 `/cameras/<name>/snapshots/<file>`; a viewer's `outputs_url` is the base its events' `snapshot` paths join to.
+The same server answers the API's routes (`vidpipe.api`: the latest frame, the recent events and their
+snapshots) and, bound beyond loopback, asks every request for its token.
 """
 
 from __future__ import annotations
