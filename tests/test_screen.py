@@ -101,6 +101,21 @@ def test_the_annotated_frames_show_the_mask_hatched_inside_it_only(tmp_path):
     assert columns.max() <= WIDTH // 2 + 2  # and nothing past its border (its outline's width)
 
 
+def test_the_annotated_video_shows_the_mask(tmp_path):
+    """Two runs with no box drawn (conf 0.99), with and without the mask: their videos' first frames differ
+    in the masked half only."""
+    frames = []
+    for name, mask in (("control", []), ("masked", ["--mask", LEFT])):
+        out = tmp_path / name
+        result = run_cli("run", str(SUBURBAN), "--max-frames", "3", "--tracker", "none", "--conf", "0.99",
+                         "--no-report", "--no-mot", "-q", "-o", str(out), *mask)
+        assert result.returncode == 0, result.stderr
+        ok, frame = cv2.VideoCapture(str(next(out.glob("*.mp4")))).read()
+        frames.append(frame.astype(np.int16))
+    difference = np.abs(frames[1] - frames[0]).mean(axis=2)
+    assert difference[:, : WIDTH // 2 - 4].mean() > 5 > 1 > difference[:, WIDTH // 2 + 4:].mean()
+
+
 @pytest.mark.parametrize("options, message", [
     (["--mask", "0,0,1,1"], "needs 3 or more points"),
     (["--mask", "0,0,1,1,1,0,0,1"], "its border crosses itself"),
