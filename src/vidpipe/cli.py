@@ -198,7 +198,8 @@ def run(input: str, out: str | None, pipeline: str | None, quiet: bool, profile:
     result = Pipeline(config).run(input, out, progress=not quiet, realtime=realtime)
     s = result.summary
     click.echo(f"{s.counts.frames_processed} frames in {s.wall_time_s:.1f} s ({s.fps} fps): "
-               f"{s.counts.detections} detections, {s.counts.tracks} tracks")
+               f"{s.counts.detections} detections, {s.counts.tracks} objects "
+               f"({s.counts.unconfirmed_tracks} tracks never confirmed)")
     _echo_results(result)
     if profile:
         click.echo(_profile_table(s))

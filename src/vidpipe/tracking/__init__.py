@@ -13,6 +13,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 from ..detections import Detections
 from ..errors import InputError
 from .bytetrack import ByteTrack, ByteTrackConfig
+from .confirm import Confirmation, ConfirmRule
 from .motion import CameraMotion
 from .votes import ClassVote
 
@@ -61,15 +62,17 @@ def tracker_config(name: str, params: dict | None = None):
 
 
 def create_tracker(name: str, fps: float, params: dict | None = None, vote: bool = False,
-                   merge_iou: float = 0.0) -> Tracker | None:
+                   merge_iou: float = 0.0, confirm: ConfirmRule | None = None) -> Tracker | None:
     """A fresh tracker `name` for a video at `fps`; None for `none`. With `vote`, its rows also carry their
-    track's voted class (`ClassVote`), and boxes of two classes at least `merge_iou` alike are merged first."""
+    track's voted class (`ClassVote`), and boxes of two classes at least `merge_iou` alike are merged first;
+    with `confirm`, whether their track is an object yet (`Confirmation`)."""
     if name == NO_TRACKER:
         return None
     config = tracker_config(name, params)
     tracker = TRACKERS[name](fps=fps, config=config)
-    return ClassVote(tracker, merge_iou=merge_iou) if vote else tracker
+    tracker = ClassVote(tracker, merge_iou=merge_iou) if vote else tracker
+    return Confirmation(tracker, confirm) if confirm else tracker
 
 
-__all__ = ["ByteTrack", "ByteTrackConfig", "CameraMotion", "ClassVote", "NO_TRACKER", "TRACKERS", "Tracker",
-           "create_tracker", "tracker_config", "tracker_defaults"]
+__all__ = ["ByteTrack", "ByteTrackConfig", "CameraMotion", "ClassVote", "ConfirmRule", "Confirmation", "NO_TRACKER",
+           "TRACKERS", "Tracker", "create_tracker", "tracker_config", "tracker_defaults"]
