@@ -23,7 +23,7 @@ import numpy as np
 from ..detections import Detections
 from ..errors import InputError
 
-CONFIRM_FRAMES = 3  # detections a track needs before it is an object
+CONFIRM_FRAMES = 5  # detections a track needs before it is an object
 CONFIRM_SCORE = 0.5  # ...with the median of its latest WINDOW scores at least this
 WINDOW = 10  # Frigate's score history
 
