@@ -433,7 +433,7 @@ class LiveMonitor:
                 self.latencies_ms.append(latency)
                 self._last_captured = frame.captured
             self._recent.append((now, latency, self.capture.captured if self.capture else 0))
-            self.counts = dict(Counter(detections.class_name.tolist()))
+            self.counts = dict(Counter(detections.class_name[detections.confirmed].tolist()))  # objects only
             objects = detections.is_object
             self._track_class.update(zip(detections.track_id[objects].tolist(),
                                          detections.track_class_name[objects].tolist()))
