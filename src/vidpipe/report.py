@@ -297,7 +297,8 @@ def _facts(summary: RunSummary) -> str:
         ("frames decoded", "-" if summary.frames_decoded is None else f"{summary.frames_decoded:,}"),
         ("source frames lost", f"{summary.source_frames_lost:,}"),
         ("detections", f"{counts.detections:,}"),
-        ("objects", f"{counts.tracks:,} (tracks never confirmed: {counts.unconfirmed_tracks:,})"),
+        ("objects", f"{counts.tracks:,}"),
+        ("tracks never confirmed", f"{counts.unconfirmed_tracks:,}"),
         ("wall time", f"{summary.wall_time_s:.1f} s"),
         ("speed", f"{summary.fps} fps"),
     ]
