@@ -8,7 +8,6 @@ import json
 import av
 import numpy as np
 import pandas as pd
-import pytest
 
 from conftest import SUBURBAN, run_cli, shared_path
 from vidpipe.detections import Detections
@@ -41,9 +40,21 @@ def test_a_track_is_an_object_once_seen_often_and_surely_enough_and_stays_one():
     assert [tracker.confirmed(t) for t in rows] == [True, False, False]
 
 
-def test_the_rule_is_checked():
-    with pytest.raises(Exception, match="min_score"):
-        ConfirmRule(min_score=1.5)
+def test_a_pipeline_sets_the_rule_and_a_bad_one_is_one_line(tmp_path):
+    """`confirm_frames: 1` and `confirm_score: 0` in a preset make every track an object; a score outside
+    [0, 1] is refused before anything runs."""
+    preset = tmp_path / "every-track.yaml"
+    preset.write_text("confirm_frames: 1\nconfirm_score: 0\n")
+    for name, args in (("default", ()), ("every", ("-p", str(preset)))):
+        result = run_cli("run", str(SUBURBAN), "-o", str(tmp_path / name), "--max-frames", "60", "--no-video",
+                         "--no-report", "-q", *args)
+        assert result.returncode == 0, result.stderr
+    default, every = (json.loads((tmp_path / n / "summary.json").read_text()) for n in ("default", "every"))
+    assert default["unconfirmed_tracks"] > 0 and every["unconfirmed_tracks"] == 0
+    assert every["tracks"] == default["tracks"] + default["unconfirmed_tracks"]
+    preset.write_text("confirm_score: 1.5\n")
+    bad = run_cli("run", str(SUBURBAN), "-o", str(tmp_path / "bad"), "-p", str(preset), "-q")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "min_score" in bad.stderr, bad.stderr
 
 
 # Counted by watching room-people-one-by-one.mp4 (contact sheets at 2 fps, then every frame around each entry

@@ -29,7 +29,7 @@ from .sinks import Viewer
 from .sources import Sampling, Source, open_source
 from .stopping import frame_boundary
 from .streams import FrameStream, LiveStream, SequentialStream, StagedStream
-from .tracking import CameraMotion, ConfirmRule, Tracker, create_tracker
+from .tracking import CameraMotion, Tracker, create_tracker
 
 log = logging.getLogger("vidpipe")
 Progress = bool | Callable[[int], None]  # a bar (True), nothing (False), or told how many frames were just done
@@ -150,7 +150,7 @@ class Pipeline:
         """A fresh tracker for one input, its rows carrying their track's voted class and whether it is an
         object yet (None for `none`)."""
         return create_tracker(self.config.tracker, info.fps, self.config.tracker_params(), vote=True,
-                              merge_iou=self.config.merge_iou, confirm=ConfirmRule())
+                              merge_iou=self.config.merge_iou, confirm=self.config.confirm_rule())
 
     def _stream(self, source: Source, tracker: Tracker | None, monitor: LiveMonitor | None) -> FrameStream:
         """The frame stream for this source, chosen once."""
