@@ -176,7 +176,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for clip in clips:
             path, classes = args.folder / f"{clip}.mp4", WATCHED[clip].classes
-            info = vidpipe.open_source(path).info
+            source = vidpipe.open_source(path)
+            info = source.info
+            source.close()
             for name, settings in SETTINGS.items():
                 tracks, objects, boxes = run_vidpipe(path, classes, settings, Path(tmp) / f"{clip}-{len(name)}")
                 print(row(clip, f"vidpipe, {name}", tracks, objects, boxes, info), flush=True)
