@@ -241,3 +241,27 @@ def test_an_export_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, case):
                "unknown format": "'pascal' is not one of", "empty": "nothing to export: no boxes"}[case]
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_confirmed_only_keeps_the_boxes_of_objects_and_needs_tracks(tmp_path):
+    """--confirmed-only exports exactly the boxes of tracks.parquet's confirmed tracks (the run has tracks that
+    never became objects, so the filter has something to drop); a run without a tracker is refused in one line."""
+    from pycocotools.coco import COCO
+
+    run = tmp_path / "run"
+    result = run_cli("run", str(SUBURBAN), "-o", str(run), "--max-frames", "150", "--no-video", "--no-report", "-q")
+    assert result.returncode == 0, result.stderr
+    tracks = pd.read_parquet(run / "tracks.parquet")
+    objects = set(tracks.loc[tracks["confirmed"], "track_id"])
+    assert objects and len(objects) < len(tracks)  # objects, and tracks that never became one
+    for flag, wanted in (([], kept(run)), (["--confirmed-only"], kept(run).query("track_id in @objects"))):
+        export(run, tmp_path / f"coco{len(flag)}", "coco", *flag)
+        document = COCO(str(tmp_path / f"coco{len(flag)}" / "annotations.json"))
+        assert sorted(a["track_id"] for a in document.dataset["annotations"]) == sorted(wanted["track_id"])
+    untracked = tmp_path / "untracked"
+    result = run_cli("run", str(SUBURBAN), "-o", str(untracked), "--max-frames", "5", "--tracker", "none",
+                     "--no-video", "--no-report", "-q")
+    assert result.returncode == 0, result.stderr
+    result = run_cli("export", str(untracked), "--to", "coco", "--dest", str(tmp_path / "none"), "--confirmed-only")
+    assert result.returncode == 2 and "needs a tracked run" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "none").exists()

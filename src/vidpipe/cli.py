@@ -488,12 +488,14 @@ EXPORT_FORMATS = ("coco", "yolo", "cvat-video", "mot", "label-studio")  # vidpip
 @click.option("--min-score", type=float, default=0.0, show_default=True, help="Only boxes scoring at least this.")
 @click.option("--classes", help="Only these classes (names, comma-separated).")
 @click.option("--every", type=int, default=1, show_default=True, help="Every Nth processed frame only.")
+@click.option("--confirmed-only", is_flag=True,
+              help="Only the boxes of objects: tracks confirmed by the run (tracks.parquet's confirmed).")
 @click.option("--split", help="Whole videos into splits by share, e.g. train=0.8,val=0.2 (never a video in two).")
 @click.option("--absolute-paths", is_flag=True,
               help="Name the images (label-studio: the videos) by absolute path (default: relative).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def export_command(run: str, to: str, dest: str, min_score: float, classes: str | None, every: int,
-                   split: str | None, absolute_paths: bool, quiet: bool) -> None:
+                   confirmed_only: bool, split: str | None, absolute_paths: bool, quiet: bool) -> None:
     """Export a run's folder, or a corpus's videos, to a labeling or training format.
 
     The pictures are decoded again from the source at the rows' frame indices (the ones the detector saw);
@@ -504,7 +506,7 @@ def export_command(run: str, to: str, dest: str, min_score: float, classes: str 
     if classes is not None and not wanted:
         raise InputError("--classes '' names no class")
     counts = export(run, to, dest, min_score=min_score, classes=wanted, every=every, split=split,
-                    absolute=absolute_paths, progress=not quiet)
+                    absolute=absolute_paths, confirmed_only=confirmed_only, progress=not quiet)
     click.echo(f"{to}: " + ", ".join(f"{n} {what}" for what, n in counts.items()) + f" in {dest}")
 
 

@@ -41,7 +41,8 @@ class Writer(Protocol):
 
 
 def export(out: str | Path, to: str, dest: str | Path, *, min_score: float = 0.0, classes: Sequence[str] = (),
-           every: int = 1, split: str | None = None, absolute: bool = False, progress: bool = True) -> dict:
+           every: int = 1, split: str | None = None, absolute: bool = False, confirmed_only: bool = False,
+           progress: bool = True) -> dict:
     """Export the run or corpus at `out` to format `to` in `dest` (new, or empty); returns the counts."""
     from .runs import assign_splits, check_source, find_runs, load_run
 
@@ -52,9 +53,11 @@ def export(out: str | Path, to: str, dest: str | Path, *, min_score: float = 0.0
     out, dest = Path(out), Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise InputError(f"--dest {dest} exists and is not an empty folder")
-    runs = [load_run(video_id, folder, min_score, list(classes), every) for video_id, folder in find_runs(out)]
+    runs = [load_run(video_id, folder, min_score, list(classes), every, confirmed_only)
+            for video_id, folder in find_runs(out)]
     if not sum(len(run.rows) for run in runs):
-        raise InputError(f"{out}: nothing to export: no boxes" + (" pass the filters" if min_score or classes else ""))
+        filtered = min_score or classes or confirmed_only
+        raise InputError(f"{out}: nothing to export: no boxes" + (" pass the filters" if filtered else ""))
     module = importlib.import_module(f".{FORMATS[to]}", __name__)
     splits = assign_splits([run.video_id for run in runs], split)
     sources = {run.video_id: check_source(run) for run in runs} if module.Writer.images else {}

@@ -54,13 +54,16 @@ def find_runs(out: Path) -> list[tuple[str, Path]]:
 
 
 def load_run(video_id: str, folder: Path, min_score: float, classes: Sequence[str] | None,
-             every: int) -> ExportRun:
-    """A run's rows after the filters, and every `every`th processed frame."""
+             every: int, confirmed_only: bool = False) -> ExportRun:
+    """A run's rows after the filters, and every `every`th processed frame. `confirmed_only`: the boxes of
+    objects only (tracks.parquet's `confirmed` tracks), the pre-labels a person would keep."""
     summary = json.loads((folder / "summary.json").read_text())
     names = list(summary["detector"].get("names") or [])
     detections, frames = _table(folder, "detections"), _table(folder, "frames")
     indices = np.unique(frames["frame"].to_numpy(np.int64))[::every]
     rows = detections[detections["detected"].astype(bool) & (detections["score"] >= min_score)]
+    if confirmed_only:
+        rows = rows[rows["track_id"].isin(_confirmed_tracks(folder))]
     rows = rows.assign(label=rows["class_name"].astype(str))
     if "track_class" in rows:  # a track's boxes all carry its class as the vote ended (tracks.parquet's)
         voted = detections.sort_values("frame", kind="stable").groupby("track_id")["track_class"].last()
@@ -75,6 +78,17 @@ def load_run(video_id: str, folder: Path, min_score: float, classes: Sequence[st
         raise InputError(f"{folder}: classes {', '.join(unknown)} are not among the model's names")
     columns = ["frame", "time_s", "track_id", "label", "score", "x1", "y1", "x2", "y2"]
     return ExportRun(video_id, folder, summary, names, indices, rows[columns].reset_index(drop=True))
+
+
+def _confirmed_tracks(folder: Path) -> set[int]:
+    """The ids of the run's objects: its confirmed tracks."""
+    if not any((folder / f"tracks.{ext}").is_file() for ext in ("parquet", "csv")):
+        raise InputError(f"{folder}: --confirmed-only needs a tracked run (this one has no tracks table)")
+    tracks = _table(folder, "tracks")
+    if "confirmed" not in tracks:
+        raise InputError(f"{folder}: its tracks table has no confirmed column (a run made before vidpipe 0.1.0); "
+                         "run it again, or export without --confirmed-only")
+    return set(tracks.loc[tracks["confirmed"].astype(bool), "track_id"].astype(int))
 
 
 def _table(folder: Path, name: str) -> pd.DataFrame:
