@@ -24,7 +24,7 @@ from machine import describe
 from vidpipe.detections import Detections
 from vidpipe.evaluation import mot
 from vidpipe.evaluation.motchallenge import PEDESTRIAN, MotSequence
-from vidpipe.tracking import ByteTrack
+from vidpipe.tracking import DET_TXT_NEW_TRACK_THRESH, ByteTrack
 
 
 class UltralyticsTracker:
@@ -70,7 +70,7 @@ class RoboflowByteTrack:
 
 
 TRACKERS = {
-    "vidpipe ByteTrack": lambda fps: ByteTrack(fps=fps),
+    "vidpipe ByteTrack": lambda fps: ByteTrack(fps=fps, new_track_thresh=DET_TXT_NEW_TRACK_THRESH),
     "ultralytics ByteTrack": lambda fps: UltralyticsTracker("bytetrack", fps),
     "ultralytics BoT-SORT": lambda fps: UltralyticsTracker("botsort", fps),
     "Roboflow ByteTrack": lambda fps: RoboflowByteTrack(fps),
@@ -130,7 +130,7 @@ def main() -> None:
         sequences = [MotSequence.open(d) for d in dirs]
         with tempfile.TemporaryDirectory() as tmp:
             for k in args.detect_every:
-                runs = [mot.track(s, ByteTrack(fps=s.fps), mot.every_kth(s.detections(), k),
+                runs = [mot.track(s, TRACKERS["vidpipe ByteTrack"](s.fps), mot.every_kth(s.detections(), k),
                                   Path(tmp) / f"k{k}-{s.name}.txt") for s in sequences]
                 row = mot.score(runs).iloc[-1]
                 print(f"  K={k}: HOTA {row['HOTA']:.2f}, IDF1 {row['IDF1']:.2f}, MOTA {row['MOTA']:.2f} "

@@ -84,7 +84,9 @@ def test_tables_have_one_row_per_detection(full_run):
     assert len(detections) == summary["detections"] > 50
     assert (detections["video"] == "parking-lot-cars").all()
     assert (detections["track_id"] >= 1).all()  # tracking on: every row belongs to a track
-    assert detections["track_id"].nunique() == summary["tracks"]
+    tracks = pd.read_parquet(out / "tracks.parquet")  # every track; the summary counts the confirmed ones
+    assert detections["track_id"].nunique() == len(tracks) == summary["tracks"] + summary["unconfirmed_tracks"]
+    assert tracks["confirmed"].sum() == summary["tracks"]
     assert (detections[["x1", "x2"]].to_numpy() <= 768 + 1).all() and (detections["x1"] < detections["x2"]).all()
     times = dict(zip(range(377), frame_times(PARKING)))
     assert np.allclose(detections["time_s"], detections["frame"].map(times))

@@ -21,6 +21,7 @@ from vidpipe.config import PipelineConfig
 from vidpipe.corpus import MARKER, collect, run_batch, sanitize_id
 from vidpipe.errors import InputError
 from vidpipe.segments import segment_table
+from vidpipe.tracking.confirm import CONFIRM_FRAMES
 
 YT8M = ["--pipeline", "yt8m"]  # 1 fps, tables only: quick
 
@@ -249,7 +250,10 @@ def test_tracks_table_summarises_every_track(tmp_path):
     tracks = pd.read_parquet(tmp_path / "tracks.parquet").set_index("track_id")
     assert sorted(tracks.index) == sorted(detections["track_id"].unique())
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert tracks["class_name"].value_counts().to_dict() == summary["tracks_per_class"]
+    objects = tracks[tracks["confirmed"]]  # the summary counts objects: confirmed tracks only
+    assert objects["class_name"].value_counts().to_dict() == summary["tracks_per_class"]
+    assert summary["unconfirmed_tracks"] == (~tracks["confirmed"]).sum() > 0
+    assert (objects["frames_detected"] >= CONFIRM_FRAMES).all()
     for track, rows in detections.groupby("track_id"):
         row = tracks.loc[track]
         assert (row.first_frame, row.last_frame) == (rows.frame.min(), rows.frame.max())

@@ -62,7 +62,8 @@ def test_the_report_says_what_summary_json_says(run_report):
     summary = json.loads((run_report / "summary.json").read_text())
     text = (run_report / "report.html").read_text()
     for fact, value in (("frames-processed", summary["frames_processed"]), ("detections", summary["detections"]),
-                        ("tracks", summary["tracks"]), ("source-frames-lost", summary["source_frames_lost"])):
+                        ("objects", summary["tracks"]), ("tracks-never-confirmed", summary["unconfirmed_tracks"]),
+                        ("source-frames-lost", summary["source_frames_lost"])):
         assert f'id="fact-{fact}">{value:,}<' in text, fact
     assert f'id="fact-status">{summary["status"]}<' in text
     assert f'{summary["detector"]["runtime"]} ({summary["detector"]["precision"]})' in text

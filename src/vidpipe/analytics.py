@@ -15,6 +15,8 @@ Every counter works on tracks, not on single frames:
 - The class of a track is its voted class (`Detections.track_class`), held from its first event on: once a
   line or zone has reported a track, all its later events, counts, visits and occupancy name that class, so
   an automation pairing a track's entry with its exit sees one class, even where the vote moves on later.
+- Only objects count: a track's rows count from the frame its track is confirmed (`tracking.confirm`) on, and
+  a track never confirmed crosses no line and visits no zone.
 """
 
 from __future__ import annotations
@@ -567,6 +569,8 @@ class Analytics:
         return bool(self.lines or self.zones or self.heatmap)
 
     def update(self, frame: Frame, detections: Detections) -> None:
+        """One frame's objects: rows of tracks not yet confirmed count nowhere (`Detections.is_object`)."""
+        detections = detections[detections.is_object]
         if self.lines or self.zones:
             self.scene = frame.image
             detections = self._with_held_classes(detections)

@@ -201,7 +201,8 @@ def run(input: str, out: str | None, pipeline: str | None, quiet: bool, profile:
     result = Pipeline(config).run(input, out, progress=not quiet, realtime=realtime)
     s = result.summary
     click.echo(f"{s.counts.frames_processed} frames in {s.wall_time_s:.1f} s ({s.fps} fps): "
-               f"{s.counts.detections} detections, {s.counts.tracks} tracks")
+               f"{s.counts.detections} detections, {s.counts.tracks} objects "
+               f"({s.counts.unconfirmed_tracks} tracks never confirmed)")
     _echo_results(result)
     if profile:
         click.echo(_profile_table(s))
@@ -549,7 +550,7 @@ def eval_mot(sequences: tuple[str, ...], tracker: str | None, pipeline: str | No
     from .evaluation.motchallenge import MotSequence
     from .pipeline import Pipeline
     from .sources import open_source
-    from .tracking import create_tracker
+    from .tracking import create_tracker, det_txt_params
 
     config = PipelineConfig.load(pipeline, tracker=tracker, classes=["person"] if detect else None,
                                  **detector_options)
@@ -560,7 +561,8 @@ def eval_mot(sequences: tuple[str, ...], tracker: str | None, pipeline: str | No
     runs = []
     for seq in seqs:
         stream = detector.frames(open_source(seq.image_dir, fps=seq.fps)) if detector else seq.detections()
-        tracker_ = create_tracker(config.tracker, seq.fps, config.tracker_params())
+        params = config.tracker_params() if detect else det_txt_params(config.tracker, config.tracker_params())
+        tracker_ = create_tracker(config.tracker, seq.fps, params)
         stream = mot.every_kth(stream, config.detect_every)
         runs.append(mot.track(seq, tracker_, stream, Path(out) / f"{seq.name}.txt"))
     table = mot.score(runs)

@@ -24,7 +24,8 @@ from .errors import InputError
 from .events import check_url
 from .sinks import TABLE_FORMATS, VIDEO_CRF, VIDEO_PRESET
 from .sources import MAX_FPS, Sampling
-from .tracking import NO_TRACKER, TRACKERS, tracker_config, tracker_defaults
+from .tracking import NO_TRACKER, TRACKERS, ConfirmRule, tracker_config, tracker_defaults
+from .tracking.confirm import CONFIRM_FRAMES, CONFIRM_SCORE
 from .tracking.motion import MODES as CAMERA_MOTION
 
 ENGINES = ("threaded", "sequential")
@@ -101,6 +102,8 @@ class PipelineConfig:
     merge_iou: float = DUPLICATE_IOU  # before tracking, boxes of two classes this alike are one (0: keep both)
     camera_motion: str = "auto"  # move tracks with the camera: auto (where it moves) | on | off
     trackers: dict[str, dict] = field(default_factory=tracker_defaults)  # parameters by tracker name
+    confirm_frames: int = CONFIRM_FRAMES  # a track is an object once detected this often...
+    confirm_score: float = CONFIRM_SCORE  # ...with the median of its latest 10 scores at least this
     # frame selection: every Sampling field, with its default
     stride: int = _SAMPLING.stride
     sample_fps: float | None = _SAMPLING.sample_fps
@@ -194,6 +197,7 @@ class PipelineConfig:
                 raise InputError(f"{key} must be >= 0 seconds, got {getattr(self, key)}")
         self.sampling()
         self.detector_settings()
+        self.confirm_rule()
 
     @classmethod
     def from_dict(cls, values: dict, origin: str = "pipeline") -> PipelineConfig:
@@ -255,6 +259,10 @@ class PipelineConfig:
         """What the detector is built from: this config's fields of the same names."""
         values = {f.name: getattr(self, f.name) for f in fields(DetectorSettings)}
         return DetectorSettings(**{**values, "conf": self.detection_conf()})
+
+    def confirm_rule(self) -> ConfirmRule:
+        """When a track is an object (`tracking.confirm`)."""
+        return ConfirmRule(self.confirm_frames, self.confirm_score)
 
     def tracker_params(self) -> dict:
         return dict(self.trackers.get(self.tracker, {}))

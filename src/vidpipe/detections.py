@@ -30,6 +30,9 @@ class Detections:
     # -1 and 0 where none. The track's class vote still counts it.
     merged_class: np.ndarray | None = None  # (n,) int64
     merged_score: np.ndarray | None = None  # (n,) float32
+    # Whether the row's track is an object yet (`tracking.confirm`): False while a track has not passed the
+    # confirmation rule, so nothing counts it. True where no rule ran (untracked rows, a tracker's raw output).
+    confirmed: np.ndarray | None = None  # (n,) bool
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -48,9 +51,10 @@ class Detections:
                         else np.asarray(self.merged_class, np.int64).reshape(-1))
         merged_score = (np.zeros(n, np.float32) if self.merged_score is None
                         else np.asarray(self.merged_score, np.float32).reshape(-1))
+        confirmed = np.ones(n, bool) if self.confirmed is None else np.asarray(self.confirmed, bool).reshape(-1)
         for label, arr in (("score", score), ("class_id", class_id), ("track_id", track_id),
                            ("track_class", track_class), ("detected", detected), ("merged_class", merged_class),
-                           ("merged_score", merged_score)):
+                           ("merged_score", merged_score), ("confirmed", confirmed)):
             if len(arr) != n:
                 raise ValueError(f"Detections: {label} has {len(arr)} rows, xyxy has {n}")
         if n and (class_id.min() < 0 or class_id.max() >= len(self.names)):
@@ -63,6 +67,7 @@ class Detections:
         object.__setattr__(self, "detected", detected)
         object.__setattr__(self, "merged_class", merged_class)
         object.__setattr__(self, "merged_score", merged_score)
+        object.__setattr__(self, "confirmed", confirmed)
 
     @classmethod
     def empty(cls, names: Sequence[str]) -> Detections:
@@ -83,6 +88,7 @@ class Detections:
             detected=self.detected[index],
             merged_class=self.merged_class[index],
             merged_score=self.merged_score[index],
+            confirmed=self.confirmed[index],
         )
 
     def with_track_ids(self, track_id: np.ndarray) -> Detections:
@@ -99,12 +105,19 @@ class Detections:
         return np.asarray(self.names, dtype=object)[self.track_class] if len(self) else np.zeros(0, object)
 
     def class_counts(self) -> dict[str, int]:
-        """Objects per class name in this record: the frames table's `n_<class>`, the live page's counts."""
-        return dict(Counter(self.class_name.tolist()))
+        """Objects per class name in this record (confirmed rows only): the frames table's `n_<class>`, the live
+        page's counts, MQTT's objects in view."""
+        return dict(Counter(self.class_name[self.confirmed].tolist()))
 
     @property
     def is_tracked(self) -> np.ndarray:
         return self.track_id != NO_TRACK
+
+    @property
+    def is_object(self) -> np.ndarray:
+        """The rows that are objects: tracked, and their track confirmed. Everything that counts objects (the
+        summary, the live totals, MQTT, lines and zones) counts these rows only."""
+        return self.is_tracked & self.confirmed
 
     def to_supervision(self):
         """This record as a `supervision.Detections`, for supervision's annotators, zones and line counters.

@@ -419,7 +419,7 @@ class LiveMonitor:
     latencies_ms: array = field(default_factory=lambda: array("d"))
     inference_ms: array = field(default_factory=lambda: array("d"))
     counts: dict = field(default_factory=dict)  # objects in the latest frame, per class
-    _track_class: dict = field(default_factory=dict)  # every track since the start -> its voted class
+    _track_class: dict = field(default_factory=dict)  # every object (confirmed track) since the start -> its class
     _recent: deque = field(default_factory=deque)  # (done, latency ms or None, frames captured then)
     _last_captured: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -433,10 +433,10 @@ class LiveMonitor:
                 self.latencies_ms.append(latency)
                 self._last_captured = frame.captured
             self._recent.append((now, latency, self.capture.captured if self.capture else 0))
-            self.counts = detections.class_counts()
-            tracked = detections.is_tracked
-            self._track_class.update(zip(detections.track_id[tracked].tolist(),
-                                         detections.track_class_name[tracked].tolist()))
+            self.counts = detections.class_counts()  # objects only
+            objects = detections.is_object
+            self._track_class.update(zip(detections.track_id[objects].tolist(),
+                                         detections.track_class_name[objects].tolist()))
 
     def _window(self, now: float) -> list[tuple]:
         while self._recent and now - self._recent[0][0] > WINDOW_S:

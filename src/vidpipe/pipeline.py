@@ -147,9 +147,10 @@ class Pipeline:
                                      self.camera_motion(tracker)))
 
     def tracker_for(self, info: VideoInfo) -> Tracker | None:
-        """A fresh tracker for one input, its rows carrying their track's voted class (None for `none`)."""
+        """A fresh tracker for one input, its rows carrying their track's voted class and whether it is an
+        object yet (None for `none`)."""
         return create_tracker(self.config.tracker, info.fps, self.config.tracker_params(), vote=True,
-                              merge_iou=self.config.merge_iou)
+                              merge_iou=self.config.merge_iou, confirm=self.config.confirm_rule())
 
     def _stream(self, source: Source, tracker: Tracker | None, monitor: LiveMonitor | None) -> FrameStream:
         """The frame stream for this source, chosen once."""

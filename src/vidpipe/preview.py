@@ -60,7 +60,7 @@ PAGE = """<!doctype html>
  </dl>
  <h3>in this frame</h3>
  <table id="counts"></table>
- <h3>since the start <small>(objects: one per track)</small></h3>
+ <h3>since the start <small>(objects: one per confirmed track)</small></h3>
  <table id="totals"></table>
  <h3 id="lines-title" hidden>lines <small>(crossings so far)</small></h3>
  <table id="lines"></table>

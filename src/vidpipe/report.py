@@ -105,7 +105,7 @@ def write_run_report(path: Path, summary: RunSummary, tables: dict[str, Path], t
     tracks = _read(tables.get("tracks"))
     counts = summary.counts
     parts = [f"<h1>{html.escape(summary.input.name)}</h1>",
-             f"<p>{counts.frames_processed:,} frames, {counts.detections:,} detections, {counts.tracks:,} tracks"
+             f"<p>{counts.frames_processed:,} frames, {counts.detections:,} detections, {counts.tracks:,} objects"
              f" &middot; {html.escape(summary.started_at)}</p>"]
     if summary.status == "partial":
         parts.append(f'<p class="banner" id="status-banner">This run was <b>partial</b>: '
@@ -128,7 +128,7 @@ def write_run_report(path: Path, summary: RunSummary, tables: dict[str, Path], t
     if tracks is not None and len(tracks):
         parts.append(_section("timeline", "Tracks over time", _timeline(tracks)))
         if thumbnails is not None:
-            parts.append(_section("thumbnails", "What was found", _thumbnails(tracks, thumbnails)))
+            parts.append(_section("thumbnails", "What was found", _thumbnails(_objects(tracks), thumbnails)))
     if detections is not None and len(detections):
         parts.append(_section("detections-per-class", "Detections per class", _per_class(detections)))
         parts.append(_section("scores", "Scores per class", _scores(detections)))
@@ -227,7 +227,7 @@ def _section(anchor: str, title: str, content: str) -> str:
 
 def _answers(summary: RunSummary) -> str:
     """The figures people ask for first, as numbers: crossings per line and direction by class, each zone's
-    visits and dwell, and the objects (tracks) per class. The same numbers as summary.json."""
+    visits and dwell, and the objects (confirmed tracks) per class. The same numbers as summary.json."""
     parts = []
     if summary.lines:
         rows = []
@@ -256,6 +256,9 @@ def _answers(summary: RunSummary) -> str:
         rows = "".join(f"<tr><td>{html.escape(c)}</td><td>{n}</td></tr>" for c, n in objects.items())
         parts.append('<table id="answers-objects"><thead><tr><th>class</th><th>objects (tracks)</th></tr></thead>'
                      f"<tbody>{rows}</tbody></table>")
+    if summary.counts.unconfirmed_tracks:
+        parts.append(f'<p id="answers-unconfirmed">{summary.counts.unconfirmed_tracks:,} more track(s) were never '
+                     "confirmed (too few or too unsure detections) and count as no object.</p>")
     return "\n".join(parts)
 
 
@@ -294,7 +297,8 @@ def _facts(summary: RunSummary) -> str:
         ("frames decoded", "-" if summary.frames_decoded is None else f"{summary.frames_decoded:,}"),
         ("source frames lost", f"{summary.source_frames_lost:,}"),
         ("detections", f"{counts.detections:,}"),
-        ("tracks", f"{counts.tracks:,}"),
+        ("objects", f"{counts.tracks:,}"),
+        ("tracks never confirmed", f"{counts.unconfirmed_tracks:,}"),
         ("wall time", f"{summary.wall_time_s:.1f} s"),
         ("speed", f"{summary.fps} fps"),
     ]
@@ -481,6 +485,11 @@ def _thumbnails(tracks: pd.DataFrame, thumbnails: Thumbnails) -> str:
         if len(figures) == THUMBNAILS:
             break
     return f'<div class="thumbs">{"".join(figures)}</div>' if figures else "<p>No crops were kept.</p>"
+
+
+def _objects(tracks: pd.DataFrame) -> pd.DataFrame:
+    """The tracks that are objects (older tables, without `confirmed`, as they are)."""
+    return tracks[tracks["confirmed"]] if "confirmed" in tracks else tracks
 
 
 def _read(path: Path | None) -> pd.DataFrame | None:

@@ -145,7 +145,8 @@ class RunStats:
         self.first_frame: int | None = None
         self.last_frame: int | None = None
         self.per_class: Counter = Counter()
-        self.track_class: dict[int, str] = {}  # each track's voted class, as of its latest frame
+        self.track_class: dict[int, str] = {}  # each object's voted class, as of its latest frame
+        self.tracks: set[int] = set()  # every track, objects or not
 
     def add(self, frame: Frame, detections: Detections) -> None:
         self.frames += 1
@@ -153,14 +154,16 @@ class RunStats:
             self.first_frame = frame.index
         self.last_frame = frame.index
         self.per_class.update(detections.class_name.tolist())
-        tracked = detections.is_tracked
-        self.track_class.update(zip(detections.track_id[tracked].tolist(), detections.track_class_name[tracked]))
+        self.tracks.update(detections.track_id[detections.is_tracked].tolist())
+        objects = detections.is_object
+        self.track_class.update(zip(detections.track_id[objects].tolist(), detections.track_class_name[objects]))
 
     def counts(self) -> Counts:
-        """A track counts once, for its voted class (the same class the tracks table and the video show)."""
+        """An object (a confirmed track) counts once, for its voted class (the same class the tracks table and
+        the video show); tracks never confirmed are no objects."""
         tracks_per_class = Counter(self.track_class.values())
         return Counts(self.frames, self.first_frame, self.last_frame, dict(self.per_class.most_common()),
-                      dict(tracks_per_class.most_common()))
+                      dict(tracks_per_class.most_common()), len(self.tracks) - len(self.track_class))
 
 
 class RunSession:

@@ -549,12 +549,14 @@ TRACK_SCHEMA = pa.schema([
     ("last_time_s", pa.float64()), ("duration_s", pa.float64()), ("frames_detected", pa.int64()),
     ("mean_score", pa.float64()), ("max_score", pa.float64()), ("first_x", pa.float64()),
     ("first_y", pa.float64()), ("last_x", pa.float64()), ("last_y", pa.float64()), ("path_px", pa.float64()),
+    ("confirmed", pa.bool_()),
 ])
 
 
 class TrackTableSink(_BufferedTable):
     """One row per track: its voted class, when it was first and last seen, how often, how confidently, where
-    it started and ended (box centres) and how far it travelled (pixels, summed between observations).
+    it started and ended (box centres), how far it travelled (pixels, summed between observations), and
+    whether it was ever confirmed (`confirmed`: only those are objects; the others count in no answer).
 
     Aggregates grow with the number of tracks, not frames; the table is written when the run ends, with
     each track's final voted class.
@@ -564,7 +566,8 @@ class TrackTableSink(_BufferedTable):
         self.path = Path(path)
         self._video, self._fmt = video, fmt
         self._names: Sequence[str] = ()
-        # track id -> [first_frame, last_frame, first_t, last_t, n, score_sum, max_score, fx, fy, lx, ly, path, cls]
+        # track id -> [first_frame, last_frame, first_t, last_t, n, score_sum, max_score, fx, fy, lx, ly, path, cls,
+        #              confirmed]
         self._tracks: dict[int, list] = {}
         self._table = TableWriter(path, TRACK_SCHEMA, fmt)
 
@@ -574,15 +577,17 @@ class TrackTableSink(_BufferedTable):
             return
         self._names = tracked.names
         centres = (tracked.xyxy[:, :2] + tracked.xyxy[:, 2:]) / 2
-        for track, score, (x, y), voted in zip(tracked.track_id.tolist(), tracked.score.tolist(), centres.tolist(),
-                                               tracked.track_class.tolist()):
+        for track, score, (x, y), voted, confirmed in zip(tracked.track_id.tolist(), tracked.score.tolist(),
+                                                          centres.tolist(), tracked.track_class.tolist(),
+                                                          tracked.confirmed.tolist()):
             row = self._tracks.get(track)
             if row is None:
                 self._tracks[track] = [frame.index, frame.index, frame.time, frame.time, 1, score, score, x, y, x, y,
-                                       0.0, voted]
+                                       0.0, voted, confirmed]
                 continue
             row[11] += float(np.hypot(x - row[9], y - row[10]))
             row[1], row[3], row[9], row[10], row[12] = frame.index, frame.time, x, y, voted
+            row[13] = row[13] or confirmed
             row[4] += 1
             row[5] += score
             row[6] = max(row[6], score)
@@ -591,7 +596,7 @@ class TrackTableSink(_BufferedTable):
         """The whole table, once, at close: a track's row is final only when the run ends."""
         rows = sorted(self._tracks.items())
         ids = [track for track, _ in rows]
-        values = list(zip(*[row for _, row in rows])) or [()] * 13
+        values = list(zip(*[row for _, row in rows])) or [()] * 14
         first_t, last_t = np.asarray(values[2], np.float64), np.asarray(values[3], np.float64)
         frames = np.asarray(values[4], np.int64)
         self._table.write({
@@ -605,7 +610,7 @@ class TrackTableSink(_BufferedTable):
             "max_score": np.asarray(values[6], np.float64),
             "first_x": np.asarray(values[7], np.float64), "first_y": np.asarray(values[8], np.float64),
             "last_x": np.asarray(values[9], np.float64), "last_y": np.asarray(values[10], np.float64),
-            "path_px": np.asarray(values[11], np.float64),
+            "path_px": np.asarray(values[11], np.float64), "confirmed": np.asarray(values[13], bool),
         })
 
 

@@ -20,13 +20,15 @@ from .sources import Sampling
 
 @dataclass(frozen=True)
 class Counts:
-    """What passed through: frames, and detections and tracks per class (a track counts once, for its class)."""
+    """What passed through: frames, detections per class, and objects per class: confirmed tracks, each once,
+    for its class (`tracking.confirm`); tracks never confirmed are only counted, in `unconfirmed_tracks`."""
 
     frames_processed: int = 0
     first_frame: int | None = None
     last_frame: int | None = None
     detections_per_class: dict[str, int] | None = None
     tracks_per_class: dict[str, int] | None = None
+    unconfirmed_tracks: int = 0
 
     @property
     def detections(self) -> int:
@@ -40,7 +42,7 @@ class Counts:
         return {"frames_processed": self.frames_processed, "first_frame": self.first_frame,
                 "last_frame": self.last_frame, "detections": self.detections,
                 "detections_per_class": dict(self.detections_per_class or {}), "tracks": self.tracks,
-                "tracks_per_class": dict(self.tracks_per_class or {})}
+                "tracks_per_class": dict(self.tracks_per_class or {}), "unconfirmed_tracks": self.unconfirmed_tracks}
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,7 @@ class RunSummary:
             live = LiveFigures(**{**live, "latency_ms": _percentiles(live["latency_ms"]),
                                   "inference_ms": _percentiles(live["inference_ms"]),
                                   "gaps": tuple(live["gaps"]), "connection": tuple(live.get("connection", ()))})
-        counts = {f.name: data[f.name] for f in fields(Counts)}
+        counts = {f.name: data[f.name] for f in fields(Counts) if f.name in data}  # older summaries lack some
         return cls(
             status=data["status"], input=VideoInfo(**source), detector=DetectorFacts(**data["detector"]),
             tracker=TrackerFacts(**data["tracker"]) if data["tracker"] else None,

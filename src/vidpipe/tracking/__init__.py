@@ -12,7 +12,8 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 from ..detections import Detections
 from ..errors import InputError
-from .bytetrack import ByteTrack, ByteTrackConfig
+from .bytetrack import DET_TXT_NEW_TRACK_THRESH, ByteTrack, ByteTrackConfig
+from .confirm import Confirmation, ConfirmRule
 from .motion import CameraMotion
 from .votes import ClassVote
 
@@ -60,16 +61,29 @@ def tracker_config(name: str, params: dict | None = None):
     return TRACKERS[name].Config.from_dict(params or {})
 
 
+def det_txt_params(name: str, params: dict) -> dict:
+    """Tracker `name`'s parameters for MOT17's det.txt (another detector's boxes, scores near 1): ByteTrack
+    starts tracks there at the gate chosen on them, where the pipeline leaves `new_track_thresh` at its default
+    (the gate chosen for the shipped detector)."""
+    if name != "bytetrack" or params.get("new_track_thresh", ByteTrackConfig.new_track_thresh) != \
+            ByteTrackConfig.new_track_thresh:
+        return params
+    return {**params, "new_track_thresh": DET_TXT_NEW_TRACK_THRESH}
+
+
 def create_tracker(name: str, fps: float, params: dict | None = None, vote: bool = False,
-                   merge_iou: float = 0.0) -> Tracker | None:
+                   merge_iou: float = 0.0, confirm: ConfirmRule | None = None) -> Tracker | None:
     """A fresh tracker `name` for a video at `fps`; None for `none`. With `vote`, its rows also carry their
-    track's voted class (`ClassVote`), and boxes of two classes at least `merge_iou` alike are merged first."""
+    track's voted class (`ClassVote`), and boxes of two classes at least `merge_iou` alike are merged first;
+    with `confirm`, whether their track is an object yet (`Confirmation`)."""
     if name == NO_TRACKER:
         return None
     config = tracker_config(name, params)
     tracker = TRACKERS[name](fps=fps, config=config)
-    return ClassVote(tracker, merge_iou=merge_iou) if vote else tracker
+    tracker = ClassVote(tracker, merge_iou=merge_iou) if vote else tracker
+    return Confirmation(tracker, confirm) if confirm else tracker
 
 
-__all__ = ["ByteTrack", "ByteTrackConfig", "CameraMotion", "ClassVote", "NO_TRACKER", "TRACKERS", "Tracker",
-           "create_tracker", "tracker_config", "tracker_defaults"]
+__all__ = ["DET_TXT_NEW_TRACK_THRESH", "ByteTrack", "ByteTrackConfig", "CameraMotion", "ClassVote", "ConfirmRule",
+           "Confirmation", "NO_TRACKER", "TRACKERS", "Tracker", "create_tracker", "det_txt_params", "tracker_config",
+           "tracker_defaults"]
