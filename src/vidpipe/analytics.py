@@ -366,6 +366,7 @@ class Zone:
         self.occupancy: Counter = Counter()  # this frame's tracks inside, by class
         self.peak_occupancy = 0
         self.entries = 0  # visits begun so far
+        self.inside: set[int] = set()  # the tracks inside now, as the enter and exit events have it
         self._tracks: dict[int, _Presence] = {}
         self._names: dict[int, str] = {}
 
@@ -406,7 +407,9 @@ class Zone:
         if state.inside:
             state.entered = (at.frame, at.time)
             self.entries += 1
+            self.inside.add(track)
         else:
+            self.inside.discard(track)
             self._finish(track, state, at.frame, at.time, cut=False)
         return Event(at.frame, at.time, track, name, kind, self.name, None, at.score, at.box)
 
@@ -431,6 +434,7 @@ class Zone:
         for track, state in self._tracks.items():
             if state.inside:
                 state.inside = False
+                self.inside.discard(track)
                 last = state.last
                 left = state.at_edge and last.frame < self._latest_frame
                 self._finish(track, state, last.frame, last.time, cut=not left)
@@ -613,6 +617,14 @@ class Analytics:
     def visits(self) -> list[Visit]:
         """Every zone's finished visits (all of them once `close` has run)."""
         return [visit for zone in self.zones for visit in zone.visits]
+
+    def zones_of(self) -> dict[int, tuple[str, ...]]:
+        """The zones each track is inside now, in the order they were given (tracks in none left out)."""
+        inside: dict[int, tuple[str, ...]] = {}
+        for zone in self.zones:
+            for track in zone.inside:
+                inside[track] = (*inside.get(track, ()), zone.name)
+        return inside
 
     def occupancy(self) -> dict[str, int]:
         """This frame's tracks inside each zone (the frames table's `<zone>_n` columns)."""

@@ -57,7 +57,7 @@ class Confirmation:
 
     def __init__(self, tracker, rule: ConfirmRule | None = None, forget_after_s: float = 60.0) -> None:
         self.tracker, self.rule, self.forget_after_s = tracker, rule or ConfirmRule(), forget_after_s
-        self.name, self.Config = tracker.name, tracker.Config
+        self.name, self.Config, self.forget_s = tracker.name, tracker.Config, tracker.forget_s
         self._scores: dict[int, deque] = {}
         self._detected: dict[int, int] = {}
         self._confirmed: set[int] = set()

@@ -32,6 +32,7 @@ class ClassVote:
         self.merge_iou = merge_iou
         self.name = tracker.name
         self.Config = tracker.Config
+        self.forget_s = tracker.forget_s
         self.forget_after_s = forget_after_s
         self._tallies: dict[int, np.ndarray] = {}
         self._last_seen: dict[int, float] = {}
