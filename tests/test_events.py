@@ -635,15 +635,24 @@ def test_a_car_crossing_is_new_then_updated_on_entering_a_zone_then_ends_after_i
 
 def test_every_object_has_one_new_and_one_end_and_a_track_never_confirmed_none(lifecycle):
     """tracks.parquet's confirmed tracks each have an `object_id` (unique), one `new` and one `end`, and
-    nothing else of them comes before `new` or after `end`; the tracks never confirmed have none."""
+    nothing else of them comes before `new` or after `end`; the tracks never confirmed have none. An update
+    comes a second (of video) or more after the object's previous message, and shows a change: its zones, its
+    label, or a top score 0.05 higher."""
     tracks, messages = lifecycle["tracks"], lifecycle["messages"]
     confirmed, unconfirmed = tracks[tracks["confirmed"]], tracks[~tracks["confirmed"]]
     assert len(confirmed) >= 5 and len(unconfirmed) >= 1 and unconfirmed["object_id"].isna().all()
     assert confirmed["object_id"].notna().all() and confirmed["object_id"].is_unique
+    seen = lambda state: (state["label"], state["current_zones"], state["entered_zones"])  # noqa: E731
     for row in confirmed.itertuples():
-        types = [m["type"] for m in messages if m["object_id"] == row.object_id]
+        mine = [m for m in messages if m["object_id"] == row.object_id]
+        types = [m["type"] for m in mine]
         assert types[0] == "new" and types[-1] == "end" and types.count("new") == types.count("end") == 1, types
-        assert {m["after"]["track_id"] for m in messages if m["object_id"] == row.object_id} == {row.track_id}
+        assert {m["after"]["track_id"] for m in mine} == {row.track_id}
+        for previous, update in [(p, m) for p, m in zip(mine, mine[1:]) if m["type"] == "update"]:
+            before, after = update["before"], update["after"]
+            assert update["time_s"] - previous["time_s"] >= 1.0
+            assert seen(after) != seen(before) or after["top_score"] >= before["top_score"] + 0.05 - 1e-4
+    assert "update" in {m["type"] for m in messages}
     assert {m["object_id"] for m in messages} == set(confirmed["object_id"])
 
 

@@ -97,11 +97,11 @@ class Lifecycle:
             obj = self._objects.get(track)
             if obj is None:
                 obj = self._objects[track] = _Object(self._id(wall, track), track, wall.timestamp(), frame.time)
-                obj.observe(label, score, tuple(box), wall.timestamp(), frame.time)
-                obj.sent = obj.state(self.camera)
             obj.observe(label, score, tuple(box), wall.timestamp(), frame.time)
+            if not obj.sent:  # its first detection: what `new` will give as `before`
+                obj.sent = obj.state(self.camera)
         messages = []
-        for track in set(detections.track_id[detections.is_object].tolist()):
+        for track in dict.fromkeys(detections.track_id[detections.is_object].tolist()):  # in the rows' order
             obj = self._objects.get(track)
             if obj is not None and not obj.confirmed:
                 obj.confirmed, self.ids[track] = True, obj.id
