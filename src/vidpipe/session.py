@@ -255,6 +255,7 @@ class RunSession:
         if self.analytics:  # first: the frames table and the picture show this frame's counts
             self.analytics.update(frame, detections)
         lifecycle = self.objects.update(frame, detections, self.analytics.zones_of()) if self.objects else []
+        self.analytics.drop([message["after"]["track_id"] for message in lifecycle if message["kind"] == "end"])
         with _writing(self.out_dir):
             if self._drawn:
                 shown = replace(frame, image=self.annotator.annotate(frame.image, detections))
@@ -270,8 +271,8 @@ class RunSession:
         self.stats.add(frame, detections)
         if self.publisher:
             self._latest = (frame, detections)
-            self.publisher.lifecycle(lifecycle)  # an object's `new` before its first crossing
             self._publish(frame, detections)
+            self.publisher.lifecycle(lifecycle)  # after this frame's line and zone events: an exit before its end
             self.publisher.observe(frame, detections, {zone.name: zone.occupancy for zone in self.analytics.zones})
 
     def _publish(self, frame: Frame, detections: Detections) -> None:
