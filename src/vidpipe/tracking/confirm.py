@@ -57,7 +57,7 @@ class Confirmation:
 
     def __init__(self, tracker, rule: ConfirmRule | None = None, forget_after_s: float = 60.0) -> None:
         self.tracker, self.rule, self.forget_after_s = tracker, rule or ConfirmRule(), forget_after_s
-        self.name, self.Config, self.forget_s = tracker.name, tracker.Config, tracker.forget_s
+        self.name, self.Config = tracker.name, tracker.Config
         self._scores: dict[int, deque] = {}
         self._detected: dict[int, int] = {}
         self._confirmed: set[int] = set()
@@ -93,6 +93,10 @@ class Confirmation:
         for track in [t for t, seen in self._last_seen.items() if time - seen > self.forget_after_s]:
             del self._scores[track], self._detected[track], self._last_seen[track]
             self._confirmed.discard(track)
+
+    @property
+    def forget_s(self) -> float:
+        return self.tracker.forget_s
 
     def warp(self, affine: np.ndarray) -> None:
         self.tracker.warp(affine)

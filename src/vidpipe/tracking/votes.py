@@ -32,7 +32,6 @@ class ClassVote:
         self.merge_iou = merge_iou
         self.name = tracker.name
         self.Config = tracker.Config
-        self.forget_s = tracker.forget_s
         self.forget_after_s = forget_after_s
         self._tallies: dict[int, np.ndarray] = {}
         self._last_seen: dict[int, float] = {}
@@ -70,6 +69,10 @@ class ClassVote:
             if track in self._tallies:
                 classes[i] = int(np.argmax(self._tallies[track]))
         return replace(predicted, track_class=classes)
+
+    @property
+    def forget_s(self) -> float:
+        return self.tracker.forget_s
 
     def warp(self, affine: np.ndarray) -> None:
         self.tracker.warp(affine)
