@@ -136,6 +136,21 @@ def test_a_visit_open_at_the_end_closes_at_the_last_observation_and_is_marked_cu
         "max_dwell_s": None, "peak_occupancy": None}  # a cut visit's length is not a dwell time
 
 
+def test_a_track_the_tracker_dropped_inside_exits_then_as_it_would_at_the_end_and_is_forgotten():
+    """Dropped (`Zone.drop`), a track last seen inside gets the exit and the visit the input's end would give
+    it, at once; the zone forgets it, so the end adds nothing, and a track dropped outside exits nowhere."""
+    path = [(50, 150)] + [(150, 150)] * 9 + [None] * 30
+    dropped, ended = square_zone(hysteresis_s=0.2), square_zone(hysteresis_s=0.2)
+    observe(dropped, path)
+    observe(ended, path)
+    exits = dropped.drop(1)
+    assert [(e.kind, e.frame) for e in exits] == [(e.kind, e.frame) for e in ended.close()] == [("exit", 9)]
+    assert dropped.visits == ended.visits and dropped.inside == set() and dropped.close() == []
+    outside = square_zone(hysteresis_s=0.2)
+    observe(outside, [(50, 150)] * 5, track=2)
+    assert outside.drop(2) == [] and outside.drop(3) == []
+
+
 def test_a_visit_already_inside_at_frame_0_is_cut_at_start_and_left_out_of_the_dwell():
     """Track 1 is inside from frame 0 and leaves at 1.0 s; track 2 walks in at 0.5 s and out at 2.0 s: only
     track 2's 1.5 s is a dwell time."""

@@ -183,7 +183,8 @@ def test_a_stop_waits_for_every_cameras_hanging_webhook_together_not_one_after_t
     for name in ("a", "b"):
         summary = json.loads((out / name / "summary.json").read_text())
         events = len(pd.read_parquet(out / name / "events.parquet"))
-        assert [(s["sent"], s["dropped"]) for s in summary["events_out"]] == [(0, events)] and events >= 2
+        (figures,) = summary["events_out"]  # the crossings, and each object's `new` and `end` at least
+        assert figures["sent"] == 0 and figures["dropped"] >= events + 2 * summary["tracks"] and events >= 2
 
 
 def test_a_camera_that_gave_up_says_why_in_the_gathered_summary(tmp_path):

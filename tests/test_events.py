@@ -27,8 +27,9 @@ import pytest
 from conftest import PARKING, SUBURBAN, free_port, run_cli, vidpipe, wait_for
 
 LINE = "road=0,0.55,1,0.55"
-FIELDS = {"id", "camera", "time", "time_s", "frame", "kind", "name", "direction", "track_id", "class_name", "score",
-          "box", "snapshot", "snapshot_url"}
+FIELDS = {"id", "camera", "time", "time_s", "frame", "kind", "name", "direction", "track_id", "object_id",
+          "class_name", "score", "box", "snapshot", "snapshot_url"}
+LIFECYCLE = ("new", "update", "end")  # the kinds of the objects' lifecycle events, on `vidpipe/events`
 
 
 class Receiver:
@@ -84,26 +85,28 @@ def test_events_reach_a_file_and_a_webhook_as_the_tables_record_them(webhook_run
     table = pd.read_parquet(out / "events.parquet")
     assert len(table) >= 3  # cars crossed
     expected = sorted(zip(table["frame"], table["track_id"], table["kind"], table["direction"]))
-    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    for received in (lines, good.bodies):
-        assert sorted((e["frame"], e["track_id"], e["kind"], e["direction"]) for e in received) == expected
-        assert all(set(e) == FIELDS and e["camera"] == "suburban-traffic" and len(e["box"]) == 4 for e in received)
-        assert all(e["snapshot_url"] is None for e in received)  # no server, no address
-        assert len({e["id"] for e in received}) == len(received)  # one id per event
+    everything = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert everything == good.bodies  # the same events, in the same order: the objects' lifecycle too
+    lines = [e for e in everything if e["kind"] not in LIFECYCLE]
+    assert sorted((e["frame"], e["track_id"], e["kind"], e["direction"]) for e in lines) == expected
+    assert all(set(e) == FIELDS and e["camera"] == "suburban-traffic" and len(e["box"]) == 4 for e in lines)
+    assert all(e["snapshot_url"] is None for e in lines)  # no server, no address
+    assert len({e["id"] for e in lines}) == len(lines)  # one id per event
     for event in lines:  # each snapshot is a real JPEG of the frame, beside the tables
         picture = (out / event["snapshot"]).read_bytes()
         assert picture[:2] == b"\xff\xd8" and len(picture) > 5_000
     assert len(list((out / "snapshots").glob("*.jpg"))) == len(table)
     summary = json.loads((out / "summary.json").read_text())
-    assert {s["url"]: (s["sent"], s["dropped"]) for s in summary["events_out"]}[jsonl.as_uri()] == (len(table), 0)
-    assert {s["url"]: (s["sent"], s["dropped"]) for s in summary["events_out"]}[good.url] == (len(table), 0)
+    assert len(everything) > len(table)
+    assert {s["url"]: (s["sent"], s["dropped"]) for s in summary["events_out"]}[jsonl.as_uri()] == (len(everything), 0)
+    assert {s["url"]: (s["sent"], s["dropped"]) for s in summary["events_out"]}[good.url] == (len(everything), 0)
 
 
 def test_a_failing_or_hanging_webhook_does_not_hold_up_the_run(webhook_run):
     """The 500 server gets each event with its retries, the hanging one holds its connection for 10
     minutes: the run still ends in seconds, every undelivered event counted as dropped."""
-    out, _, _, failing, hanging, took, result = webhook_run
-    events = len(pd.read_parquet(out / "events.parquet"))
+    out, jsonl, _, failing, hanging, took, result = webhook_run
+    events = len(jsonl.read_text().splitlines())  # line crossings and the objects' lifecycle
     summary = json.loads((out / "summary.json").read_text())
     figures = {s["url"]: (s["sent"], s["dropped"]) for s in summary["events_out"]}
     assert figures[failing.url] == (0, events) and figures[hanging.url] == (0, events)
@@ -227,8 +230,10 @@ def test_a_realtime_run_publishes_its_events_counts_and_snapshots_to_mqtt(mosqui
         time.sleep(0.1)
     reader.loop_stop()
     assert late and json.loads(late[0]) == counts[-1]
-    figures = summary["events_out"][0]
-    assert (figures["sent"], figures["dropped"]) == (crossings, 0)  # events, not the messages (snapshots, counts)
+    lifecycle = [json.loads(p) for t, p, _ in received if t == "vidpipe/events"]
+    assert {m["type"] for m in lifecycle} == set(LIFECYCLE) and all(m["camera"] == "camera1" for m in lifecycle)
+    figures = summary["events_out"][0]  # events (crossings, the lifecycle), not the messages (snapshots, counts)
+    assert (figures["sent"], figures["dropped"]) == (crossings + len(lifecycle), 0)
 
 
 def test_a_bad_events_url_is_one_line(tmp_path):
@@ -245,11 +250,12 @@ def test_an_events_file_on_a_full_disk_drops_its_events_and_the_run_finishes(tmp
                      "--no-report", "--events", "file:///dev/full", "--events", jsonl.as_uri(), "-q", timeout=300)
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
-    events = len(pd.read_parquet(out / "events.parquet"))
-    assert summary["status"] == "complete" and events >= 2
+    crossings = len(pd.read_parquet(out / "events.parquet"))
+    events = [json.loads(line) for line in jsonl.read_text().splitlines()]  # crossings and the lifecycle
+    assert summary["status"] == "complete" and crossings >= 2
+    assert len([e for e in events if e["kind"] == "cross"]) == crossings
     figures = {s["url"]: (s["sent"], s["dropped"]) for s in summary["events_out"]}
-    assert figures == {"file:///dev/full": (0, events), jsonl.as_uri(): (events, 0)}
-    assert len(jsonl.read_text().splitlines()) == events
+    assert figures == {"file:///dev/full": (0, len(events)), jsonl.as_uri(): (len(events), 0)}
     assert not list(out.glob(".*.partial"))
     warnings = [line for line in result.stderr.splitlines() if "/dev/full" in line]
     assert len(warnings) == 1 and "No space left on device" in warnings[0], result.stderr
@@ -306,7 +312,8 @@ def test_a_broker_that_goes_away_and_comes_back_gets_every_event_and_none_is_cou
     clip.write_bytes(transport_stream(SUBURBAN, max_frames=300))  # 12.5 s, crossings at 0.4, 2.8, 4.9, 6.9, 9.4 s
     received: list[dict] = []
     listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="listener", clean_session=False)
-    listener.on_connect = lambda client, *args: client.subscribe("vidpipe/camera1/events", qos=1)
+    listener.on_connect = lambda client, *args: client.subscribe([("vidpipe/camera1/events", 1),
+                                                                   ("vidpipe/events", 1)])
     listener.on_message = lambda client, data, message: received.append(json.loads(message.payload))
     listener.reconnect_delay_set(1, 1)
     listener.connect("127.0.0.1", mosquitto.port)
@@ -328,14 +335,17 @@ def test_a_broker_that_goes_away_and_comes_back_gets_every_event_and_none_is_cou
     assert process.returncode == 0, stderr
     table = pd.read_parquet(out / "events.parquet")
     expected = sorted(zip(table["frame"], table["track_id"], table["kind"], table["direction"]))
-    got = lambda: sorted({(e["frame"], e["track_id"], e["kind"], e["direction"]) for e in received})  # noqa: E731
+    got = lambda: sorted({(e["frame"], e["track_id"], e["kind"], e["direction"])  # noqa: E731
+                          for e in received if e["kind"] == "cross"})
     wait_for(lambda: got() == expected, timeout=30)  # QoS 1: a message in flight at the stop may come twice
     listener.loop_stop()
     listener.disconnect()
     times = [dt.datetime.fromisoformat(e["time"]) for e in received]
     assert any(away + dt.timedelta(seconds=1) < t < back for t in times)  # events happened while it was away
+    lifecycle = {(e["object_id"], e["kind"], e["frame"]) for e in received if e["kind"] in LIFECYCLE}
+    assert {kind for _, kind, _ in lifecycle} == set(LIFECYCLE)
     figures = json.loads((out / "summary.json").read_text())["events_out"][0]
-    assert (figures["sent"], figures["dropped"]) == (len(expected), 0)
+    assert (figures["sent"], figures["dropped"]) == (len(expected) + len(lifecycle), 0)
     assert stderr.count("the broker went away") == 1 and stderr.count("the broker is back") == 1, stderr
 
 
@@ -351,8 +361,9 @@ def test_an_events_snapshot_url_is_served_by_the_preview(tmp_path, sources, fold
     process = vidpipe("live", *sources, "--realtime", "--loop", "--line", LINE, "--snapshots", "--events",
                       jsonl.as_uri(), "--serve", f"127.0.0.1:{port}", "--no-report", "-o", str(out), "-q")
 
-    def events() -> list[dict]:
-        return [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.exists() else []
+    def events() -> list[dict]:  # the crossings (the lifecycle's have no snapshot)
+        lines = jsonl.read_text().splitlines() if jsonl.exists() else []
+        return [event for event in map(json.loads, lines) if event["kind"] not in LIFECYCLE]
 
     def get(path: str) -> tuple[int, str, bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -460,13 +471,14 @@ def test_available_is_online_during_the_run_and_offline_after_a_clean_exit(home)
 
 
 def test_the_state_topics_are_not_counted_as_events(home):
-    """`events_out` counts the events (those of events.parquet), not the messages of the objects in view, the
-    pictures or the discovery configs."""
+    """`events_out` counts the events (those of events.parquet and the objects' lifecycle), not the messages of
+    the objects in view, the pictures or the discovery configs."""
     summary = json.loads((home["out"] / "summary.json").read_text())
     events = len(pd.read_parquet(home["out"] / "events.parquet"))
-    assert events >= 2 and len(home["live"].payloads("vidpipe/driveway/events")) == events
+    lifecycle = len(home["live"].payloads("vidpipe/events"))
+    assert events >= 2 and len(home["live"].payloads("vidpipe/driveway/events")) == events and lifecycle >= 2
     figures = summary["events_out"][0]
-    assert (figures["sent"], figures["dropped"]) == (events, 0)
+    assert (figures["sent"], figures["dropped"]) == (events + lifecycle, 0)
 
 
 # Home Assistant's MQTT integration, as documented: the configuration variables of an MQTT sensor
@@ -572,3 +584,97 @@ def test_a_camera_that_ends_early_does_not_take_the_others_offline(mosquitto, tm
     assert listener.payloads("vidpipe/available") == [b"online", b"offline"]
     last = {topic.split("/")[1]: at for at, topic, _, _ in listener.messages}
     assert last["available"] == max(last.values()) and last["available"] - last["a"] > 3, last
+
+
+# The event lifecycle (Frigate's `frigate/events`): the traffic clip's first 6 s, its cars crossing the road line
+# into the near half of the picture (a zone), to a broker and a file at once. A track the tracker drops ends
+# before the input does (the first car's: last seen at 1.7 s, dropped 3 s later); the others end with the input.
+NEAR = "near=0,0.55,1,0.55,1,1,0,1"
+
+
+@pytest.fixture(scope="module")
+def lifecycle(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lifecycle")
+    broker = Broker(_mosquitto_binary(), folder)
+    listener = Listener(broker.port, "vidpipe/#")
+    out, jsonl = folder / "out", folder / "events.jsonl"
+    result = run_cli("run", str(SUBURBAN), "-o", str(out), "--max-frames", "150", "--line", LINE, "--zone", NEAR,
+                     "--no-video", "--no-report", "--events", f"mqtt://127.0.0.1:{broker.port}/vidpipe", "--events",
+                     jsonl.as_uri(), "-q", timeout=300)
+    time.sleep(1)
+    listener.close()
+    broker.stop()
+    assert result.returncode == 0, result.stderr
+    return {"out": out, "tracks": pd.read_parquet(out / "tracks.parquet"),
+            "messages": [json.loads(p) for p in listener.payloads("vidpipe/events")],
+            "camera": [json.loads(p) for p in listener.payloads("vidpipe/suburban-traffic/events")],
+            "file": [json.loads(line) for line in jsonl.read_text().splitlines()]}
+
+
+def test_a_car_crossing_is_new_then_updated_on_entering_a_zone_then_ends_after_it_left_under_one_id(lifecycle):
+    """The first car to cross the line: on `vidpipe/events`, `new`, then `update`s (one of them its entry into
+    the zone), then `end`, in that order, all with the id its crossing names; each `before` is the previous
+    message's `after`. Its `end` is decided once the tracker has dropped it, seconds after its last detection
+    (tracks.parquet's last_time_s), which is its end_time, and its start_time its first detection's."""
+    crossing = next(e for e in lifecycle["camera"] if e["kind"] == "cross")
+    mine = [m for m in lifecycle["messages"] if m["after"]["id"] == crossing["object_id"]]
+    types = [m["type"] for m in mine]
+    assert types[0] == "new" and types[-1] == "end" and set(types[1:-1]) == {"update"} and len(types) >= 3, types
+    assert all(m["kind"] == m["type"] and m["object_id"] == m["after"]["id"] == m["before"]["id"] for m in mine)
+    assert mine[0]["before"]["false_positive"] and not mine[0]["after"]["false_positive"]
+    assert all(m["before"] == previous["after"] for previous, m in zip(mine, mine[1:]))
+    assert [m["time_s"] for m in mine] == sorted(m["time_s"] for m in mine)
+    assert any("near" in m["after"]["entered_zones"] and "near" not in m["before"]["entered_zones"]
+               for m in mine if m["type"] == "update")
+    track = lifecycle["tracks"].set_index("object_id").loc[crossing["object_id"]]
+    assert track["track_id"] == crossing["track_id"] and track["confirmed"]
+    end = mine[-1]
+    assert end["after"]["end_time_s"] == pytest.approx(track["last_time_s"], abs=1e-3)
+    # gone: the tracker gave up on it seconds after it was last seen, before the input ended
+    assert track["last_time_s"] + 2 < end["time_s"] < lifecycle["tracks"]["last_time_s"].max()
+    assert mine[0]["after"]["start_time"] <= end["after"]["end_time"] <= end["after"]["frame_time"] + 1e-3
+    assert mine[0]["after"]["start_time_s"] == pytest.approx(track["first_time_s"], abs=1e-3)
+    # it was lost inside the zone: its exit goes out when the tracker drops it, before its end
+    order = [(e["kind"], e["object_id"]) for e in lifecycle["file"]]
+    assert order.index(("exit", crossing["object_id"])) < order.index(("end", crossing["object_id"]))
+    assert crossing["object_id"].endswith(f"-suburban-traffic-{crossing['track_id']}")
+    assert float(crossing["object_id"].split("-")[0]) == pytest.approx(mine[0]["after"]["start_time"], abs=1e-3)
+
+
+def test_every_object_has_one_new_and_one_end_and_a_track_never_confirmed_none(lifecycle):
+    """tracks.parquet's confirmed tracks each have an `object_id` (unique), one `new` and one `end`, and
+    nothing else of them comes before `new` or after `end`; the tracks never confirmed have none. An update
+    comes a second (of video) or more after the object's previous message, and shows a change: its zones, its
+    label, or a top score 0.05 higher."""
+    tracks, messages = lifecycle["tracks"], lifecycle["messages"]
+    confirmed, unconfirmed = tracks[tracks["confirmed"]], tracks[~tracks["confirmed"]]
+    assert len(confirmed) >= 5 and len(unconfirmed) >= 1 and unconfirmed["object_id"].isna().all()
+    assert confirmed["object_id"].notna().all() and confirmed["object_id"].is_unique
+    seen = lambda state: (state["label"], state["current_zones"], state["entered_zones"])  # noqa: E731
+    for row in confirmed.itertuples():
+        mine = [m for m in messages if m["object_id"] == row.object_id]
+        types = [m["type"] for m in mine]
+        assert types[0] == "new" and types[-1] == "end" and types.count("new") == types.count("end") == 1, types
+        assert {m["after"]["track_id"] for m in mine} == {row.track_id}
+        for previous, update in [(p, m) for p, m in zip(mine, mine[1:]) if m["type"] == "update"]:
+            before, after = update["before"], update["after"]
+            assert update["time_s"] - previous["time_s"] >= 1.0
+            assert seen(after) != seen(before) or after["top_score"] >= before["top_score"] + 0.05 - 1e-4
+    assert "update" in {m["type"] for m in messages}
+    assert {m["object_id"] for m in messages} == set(confirmed["object_id"])
+
+
+def test_crossings_and_zone_changes_carry_their_object_s_id_and_every_sink_counts_the_lifecycle(lifecycle):
+    """Each line and zone event names its track's object (tracks.parquet's object_id); the lifecycle stays off
+    the camera's topic. The file gets the same events as the broker, and `events_out` counts them all for
+    both: the line and zone events and the lifecycle messages."""
+    ids = dict(zip(lifecycle["tracks"]["track_id"], lifecycle["tracks"]["object_id"]))
+    table = pd.read_parquet(lifecycle["out"] / "events.parquet")
+    camera = lifecycle["camera"]
+    assert len(camera) == len(table) >= 4 and {e["kind"] for e in camera} == {"cross", "enter", "exit"}
+    assert all(set(e) == FIELDS and e["object_id"] == ids[e["track_id"]] for e in camera)
+    by_kind = {kind: [e for e in lifecycle["file"] if (e["kind"] in LIFECYCLE) == kind] for kind in (True, False)}
+    assert by_kind[True] == lifecycle["messages"] and by_kind[False] == camera
+    summary = json.loads((lifecycle["out"] / "summary.json").read_text())
+    total = len(table) + len(lifecycle["messages"])
+    assert [(s["sent"], s["dropped"]) for s in summary["events_out"]] == [(total, 0), (total, 0)]

@@ -11,7 +11,8 @@ Every counter works on tracks, not on single frames:
   timestamps (right for fractional and variable frame rates), and its occupancy per class in every frame. A
   change of side counts only once the anchor has stayed on the new side for `hysteresis_s` (0.5 s by
   default, at least two observations), so flicker at the border makes no extra visits; the event is dated
-  at the first observation on the new side.
+  at the first observation on the new side. A track lost inside exits, dated at its last observation, once
+  the tracker has dropped it (`drop`), or when the input ends.
 - The class of a track is its voted class (`Detections.track_class`), held from its first event on: once a
   line or zone has reported a track, all its later events, counts, visits and occupancy name that class, so
   an automation pairing a track's entry with its exit sees one class, even where the vote moves on later.
@@ -368,6 +369,7 @@ class Zone:
         self.occupancy: Counter = Counter()  # this frame's tracks inside, by class
         self.peak_occupancy = 0
         self.entries = 0  # visits begun so far
+        self.inside: set[int] = set()  # the tracks inside now, as the enter and exit events have it
         self._tracks: dict[int, _Presence] = {}
         self._names: dict[int, str] = {}
 
@@ -408,7 +410,9 @@ class Zone:
         if state.inside:
             state.entered = (at.frame, at.time)
             self.entries += 1
+            self.inside.add(track)
         else:
+            self.inside.discard(track)
             self._finish(track, state, at.frame, at.time, cut=False)
         return Event(at.frame, at.time, track, name, kind, self.name, None, at.score, at.box)
 
@@ -429,16 +433,24 @@ class Zone:
     def close(self) -> list[Event]:
         """Visits still open when the input ends close at their track's last observation: cut, unless the
         track was lost at the picture's edge before the input's end (it left the picture)."""
-        events = []
-        for track, state in self._tracks.items():
-            if state.inside:
-                state.inside = False
-                last = state.last
-                left = state.at_edge and last.frame < self._latest_frame
-                self._finish(track, state, last.frame, last.time, cut=not left)
-                events.append(Event(last.frame, last.time, track, self._names[track], "exit", self.name, None,
-                                    last.score, last.box))
+        return [self._lost(track, state) for track, state in self._tracks.items() if state.inside]
+
+    def drop(self, track: int) -> list[Event]:
+        """The tracker has dropped `track` (its id cannot come back): a visit it left open closes now, as at
+        the input's end, rather than when the input ends (never, on an endless stream), and the zone forgets it."""
+        state = self._tracks.pop(track, None)
+        events = [self._lost(track, state)] if state is not None and state.inside else []
+        self._names.pop(track, None)
         return events
+
+    def _lost(self, track: int, state: _Presence) -> Event:
+        """The exit of a track last seen inside, at its last observation."""
+        state.inside = False
+        self.inside.discard(track)
+        last = state.last
+        left = state.at_edge and last.frame < self._latest_frame
+        self._finish(track, state, last.frame, last.time, cut=not left)
+        return Event(last.frame, last.time, track, self._names[track], "exit", self.name, None, last.score, last.box)
 
     def figures(self) -> dict:
         """Visits, and dwell times over the complete ones only: a cut visit's length is not its dwell."""
@@ -588,6 +600,12 @@ class Analytics:
         for counter in [*self.lines, *self.zones]:
             self.events += counter.close()
 
+    def drop(self, tracks: Sequence[int]) -> None:
+        """Tracks the tracker has dropped: the zones close the visits they left open (`Zone.drop`)."""
+        for zone in self.zones:
+            for track in tracks:
+                self.events += zone.drop(track)
+
     def _with_held_classes(self, detections: Detections) -> Detections:
         """The rows of tracks already reported carry the class their first event named, not today's vote."""
         rows = [i for i, track in enumerate(detections.track_id.tolist()) if track in self.held]
@@ -615,6 +633,14 @@ class Analytics:
     def visits(self) -> list[Visit]:
         """Every zone's finished visits (all of them once `close` has run)."""
         return [visit for zone in self.zones for visit in zone.visits]
+
+    def zones_of(self) -> dict[int, tuple[str, ...]]:
+        """The zones each track is inside now, in the order they were given (tracks in none left out)."""
+        inside: dict[int, tuple[str, ...]] = {}
+        for zone in self.zones:
+            for track in zone.inside:
+                inside[track] = (*inside.get(track, ()), zone.name)
+        return inside
 
     def occupancy(self) -> dict[str, int]:
         """This frame's tracks inside each zone (the frames table's `<zone>_n` columns)."""

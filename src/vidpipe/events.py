@@ -1,23 +1,27 @@
-"""Events out, as they happen: line crossings and zone entries and exits, as JSON, to a file, a webhook or
-an MQTT broker (`--events URL`, repeatable), each with an optional snapshot of what triggered it.
+"""Events out, as they happen: line crossings and zone entries and exits, and each object's lifecycle
+(`lifecycle`: `new`, `update`, `end`), as JSON, to a file, a webhook or an MQTT broker (`--events URL`,
+repeatable), a crossing or zone change with an optional snapshot of what triggered it.
 
-Each event is one JSON object: `{id, camera, time, time_s, frame, kind, name, direction, track_id, class_name,
-score, box, snapshot, snapshot_url}`; `id` is unique within the run, across cameras
-(`<camera>-<frame>-<track_id>-<kind>-<name>[-<direction>]`), `time` is when it happened (ISO 8601, UTC),
-`time_s` the same on the input's clock, `snapshot` the JPEG's path relative to the output folder (or null),
-`snapshot_url` where the preview server (`--serve`) gives it (null without one; never with the server's
-token: a receiver adds its own). The frame loop never waits on a network: a webhook or a broker gets its
-events from a bounded queue on its own thread, and what cannot be
+Each event is one JSON object. A line or zone event: `{id, camera, time, time_s, frame, kind, name, direction,
+track_id, object_id, class_name, score, box, snapshot, snapshot_url}`; `id` is unique within the run, across
+cameras (`<camera>-<frame>-<track_id>-<kind>-<name>[-<direction>]`), `time` is when it happened (ISO 8601,
+UTC), `time_s` the same on the input's clock, `object_id` its object's lifecycle id, `snapshot` the JPEG's path
+relative to the output folder (or null), `snapshot_url` where the preview server (`--serve`) gives it (null
+without one; never with the server's token: a receiver adds its own). A lifecycle event: `{camera, time,
+time_s, frame, kind, object_id, type, before, after}`, Frigate's `{type, before, after}` with the same header.
+The frame loop never waits on a network: a webhook or a broker gets its events from a bounded queue on its own
+thread, and what cannot be
 delivered in time is counted as dropped, in the summary (`events_out`: `sent` and `dropped` count events, not
 the messages that carry them). A sink that fails never fails the run: a full disk or a broker that went away
 is one warning, and the run's own outputs are finished as usual.
 
 - `file:///path/events.jsonl`: one object per line, flushed as it is written.
 - `http://...`, `https://...`: a POST of the object per event, retried with back-off.
-- `mqtt://host[:port]/prefix`: QoS 1 on `prefix/<camera>/events`, the running counts retained on
-  `prefix/<camera>/counts`, each snapshot's JPEG bytes retained on `prefix/<camera>/snapshot`; and what is in
-  view now (`inview`), `prefix/available` (`broker`) and Home Assistant's discovery (`homeassistant`), on
-  Frigate's conventions (needs `[mqtt]`).
+- `mqtt://host[:port]/prefix`: QoS 1, the lifecycle on `prefix/events` (Frigate's topic, every camera's), line
+  and zone events on `prefix/<camera>/events`; the running counts retained on `prefix/<camera>/counts`, each
+  snapshot's JPEG bytes retained on `prefix/<camera>/snapshot`; and what is in view now (`inview`),
+  `prefix/available` (`broker`) and Home Assistant's discovery (`homeassistant`), on Frigate's conventions
+  (needs `[mqtt]`).
 """
 
 from __future__ import annotations
@@ -45,10 +49,11 @@ from .annotate import boxed_jpeg
 from .api import RecentEvents
 from .detections import Detections
 from .errors import InputError
-from .files import write_atomic
+from .files import safe_name, write_atomic
 from .frames import Frame
 from .homeassistant import Announcer, Discovery
 from .inview import InView, State, level
+from .lifecycle import KINDS
 
 log = logging.getLogger("vidpipe")
 QUEUE = 1000  # messages waiting for a slow webhook or broker; beyond that an event is dropped, and counted
@@ -265,10 +270,13 @@ class Mqtt(_Queued):
             self._put(("configs", self._announcer.start()), event=False)
 
     def send(self, event: dict, snapshot: bytes | None) -> None:
-        self._put(("events", json.dumps(event).encode(), snapshot))
+        """A lifecycle event to `prefix/events` (Frigate's, for every camera), a line or zone event to the
+        camera's `events`."""
+        topic = f"{self._link.prefix}/events" if event["kind"] in KINDS else f"{self.topic}/events"
+        self._put(("event", topic, json.dumps(event).encode(), snapshot))
 
     def counts(self, totals: dict) -> None:
-        self._put(("counts", json.dumps(totals).encode(), None), event=False)
+        self._put(("counts", f"{self.topic}/counts", json.dumps(totals).encode(), None), event=False)
 
     def state(self, state: State) -> None:
         new = [name for name in state.classes if name not in self._announced]
@@ -290,14 +298,14 @@ class Mqtt(_Queued):
             for name, jpeg in item[1].snapshots.items():
                 self._link.publish(f"{self.topic}/{level(name)}/snapshot", jpeg, qos=0, retain=True)
             return True
-        kind, payload, snapshot = item
-        info = self._link.publish(f"{self.topic}/{kind}", payload, retain=kind == "counts",
-                                  tally=self._acks if kind == "events" else None)
+        kind, topic, payload, snapshot = item
+        info = self._link.publish(topic, payload, retain=kind == "counts",
+                                  tally=self._acks if kind == "event" else None)
         if snapshot is not None:
             self._link.publish(f"{self.topic}/snapshot", snapshot, retain=True)
         if info.rc == self._link.full:
             return False
-        if kind == "events":
+        if kind == "event":
             with self._lock:
                 self._events += 1
         return True
@@ -356,14 +364,16 @@ class Publisher:
     to the sinks that keep state (a broker), what is in view now (`observe`, every frame). `outputs_url`: where
     a server gives the output folder's snapshots, for each event's `snapshot_url`; `in_view`: the camera's
     objects in view, where a sink keeps state; `discovery`: what a broker announces to Home Assistant;
-    `recent`: the preview server's events, for its API."""
+    `recent`: the preview server's events, for its API; `object_ids`: each object's lifecycle id by track, for
+    each event's `object_id`."""
 
     def __init__(self, urls: Sequence[str], camera: str, out_dir: Path, snapshots: bool,
                  wall_clock: Callable[[float], dt.datetime], outputs_url: str | None = None,
                  in_view: InView | None = None, discovery: Discovery | None = None,
-                 recent: RecentEvents | None = None) -> None:
+                 recent: RecentEvents | None = None, object_ids: Mapping[int, str] | None = None) -> None:
         self.camera, self.out_dir, self.snapshots, self.outputs_url = camera, out_dir, snapshots, outputs_url
         self.recent = recent
+        self._object_ids = {} if object_ids is None else object_ids  # filled as objects are confirmed
         self._wall_clock = wall_clock  # input time (s) -> when that was
         self._deadline = float("inf")  # when closing stops waiting for what is queued (see `hurry`)
         self.sinks: list[EventSink] = []
@@ -396,7 +406,8 @@ class Publisher:
             record = {"id": event_id(self.camera, event), "camera": self.camera,
                       "time": self._wall_clock(event.time_s).isoformat(timespec="milliseconds"),
                       "time_s": round(event.time_s, 3), "frame": event.frame, "kind": event.kind, "name": event.name,
-                      "direction": event.direction, "track_id": event.track_id, "class_name": event.class_name,
+                      "direction": event.direction, "track_id": event.track_id,
+                      "object_id": self._object_ids.get(event.track_id), "class_name": event.class_name,
                       "score": None if event.score is None else round(event.score, 4),
                       "box": None if event.box is None else [round(v, 1) for v in event.box], "snapshot": name,
                       "snapshot_url": self._url(name)}
@@ -406,6 +417,12 @@ class Publisher:
                 self.recent.add(record, self.out_dir)
         if events:
             self.counts(totals)
+
+    def lifecycle(self, messages: Sequence[dict]) -> None:
+        """Objects' `new`, `update` and `end` (`lifecycle`), to every sink, as events."""
+        for message in messages:
+            for sink in self.sinks:
+                sink.send(message, None)
 
     def _url(self, snapshot: str | None) -> str | None:
         """The snapshot's address on the preview server, or None (no snapshot, or no server)."""
@@ -421,7 +438,7 @@ class Publisher:
         data = boxed_jpeg(frame.image, now[0] if len(now) else (event.box or (0, 0, 0, 0)))
         if data is None:
             return None, None
-        name = f"snapshots/{event.time_s:010.3f}_{event.kind}_{_safe(event.name)}_{event.track_id}.jpg"
+        name = f"snapshots/{event.time_s:010.3f}_{event.kind}_{safe_name(event.name)}_{event.track_id}.jpg"
         write_atomic(self.out_dir / name, data)
         return data, name
 
@@ -449,8 +466,4 @@ def event_id(camera: str, event: Event) -> str:
     """One event's id, unique within a run and across its cameras, and a URL path part as it is."""
     parts = (camera, event.frame, event.track_id, event.kind, event.name, *([event.direction] if event.direction
                                                                            else []))
-    return "-".join(_safe(str(part)) for part in parts)
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
+    return "-".join(safe_name(str(part)) for part in parts)

@@ -73,3 +73,8 @@ def locked(folder: Path) -> Iterator[None]:
         yield
     finally:
         os.close(handle)
+
+
+def safe_name(name: str) -> str:
+    """`name` with every character but letters, digits, `-` and `_` made `-`: safe in a file's name and a URL."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)

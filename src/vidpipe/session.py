@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from .files import locked, write_atomic
 from .frames import Frame, VideoInfo
 from .homeassistant import Discovery
 from .inview import InView
+from .lifecycle import Lifecycle
 from .live import LiveMonitor
 from .report import Thumbnails, write_run_report
 from .screen import Screen
@@ -85,10 +86,11 @@ class RunResult:
 
 
 def open_sinks(config: PipelineConfig, info: VideoInfo, out_dir: Path, names: Sequence[str],
-               clock_origin: dt.datetime | None = None, analytics: Analytics | None = None) -> dict[str, Sink]:
+               clock_origin: dt.datetime | None = None, analytics: Analytics | None = None,
+               object_ids: Mapping[int, str] | None = None) -> dict[str, Sink]:
     """The file outputs `config` asks for, by key; `clock_origin` (live runs) adds wall-clock times to the
-    tables, `analytics` the zones' occupancy columns. If one cannot be opened, those already opened are
-    discarded."""
+    tables, `analytics` the zones' occupancy columns, `object_ids` (each object's lifecycle id by track) the
+    tracks table's `object_id`. If one cannot be opened, those already opened are discarded."""
     sinks: dict[str, Sink] = {}
     try:
         if config.video:
@@ -111,7 +113,7 @@ def open_sinks(config: PipelineConfig, info: VideoInfo, out_dir: Path, names: Se
         )
         if config.tracker != NO_TRACKER:
             sinks["tracks"] = TrackTableSink(out_dir / f"{OUTPUT_NAMES['tracks']}.{config.table_format}", info.name,
-                                             config.table_format)
+                                             config.table_format, object_ids)
         if config.mot:
             sinks["mot"] = MotSink(out_dir / OUTPUT_NAMES["mot"])
     except BaseException:
@@ -187,12 +189,18 @@ class RunSession:
         self.analytics = Analytics.build(config.lines, config.zones, info.width, info.height, config.anchor,
                                          config.zone_hysteresis_s, config.line_hysteresis_s,
                                          config.heatmap) if tracker else Analytics()
+        origin = self.started
+        clock = ((lambda t: origin + dt.timedelta(seconds=t)) if source.live
+                 else (lambda t: dt.datetime.now(dt.timezone.utc)))  # a file's events happen as they are seen
+        # each object's new, update and end, and its id (tracks.parquet, events)
+        self.objects = Lifecycle(info.name, clock, tracker.forget_s) if tracker else None
         try:
             with _writing(out_dir):
                 for old in previous_outputs(out_dir):  # a new run's outputs never sit beside an old run's
                     old.unlink(missing_ok=True)
                 self.sinks = open_sinks(config, info, out_dir, detector.names,
-                                        clock_origin=self.started if source.live else None, analytics=self.analytics)
+                                        clock_origin=self.started if source.live else None, analytics=self.analytics,
+                                        object_ids=self.objects.ids if self.objects else None)
         except BaseException:
             self._lock.close()
             raise
@@ -218,9 +226,6 @@ class RunSession:
         self.publisher: Publisher | None = None  # events out as they happen (--events, --snapshots)
         recent = next((v.recent for v in self.viewers if getattr(v, "recent", None)), None)  # the server's API
         if config.events or config.snapshots or recent is not None:
-            origin = self.started
-            clock = ((lambda t: origin + dt.timedelta(seconds=t)) if source.live
-                     else (lambda t: dt.datetime.now(dt.timezone.utc)))  # a file's events happen as they are seen
             try:
                 self.publisher = self._publisher(clock, recent)
             except BaseException:
@@ -247,7 +252,7 @@ class RunSession:
         discovery = Discovery(tuple(line.name for line in analytics.lines), config.snapshots) \
             if config.ha_discovery else None
         publisher = Publisher(config.events, self.source.info.name, self.out_dir, config.snapshots, clock, served,
-                              in_view, discovery, recent)
+                              in_view, discovery, recent, self.objects.ids if self.objects else None)
         publisher.counts({**analytics.live_counts(), "objects": {}})
         return publisher
 
@@ -262,6 +267,8 @@ class RunSession:
             self._resized(frame)
         if self.analytics:  # first: the frames table and the picture show this frame's counts
             self.analytics.update(frame, detections)
+        lifecycle = self.objects.update(frame, detections, self.analytics.zones_of()) if self.objects else []
+        self.analytics.drop([message["after"]["track_id"] for message in lifecycle if message["kind"] == "end"])
         with _writing(self.out_dir):
             if self._drawn:
                 shown = replace(frame, image=self.annotator.annotate(frame.image, detections))
@@ -278,6 +285,7 @@ class RunSession:
         if self.publisher:
             self._latest = (frame, detections)
             self._publish(frame, detections)
+            self.publisher.lifecycle(lifecycle)  # after this frame's line and zone events: an exit before its end
             self.publisher.observe(frame, detections, {zone.name: zone.occupancy for zone in self.analytics.zones})
 
     def _publish(self, frame: Frame, detections: Detections) -> None:
@@ -330,6 +338,8 @@ class RunSession:
                 for viewer in self.viewers:
                     viewer.close()
                 outputs.update(self._write_events())
+                if self.publisher and self.objects:
+                    self.publisher.lifecycle(self.objects.close())  # after its last crossing or zone exit
                 events_out = self.publisher.close() if self.publisher else []
                 if (self.out_dir / "snapshots").is_dir():
                     outputs["snapshots"] = self.out_dir / "snapshots"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -550,22 +550,25 @@ TRACK_SCHEMA = pa.schema([
     ("last_time_s", pa.float64()), ("duration_s", pa.float64()), ("frames_detected", pa.int64()),
     ("mean_score", pa.float64()), ("max_score", pa.float64()), ("first_x", pa.float64()),
     ("first_y", pa.float64()), ("last_x", pa.float64()), ("last_y", pa.float64()), ("path_px", pa.float64()),
-    ("confirmed", pa.bool_()),
+    ("confirmed", pa.bool_()), ("object_id", pa.string()),
 ])
 
 
 class TrackTableSink(_BufferedTable):
     """One row per track: its voted class, when it was first and last seen, how often, how confidently, where
     it started and ended (box centres), how far it travelled (pixels, summed between observations), and
-    whether it was ever confirmed (`confirmed`: only those are objects; the others count in no answer).
+    whether it was ever confirmed (`confirmed`: only those are objects; the others count in no answer), and
+    then its object's id (`object_id`, as its lifecycle and line and zone events name it; null for the others).
 
     Aggregates grow with the number of tracks, not frames; the table is written when the run ends, with
     each track's final voted class.
     """
 
-    def __init__(self, path: str | Path, video: str, fmt: str = "parquet") -> None:
+    def __init__(self, path: str | Path, video: str, fmt: str = "parquet",
+                 object_ids: Mapping[int, str] | None = None) -> None:
         self.path = Path(path)
         self._video, self._fmt = video, fmt
+        self._object_ids = {} if object_ids is None else object_ids  # filled as objects are confirmed
         self._names: Sequence[str] = ()
         # track id -> [first_frame, last_frame, first_t, last_t, n, score_sum, max_score, fx, fy, lx, ly, path, cls,
         #              confirmed]
@@ -612,6 +615,7 @@ class TrackTableSink(_BufferedTable):
             "first_x": np.asarray(values[7], np.float64), "first_y": np.asarray(values[8], np.float64),
             "last_x": np.asarray(values[9], np.float64), "last_y": np.asarray(values[10], np.float64),
             "path_px": np.asarray(values[11], np.float64), "confirmed": np.asarray(values[13], bool),
+            "object_id": pa.array([self._object_ids.get(track) for track in ids], pa.string()),
         })
 
 

@@ -24,6 +24,7 @@ class Tracker(Protocol):
 
     name: str
     Config: ClassVar[type]
+    forget_s: float  # seconds of video after a track's last detection past which its id never comes back
 
     def update(self, detections: Detections, time: float | None = None,
                frame_size: tuple[int, int] | None = None) -> Detections:

@@ -94,6 +94,10 @@ class Confirmation:
             del self._scores[track], self._detected[track], self._last_seen[track]
             self._confirmed.discard(track)
 
+    @property
+    def forget_s(self) -> float:
+        return self.tracker.forget_s
+
     def warp(self, affine: np.ndarray) -> None:
         self.tracker.warp(affine)
 

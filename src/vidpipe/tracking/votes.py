@@ -70,6 +70,10 @@ class ClassVote:
                 classes[i] = int(np.argmax(self._tallies[track]))
         return replace(predicted, track_class=classes)
 
+    @property
+    def forget_s(self) -> float:
+        return self.tracker.forget_s
+
     def warp(self, affine: np.ndarray) -> None:
         self.tracker.warp(affine)
 
