@@ -28,8 +28,11 @@ TABLES = ("detections", "frames", "tracks", "events")
 
 
 def table(folder: Path, name: str) -> pd.DataFrame:
-    """A table without what differs between any two live runs (the wall clock) or names the run (video)."""
+    """A table without what differs between any two live runs (the wall clock, which objects' ids begin with)
+    or names the run (video); which tracks have an object id stays."""
     frame = pd.read_parquet(folder / f"{name}.parquet")
+    if "object_id" in frame.columns:
+        frame["object_id"] = frame["object_id"].notna()
     return frame.drop(columns=[c for c in ("wall_time", "video") if c in frame.columns])
 
 

@@ -30,6 +30,15 @@ def corpus(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def road(tmp_path_factory) -> Path:
+    """The first 12 s of the quickstart clip, every frame tracked: cars found, lost a frame or two, found again."""
+    out = tmp_path_factory.mktemp("export") / "road"
+    result = run_cli("run", str(SUBURBAN), "-o", str(out), "--max-frames", "290", "--no-video", "--no-report", "-q")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
 def export(source: Path, dest: Path, to: str, *options: str) -> subprocess.CompletedProcess:
     result = run_cli("export", str(source), "--to", to, "--dest", str(dest), "-q", *options)
     assert result.returncode == 0, result.stderr
@@ -149,9 +158,9 @@ def results(task: dict) -> dict[int, dict]:
     return {int(r["id"].removeprefix("track-")): r for r in task["predictions"][0]["result"]}
 
 
-def test_label_studio_tasks_pass_the_sdks_validator_with_a_result_per_track_and_its_boxes_within_1_px(corpus,
+def test_label_studio_tasks_pass_the_sdks_validator_with_a_result_per_track_and_its_boxes_within_1_px(road,
                                                                                                         tmp_path):
-    run = corpus / "videos" / "suburban-traffic"
+    run = road
     [task], found = label_studio(run, tmp_path / "ls", "--min-score", "0.3", "--classes", "car")
     assert found["tasks"][0]["data_valid"] and found["tasks"][0]["errors"] == []
     rows = kept(run, 0.3)
@@ -170,11 +179,11 @@ def test_label_studio_tasks_pass_the_sdks_validator_with_a_result_per_track_and_
         assert np.abs(read - boxes[["x1", "y1", "x2", "y2"]].to_numpy(np.float64)).max() < 1.0
 
 
-def test_a_track_lost_and_found_again_is_disabled_where_lost_so_label_studio_shows_it_only_where_seen(corpus,
+def test_a_track_lost_and_found_again_is_disabled_where_lost_so_label_studio_shows_it_only_where_seen(road,
                                                                                                       tmp_path):
     """Label Studio draws a box from an enabled keyframe up to the next keyframe, and from a disabled one on its
     own frame only: a track seen on processed frames 3 and 4, not 5, then on 6 is drawn on 3 to 4 and on 6."""
-    run = corpus / "videos" / "suburban-traffic"
+    run = road
     [task], found = label_studio(run, tmp_path / "ls")
     processed = sorted(pd.read_parquet(run / "frames.parquet")["frame"] + 1)  # as Label Studio numbers them
     found_again = 0

