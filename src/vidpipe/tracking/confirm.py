@@ -22,6 +22,7 @@ import numpy as np
 
 from ..detections import Detections
 from ..errors import InputError
+from .wrapper import TrackerWrapper
 
 CONFIRM_FRAMES = 5  # detections a track needs before it is an object
 CONFIRM_SCORE = 0.5  # ...with the median of its latest WINDOW scores at least this
@@ -48,7 +49,7 @@ class ConfirmRule:
         return detected >= self.min_frames and float(np.median(scores)) >= self.min_score
 
 
-class Confirmation:
+class Confirmation(TrackerWrapper):
     """Wraps a tracker: its rows get `confirmed`, whether their track is an object as of this frame.
 
     Predicted rows (`--detect-every`) carry their track's state but are no evidence. A track unseen for
@@ -56,12 +57,11 @@ class Confirmation:
     """
 
     def __init__(self, tracker, rule: ConfirmRule | None = None, forget_after_s: float = 60.0) -> None:
-        self.tracker, self.rule, self.forget_after_s = tracker, rule or ConfirmRule(), forget_after_s
-        self.name, self.Config = tracker.name, tracker.Config
+        super().__init__(tracker, forget_after_s)
+        self.rule = rule or ConfirmRule()
         self._scores: dict[int, deque] = {}
         self._detected: dict[int, int] = {}
         self._confirmed: set[int] = set()
-        self._last_seen: dict[int, float] = {}
 
     def update(self, detections: Detections, time: float | None = None,
                frame_size: tuple[int, int] | None = None) -> Detections:
@@ -76,7 +76,9 @@ class Confirmation:
             if track not in self._confirmed and self.rule.confirms(self._detected[track], scores):
                 self._confirmed.add(track)
         if time is not None:
-            self._forget(time)
+            for track in self._stale(time):
+                del self._scores[track], self._detected[track]
+                self._confirmed.discard(track)
         return self._flagged(tracked)
 
     def predict(self, time: float) -> Detections:
@@ -89,22 +91,6 @@ class Confirmation:
     def _flagged(self, detections: Detections) -> Detections:
         return replace(detections, confirmed=np.isin(detections.track_id, list(self._confirmed)))
 
-    def _forget(self, time: float) -> None:
-        for track in [t for t, seen in self._last_seen.items() if time - seen > self.forget_after_s]:
-            del self._scores[track], self._detected[track], self._last_seen[track]
-            self._confirmed.discard(track)
-
-    @property
-    def forget_s(self) -> float:
-        return self.tracker.forget_s
-
-    def warp(self, affine: np.ndarray) -> None:
-        self.tracker.warp(affine)
-
-    def reset(self) -> None:
-        self.tracker.reset()
-        for state in (self._scores, self._detected, self._confirmed, self._last_seen):
+    def _clear(self) -> None:
+        for state in (self._scores, self._detected, self._confirmed):
             state.clear()
-
-    def params(self) -> dict:
-        return self.tracker.params()

@@ -13,9 +13,10 @@ from dataclasses import replace
 import numpy as np
 
 from ..detections import Detections, merge_duplicates
+from .wrapper import TrackerWrapper
 
 
-class ClassVote:
+class ClassVote(TrackerWrapper):
     """Wraps a tracker: its output rows get `track_class`, the class voted over their track so far.
 
     With `merge_iou`, boxes of two classes on one object (a pickup the detector calls both car and truck)
@@ -28,13 +29,9 @@ class ClassVote:
     """
 
     def __init__(self, tracker, forget_after_s: float = 60.0, merge_iou: float = 0.0) -> None:
-        self.tracker = tracker
+        super().__init__(tracker, forget_after_s)
         self.merge_iou = merge_iou
-        self.name = tracker.name
-        self.Config = tracker.Config
-        self.forget_after_s = forget_after_s
         self._tallies: dict[int, np.ndarray] = {}
-        self._last_seen: dict[int, float] = {}
 
     def update(self, detections: Detections, time: float | None = None,
                frame_size: tuple[int, int] | None = None) -> Detections:
@@ -56,9 +53,9 @@ class ClassVote:
             classes[i] = int(np.argmax(tally))
             if time is not None:
                 self._last_seen[track] = time
-        if time is not None and self._last_seen:
-            for track in [t for t, seen in self._last_seen.items() if time - seen > self.forget_after_s]:
-                del self._tallies[track], self._last_seen[track]
+        if time is not None:
+            for track in self._stale(time):
+                del self._tallies[track]
         return replace(detections, track_class=classes)
 
     def predict(self, time: float) -> Detections:
@@ -70,17 +67,5 @@ class ClassVote:
                 classes[i] = int(np.argmax(self._tallies[track]))
         return replace(predicted, track_class=classes)
 
-    @property
-    def forget_s(self) -> float:
-        return self.tracker.forget_s
-
-    def warp(self, affine: np.ndarray) -> None:
-        self.tracker.warp(affine)
-
-    def reset(self) -> None:
-        self.tracker.reset()
+    def _clear(self) -> None:
         self._tallies.clear()
-        self._last_seen.clear()
-
-    def params(self) -> dict:
-        return self.tracker.params()
