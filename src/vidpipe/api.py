@@ -2,9 +2,11 @@
 
 - `/api/<camera>/latest.jpg`: the camera's latest annotated frame (the picture the stream shows, boxes drawn:
   Frigate's `latest.jpg?bbox=1`);
-- `/api/events?after=&camera=&label=&limit=`: the recent events, newest first, the same JSON objects the
-  `--events` sinks get, from a ring of the last `KEPT` of the run (all cameras together);
-- `/api/events/<id>/snapshot.jpg`: an event's snapshot (with `--snapshots`).
+- `/api/events?after=&camera=&label=&limit=`: the recent events (line and zone events, and the objects'
+  `new`, `update` and `end`), newest first, the same JSON objects the `--events` sinks get, from a ring of the
+  last `KEPT` of the run (all cameras together);
+- `/api/events/<id>/snapshot.jpg`: an event's snapshot (with `--snapshots`);
+- `/api/events/<object id>/clip.mp4`: an object's clip (with `--clips`), once finished.
 
 Bound to an address other than loopback, every route asks for the token (`--serve-token`, or
 `VIDPIPE_SERVE_TOKEN`), as `Authorization: Bearer <token>` or `?token=` (an <img> tag and Home Assistant's
@@ -97,19 +99,37 @@ class RecentEvents:
             events = [event for event, _ in reversed(self._events)]
         chosen = [e for e in events if (after is None or dt.datetime.fromisoformat(e["time"]).timestamp() > after)
                   and one.get("camera", e["camera"]) == e["camera"]
-                  and one.get("label", e["class_name"]) == e["class_name"]][:limit]
+                  and one.get("label", _label(e)) == _label(e)][:limit]
         return 200, "application/json", json.dumps(chosen).encode()
 
     def snapshot(self, event_id: str) -> Answer:
         """`/api/events/<id>/snapshot.jpg`: the event's JPEG, or 404 (no such event, or no snapshot)."""
         with self._lock:
-            found = next(((e, folder) for e, folder in self._events if e["id"] == event_id), None)
-        if found is None or not found[0]["snapshot"]:
-            return NOT_FOUND
-        try:
-            return 200, "image/jpeg", (found[1] / found[0]["snapshot"]).read_bytes()
-        except OSError:  # removed since
-            return NOT_FOUND
+            found = next(((e, folder) for e, folder in self._events if e.get("id") == event_id), None)
+        return _file(found, "snapshot", "image/jpeg")
+
+    def clip(self, object_id: str) -> Answer:
+        """`/api/events/<object id>/clip.mp4`: the object's clip, or 404 (no such object in the ring, no clip, or
+        one not finished yet: its final name appears only once complete)."""
+        with self._lock:
+            found = next(((e, folder) for e, folder in reversed(self._events)
+                          if e.get("object_id") == object_id and e.get("clip")), None)
+        return _file(found, "clip", "video/mp4")
+
+
+def _label(event: dict) -> str:
+    """The class a `label=` filter matches: a line or zone event's `class_name`, a lifecycle event's label."""
+    return event["class_name"] if "class_name" in event else event["after"]["label"]
+
+
+def _file(found: tuple[dict, Path] | None, key: str, kind: str) -> Answer:
+    """The file an event names under `key` (relative to its output folder), or 404."""
+    if found is None or not found[0].get(key):
+        return NOT_FOUND
+    try:
+        return 200, kind, (found[1] / found[0][key]).read_bytes()
+    except OSError:  # not there (yet), or removed since
+        return NOT_FOUND
 
 
 def route(path: str, query: str, recent: RecentEvents, latest: Callable[[str], bytes | None]) -> Answer | None:
@@ -123,6 +143,8 @@ def route(path: str, query: str, recent: RecentEvents, latest: Callable[[str], b
         return recent.query(urllib.parse.parse_qs(query))
     if len(parts) == 3 and parts[0] == "events" and parts[2] == "snapshot.jpg":
         return recent.snapshot(parts[1])
+    if len(parts) == 3 and parts[0] == "events" and parts[2] == "clip.mp4":
+        return recent.clip(parts[1])
     if len(parts) == 2 and parts[1] == "latest.jpg" and (jpeg := latest(parts[0])) is not None:
         return 200, "image/jpeg", jpeg
     return NOT_FOUND

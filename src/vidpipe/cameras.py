@@ -259,7 +259,8 @@ class CameraRun:
                                  lines=pipeline.config.lines if entry.lines is None else list(entry.lines),
                                  zones=pipeline.config.zones if entry.zones is None else list(entry.zones),
                                  masks=pipeline.config.masks if entry.masks is None else list(entry.masks),
-                                 filters=pipeline.config.filters if entry.filters is None else entry.filters)
+                                 filters=pipeline.config.filters if entry.filters is None else entry.filters,
+                                 clips=pipeline.config.clips if entry.clips is None else entry.clips)
                 self.cameras.append(Camera(name, entry.source, source, config, pipeline, self._wake))
             self._warm_up()
         except BaseException:

@@ -162,6 +162,11 @@ PIPELINE_OPTIONS = [
     click.option("--ha-discovery", is_flag=True, default=None,
                  help="With an mqtt:// --events URL: Home Assistant's MQTT discovery, retained under homeassistant/ "
                       "(a sensor per class in view and per line and direction, a camera per class's snapshot)."),
+    click.option("--clips", metavar="PRE,POST", help="Each object's clip, OUT/clips/<object id>.mp4: from PRE seconds "
+                                                     "before its start to POST after its end (e.g. 5,5), at the "
+                                                     "source's timestamps; finished once its end is past."),
+    click.option("--clips-annotated/--no-clips-annotated", default=None,
+                 help="The clips show the boxes, lines and zones [default: the bare frames]."),
     click.option("--stride", type=int, help="Process every Nth frame."),
     click.option("--sample-fps", type=float, help="Process frames at this rate, picked by timestamp (e.g. 1)."),
     click.option("--sample-mode", type=click.Choice(["exact", "keyframes"]),

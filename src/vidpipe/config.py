@@ -18,6 +18,7 @@ import yaml
 
 from .analytics import ANCHORS, DEFAULT_HYSTERESIS_S, Region, check_names
 from .annotate import COLOR_BY, LABEL_PARTS
+from .clips import parse_clips
 from .detections import DUPLICATE_IOU
 from .detectors import DetectorSettings, split_classes
 from .errors import InputError
@@ -45,7 +46,7 @@ def parse_regions(given: object, kind: str) -> list[Region]:
     return [Region.parse(r, kind[:-1]) if isinstance(r, str) else Region.of(r, kind[:-1]) for r in given]
 
 
-VIEW = ("lines", "zones", "masks", "filters")  # what a camera of many may set for its own view
+VIEW = ("lines", "zones", "masks", "filters", "clips")  # what a camera of many may set for its own view
 CAMERA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a folder name and a URL path part as it is
 
 
@@ -61,11 +62,12 @@ class CameraEntry:
     zones: tuple | None = None
     masks: tuple | None = None
     filters: dict | None = None
+    clips: tuple[float, float] | None = None
 
     @classmethod
     def of(cls, spec: str | dict | CameraEntry) -> CameraEntry:
         """`SOURCE` or `NAME=SOURCE` from the command line, or a preset's mapping (source, name, lines, zones,
-        masks, filters)."""
+        masks, filters, clips)."""
         if isinstance(spec, CameraEntry):
             return spec
         if isinstance(spec, str):
@@ -75,7 +77,7 @@ class CameraEntry:
             return cls.of({"source": spec})
         if not isinstance(spec, dict) or set(spec) - {"name", "source", *VIEW} or not spec.get("source"):
             raise InputError(f"a camera is a source, or a mapping with source and optionally name, lines, zones, "
-                             f"masks and filters, got {spec!r}")
+                             f"masks, filters and clips, got {spec!r}")
         name = spec.get("name")
         if name is not None and not (isinstance(name, str) and CAMERA_NAME.fullmatch(name)):
             raise InputError(f"camera name {name!r}: use letters, digits, '_', '-' and '.' (it names a folder)")
@@ -84,7 +86,8 @@ class CameraEntry:
         check_names(regions["lines"] or (), regions["zones"] or ())
         masks = None if spec.get("masks") is None else tuple(parse_masks(spec["masks"]))
         filters = None if spec.get("filters") is None else parse_filters(spec["filters"])
-        return cls(str(spec["source"]), name, **regions, masks=masks, filters=filters)
+        return cls(str(spec["source"]), name, **regions, masks=masks, filters=filters,
+                   clips=parse_clips(spec.get("clips")))
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,8 @@ class PipelineConfig:
     events: list = field(default_factory=list)
     snapshots: bool = False  # a JPEG of the frame for each event, in snapshots/ (and referenced by it)
     ha_discovery: bool = False  # Home Assistant's MQTT discovery configs, on the mqtt:// events URLs
+    clips: tuple[float, float] | None = None  # (PRE, POST) seconds: each object's clip in clips/ (vidpipe.clips)
+    clips_annotated: bool = False  # the clips show the boxes, lines and zones
     # a many-camera live run (`vidpipe live` with no SOURCE): each a source, or {name, source, lines, zones}
     cameras: list = field(default_factory=list)
 
@@ -167,6 +172,9 @@ class PipelineConfig:
         object.__setattr__(self, "cameras", [CameraEntry.of(c) for c in self.cameras])
         if isinstance(self.events, str):
             object.__setattr__(self, "events", [self.events])
+        object.__setattr__(self, "clips", parse_clips(self.clips))
+        if self.clips and self.tracker == NO_TRACKER:
+            raise InputError("--clips needs a tracker: a clip follows one object from its start to its end")
         schemes = [check_url(url) for url in self.events]
         if self.ha_discovery and "mqtt" not in schemes:
             raise InputError("--ha-discovery needs an mqtt:// --events URL: Home Assistant reads its discovery "

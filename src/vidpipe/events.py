@@ -419,10 +419,16 @@ class Publisher:
             self.counts(totals)
 
     def lifecycle(self, messages: Sequence[dict]) -> None:
-        """Objects' `new`, `update` and `end` (`lifecycle`), to every sink, as events."""
+        """Objects' `new`, `update` and `end` (`lifecycle`), to every sink and the server's API, as events; one
+        that names its clip (`clip`, with --clips) gets the clip's address on the server (`clip_url`)."""
         for message in messages:
+            if "clip" in message:
+                message["clip_url"] = None if self.outputs_url is None else urljoin(
+                    self.outputs_url, f"/api/events/{quote(message['object_id'])}/clip.mp4")
             for sink in self.sinks:
                 sink.send(message, None)
+            if self.recent is not None:
+                self.recent.add(message, self.out_dir)
 
     def _url(self, snapshot: str | None) -> str | None:
         """The snapshot's address on the preview server, or None (no snapshot, or no server)."""

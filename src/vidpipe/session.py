@@ -24,6 +24,8 @@ from . import stopping
 from .analytics import Analytics, zone_column
 from .annotate import Annotator
 from .api import RecentEvents
+from .clips import FOLDER as CLIPS
+from .clips import ClipRecorder
 from .config import PipelineConfig
 from .detections import Detections
 from .detectors import Detector, resolve_classes
@@ -204,6 +206,9 @@ class RunSession:
         except BaseException:
             self._lock.close()
             raise
+        # --clips: each object's video, cut from a ring of recent frames
+        self.clips = ClipRecorder(out_dir, info, *config.clips, tracker.forget_s, config.video_preset,
+                                  config.video_crf) if config.clips and tracker else None
         self.viewers = list(viewers)
         self.monitor = monitor  # live figures: fps, latency, counts (live runs and --overlay)
         if monitor:
@@ -269,11 +274,14 @@ class RunSession:
             self.analytics.update(frame, detections)
         lifecycle = self.objects.update(frame, detections, self.analytics.zones_of()) if self.objects else []
         self.analytics.drop([message["after"]["track_id"] for message in lifecycle if message["kind"] == "end"])
+        annotated = self.clips is not None and self.config.clips_annotated
         with _writing(self.out_dir):
-            if self._drawn:
-                shown = replace(frame, image=self.annotator.annotate(frame.image, detections))
-                for output in self._drawn:
-                    output.write(shown, detections)
+            shown = replace(frame, image=self.annotator.annotate(frame.image, detections)) \
+                if self._drawn or annotated else frame
+            for output in self._drawn:
+                output.write(shown, detections)
+            if self.clips:  # before the lifecycle goes out: its messages name their clips
+                self.clips.write(frame, shown.image if annotated else frame.image, lifecycle)
             for sink in self._tables:
                 sink.write(frame, detections)
             if self.thumbnails:
@@ -338,11 +346,15 @@ class RunSession:
                 for viewer in self.viewers:
                     viewer.close()
                 outputs.update(self._write_events())
-                if self.publisher and self.objects:
-                    self.publisher.lifecycle(self.objects.close())  # after its last crossing or zone exit
+                ends = self.objects.close() if self.objects else []
+                if self.clips:
+                    self.clips.close(ends)
+                if self.publisher:
+                    self.publisher.lifecycle(ends)  # after its last crossing or zone exit
                 events_out = self.publisher.close() if self.publisher else []
-                if (self.out_dir / "snapshots").is_dir():
-                    outputs["snapshots"] = self.out_dir / "snapshots"
+                for folder in ("snapshots", CLIPS):
+                    if (self.out_dir / folder).is_dir():
+                        outputs[folder] = self.out_dir / folder
                 if video and self._cuttable("video", video.close, video.abort, missing):
                     outputs["video"] = video.path
                 if self.analytics.heatmap and self._cuttable("heatmap", self._write_heatmap, None, missing):
@@ -450,6 +462,8 @@ class RunSession:
         """Discard every partial output."""
         if self.publisher:
             self.publisher.close(0)
+        if self.clips:
+            self.clips.abort()
         for sink in self.sinks.values():
             sink.abort()
         for viewer in self.viewers:
@@ -471,7 +485,8 @@ def previous_outputs(out_dir: Path) -> list[Path]:
     tables = ("detections", "frames", "tracks", "events", "visits", "presence")
     names += [f"{OUTPUT_NAMES[key]}.{fmt}" for key in tables for fmt in TABLE_FORMATS]
     snapshots = sorted((out_dir / "snapshots").glob("*.jpg"))  # --snapshots: one per event
-    return [out_dir / name for name in names] + [out_dir / f".{name}.partial" for name in names] + snapshots
+    clips = sorted((out_dir / CLIPS).glob("*.mp4")) + sorted((out_dir / CLIPS).glob(".*.partial"))  # --clips
+    return [out_dir / name for name in names] + [out_dir / f".{name}.partial" for name in names] + snapshots + clips
 
 
 @contextlib.contextmanager
