@@ -86,7 +86,8 @@ class RecentEvents:
             self._events.append((event, folder))
 
     def query(self, params: Mapping[str, list[str]]) -> Answer:
-        """`/api/events`: newest first, filtered by `after`, `camera`, `label`, at most `limit`."""
+        """`/api/events`: newest first (by `time`: when it happened), filtered by `after`, `camera`, `label`, at
+        most `limit`."""
         one = {key: values[-1] for key, values in params.items()}
         try:
             after = _time(one["after"]) if "after" in one else None
@@ -97,6 +98,7 @@ class RecentEvents:
             return 400, "text/plain", str(exc).encode()
         with self._lock:
             events = [event for event, _ in reversed(self._events)]
+        events.sort(key=lambda e: e["time"], reverse=True)  # an exit found when its track is dropped comes late
         chosen = [e for e in events if (after is None or dt.datetime.fromisoformat(e["time"]).timestamp() > after)
                   and one.get("camera", e["camera"]) == e["camera"]
                   and one.get("label", _label(e)) == _label(e)][:limit]
