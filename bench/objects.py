@@ -3,7 +3,9 @@
 For each sample clip whose objects were counted by watching it (WATCHED below, with how), runs `vidpipe run`
 (tables only, the clip's classes) at int8, at fp32 and at int8 with `--detect-every 2`, and ultralytics'
 BoT-SORT and ByteTrack (`model.track(persist=True)`) with the same weights on the same classes, and prints
-per clip and setting:
+per clip and setting, for vidpipe twice from the same run: its tracks as the tracker made them (`--link
+online`: `track_id`) and as the offline linking joined them (`--link offline`, the default for files:
+`linked_id`):
 - tracks, and objects: vidpipe's confirmed tracks (`tracking.confirm`); every id for the peers, which have
   no such notion;
 - the distinct-object error against the watched count (target: at most 15%);
@@ -15,6 +17,7 @@ per clip and setting:
   picture is an object's second piece, or no object).
 
     python bench/objects.py ../shared/sample_videos [--weights ../shared/models/yolov8n.pt] [--clips room parking]
+        [--settings int8] [--no-peers]
 """
 
 from __future__ import annotations
@@ -135,12 +138,18 @@ def row(clip: str, setting: str, tracks: int, objects: pd.DataFrame, boxes: pd.D
     return f"| {clip} | {setting} | {truth} | {tracks} | {n} | {error} | {hit} | {short} | {away} |"
 
 
-def run_vidpipe(clip: Path, classes: tuple[str, ...], settings: dict, out: Path):
-    """vidpipe's tracks, its objects (confirmed tracks) and their detected boxes."""
-    result = vidpipe.run(clip, out, classes=list(classes), video=False, report=False, mot=False, **settings)
+def run_vidpipe(clip: Path, classes: tuple[str, ...], settings: dict, out: Path) -> dict[str, tuple]:
+    """vidpipe's tracks, its objects and their detected boxes, by linking: online, the tracker's tracks (objects:
+    the confirmed ones); offline, its tracks joined by `linked_id` (objects: those with a confirmed track)."""
+    result = vidpipe.run(clip, out, classes=list(classes), video=False, report=False, mot=False, link="offline",
+                         **settings)
     tracks = pd.read_parquet(result.outputs["tracks"])
     boxes = pd.read_parquet(result.outputs["detections"]).rename(columns=str)
-    return len(tracks), tracks[tracks["confirmed"]], boxes[boxes["detected"]]
+    boxes = boxes[boxes["detected"]]
+    linked = tracks.assign(track_id=tracks["linked_id"])
+    objects = linked[linked["confirmed"]].drop_duplicates("track_id")
+    return {"online": (len(tracks), tracks[tracks["confirmed"]], boxes),
+            "offline": (linked["track_id"].nunique(), objects, boxes.assign(track_id=boxes["linked_id"]))}
 
 
 def run_peer(clip: Path, classes: tuple[str, ...], weights: Path, tracker: str, fps: float):
@@ -166,6 +175,8 @@ def main() -> None:
     parser.add_argument("folder", type=Path, help="the sample clips (../shared/sample_videos)")
     parser.add_argument("--weights", type=Path, default=Path("../shared/models/yolov8n.pt"))
     parser.add_argument("--clips", nargs="*", help="name parts of the clips to run (default: every watched clip)")
+    parser.add_argument("--settings", nargs="*", help="name parts of vidpipe's settings to run (default: all)")
+    parser.add_argument("--no-peers", action="store_true", help="leave ultralytics' trackers out")
     args = parser.parse_args()
     print(describe())
     for watched in WATCHED.values():
@@ -180,9 +191,12 @@ def main() -> None:
             info = source.info
             source.close()
             for name, settings in SETTINGS.items():
-                tracks, objects, boxes = run_vidpipe(path, classes, settings, Path(tmp) / f"{clip}-{len(name)}")
-                print(row(clip, f"vidpipe, {name}", tracks, objects, boxes, info), flush=True)
-            for name, config in PEERS.items():
+                if args.settings and not any(part in name for part in args.settings):
+                    continue
+                runs = run_vidpipe(path, classes, settings, Path(tmp) / f"{clip}-{len(name)}")
+                for link, (tracks, objects, boxes) in runs.items():
+                    print(row(clip, f"vidpipe, {name}, linked {link}", tracks, objects, boxes, info), flush=True)
+            for name, config in {} if args.no_peers else PEERS.items():
                 tracks, objects, boxes = run_peer(path, classes, args.weights, config, info.fps)
                 print(row(clip, name, tracks, objects, boxes, info), flush=True)
 

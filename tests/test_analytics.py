@@ -258,8 +258,8 @@ def test_cars_crossing_a_real_road_match_a_count_by_eye(tmp_path, browser):
     assert abs(counted["in"] - 8) <= 1 and counted["out"] <= 1, summary["lines"]
     assert f"line road: in {counted['in']}" in result.stdout
     events = pd.read_parquet(tmp_path / "events.parquet")
-    assert list(events.columns) == ["video", "frame", "time_s", "track_id", "class_name", "kind", "name",
-                                    "direction"]
+    assert list(events.columns) == ["video", "frame", "time_s", "track_id", "linked_id", "class_name", "kind",
+                                    "name", "direction"]
     assert (events["kind"] == "cross").sum() == counted["in"] + counted["out"]
     zone = summary["zones"]["near"]
     entries = events[(events["name"] == "near")]
@@ -378,3 +378,23 @@ def test_the_heatmaps_legend_covers_none_of_the_scene():
     assert not np.array_equal(scene[h // 2:, :w // 3], image[h // 2:, :w // 3])  # the heat is drawn
     hsv = cv2.cvtColor(strip, cv2.COLOR_BGR2HSV)
     assert (hsv[..., 1] > 200).sum() > 500  # the colour bar, saturated from blue to red
+
+
+def test_two_linked_tracks_crossing_a_line_the_same_way_count_once_and_a_crossing_back_between_keeps_both():
+    """One object's two tracks, joined by the offline linking, each cross the line downward: an object cannot
+    cross one way twice without crossing back, so the second is the first counted again and is dropped (events
+    and counts); one that crossed back between counts every crossing; unlinked tracks keep theirs."""
+    def crossings(links, back: bool):
+        analytics = Analytics([horizontal_line()])
+        downward = [(50, 90), (50, 95)] + [(50, 110)] * 6
+        for track, path, start in [(1, downward, 0), (2, [(50, 120)] + [(50, 80)] * 6, 10), (3, downward, 20)]:
+            if track == 2 and not back:
+                continue
+            analytics.events += observe(analytics.lines[0], path, track=track, start=start)
+        analytics.merge_linked(links)
+        return [(e.track_id, e.direction) for e in analytics.events], analytics.lines[0].figures()
+
+    assert crossings({}, back=False) == ([(1, "in"), (3, "in")], {"in": {"car": 2}, "out": {}})
+    assert crossings({3: 1}, back=False) == ([(1, "in")], {"in": {"car": 1}, "out": {}})
+    assert crossings({2: 1, 3: 1}, back=True) == ([(1, "in"), (2, "out"), (3, "in")],
+                                                  {"in": {"car": 2}, "out": {"car": 1}})

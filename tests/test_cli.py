@@ -20,8 +20,8 @@ from vidpipe.detectors.runtimes import resolve_runtime
 from vidpipe.detectors.yolo import DEFAULT_MODEL
 from vidpipe.sources import Sampling, open_source
 
-COLUMNS = ["video", "frame", "time_s", "track_id", "class_id", "class_name", "track_class", "score", "detected",
-           "x1", "y1", "x2", "y2"]
+COLUMNS = ["video", "frame", "time_s", "track_id", "linked_id", "class_id", "class_name", "track_class", "score",
+           "detected", "x1", "y1", "x2", "y2"]
 
 
 @pytest.fixture(scope="module")

@@ -142,8 +142,9 @@ def test_detection_table_has_one_row_per_detection(tmp_path, fmt):
         sink.write(frame, d)
     sink.close()
     table = pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path)
-    assert list(table.columns) == ["video", "frame", "time_s", "track_id", "class_id", "class_name", "track_class",
-                                   "score", "detected", "x1", "y1", "x2", "y2"]
+    assert list(table.columns) == ["video", "frame", "time_s", "track_id", "linked_id", "class_id", "class_name",
+                                   "track_class", "score", "detected", "x1", "y1", "x2", "y2"]
+    assert table["linked_id"].tolist() == table["track_id"].tolist()  # no links: every track is its own
     assert table["track_class"].tolist() == table["class_name"].tolist()  # untracked: a row's class is its own
     assert len(table) == sink.rows == 0 + 1 + 2 + 0 + 1 + 2 + 0
     assert table["frame"].tolist() == [2, 4, 4, 8, 10, 10]
@@ -152,6 +153,26 @@ def test_detection_table_has_one_row_per_detection(tmp_path, fmt):
     assert table.loc[0, ["x1", "y1", "x2", "y2"]].tolist() == [10, 5, 30, 45]
     if fmt == "parquet":
         assert table.dtypes["frame"] == np.int64 and table.dtypes["score"] == np.float32
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_links_found_when_the_run_ends_reach_rows_already_written(tmp_path, fmt):
+    """The offline linking's ids are known only at the end, after row groups were written: `close()` gives
+    every row its track's linked id, the track ids stay, and tracks.txt carries the linked ids."""
+    links: dict[int, int] = {}
+    path = tmp_path / f"detections.{fmt}"
+    sink, mot = DetectionTableSink(path, "clip", fmt, flush_rows=2, links=links), MotSink(tmp_path / "t.txt", links)
+    for frame, d in sample_rows():
+        sink.write(frame, d)
+        mot.write(frame, d)
+    links.update({5: 2, 6: 3})
+    sink.close()
+    mot.close()
+    table = pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path)
+    assert table["track_id"].tolist() == [2, 3, 99, 5, 6, 99]
+    assert table["linked_id"].tolist() == [2, 3, 99, 2, 3, 99]
+    assert np.loadtxt(tmp_path / "t.txt", delimiter=",", ndmin=2)[:, 1].tolist() == [2, 3, 99, 2, 3, 99]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, "t.txt"])  # no partial file left
 
 
 def write_frames(path, **options) -> pd.DataFrame:

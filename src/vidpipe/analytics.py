@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -599,6 +599,28 @@ class Analytics:
     def close(self) -> None:
         for counter in [*self.lines, *self.zones]:
             self.events += counter.close()
+
+    def merge_linked(self, links: Mapping[int, int]) -> None:
+        """The offline linking found tracks of one object (`links`: {track: linked id}): a crossing of a line by
+        one of its tracks in the direction its previous counted crossing of that line took, by another of its
+        tracks, with no crossing back between, is one crossing counted twice (an object cannot cross a line the
+        same way twice without crossing back): it is dropped, from the events and the line's counts. Zone
+        events and visits stay per track."""
+        if not links:
+            return
+        last: dict[tuple[str, int], Event] = {}  # (line, object) -> its latest counted crossing
+        kept = []
+        for event in sorted(self.events, key=lambda e: (e.frame, e.time_s)):
+            key = (event.name, links.get(event.track_id, event.track_id))
+            before = last.get(key) if event.kind == "cross" else None
+            if before and before.direction == event.direction and before.track_id != event.track_id:
+                line = next(line for line in self.lines if line.name == event.name)
+                line.counts[event.direction] -= Counter({event.class_name: 1})  # a class at 0 is no longer listed
+                continue
+            if event.kind == "cross":
+                last[key] = event
+            kept.append(event)
+        self.events = kept
 
     def drop(self, tracks: Sequence[int]) -> None:
         """Tracks the tracker has dropped: the zones close the visits they left open (`Zone.drop`)."""

@@ -115,6 +115,10 @@ PIPELINE_OPTIONS = [
     click.option("--camera-motion", type=click.Choice(["auto", "on", "off"]),
                  help="Move the tracks with the camera (pans, hand-held shake): auto where the picture moves "
                       "(a fixed camera pays a check a second), on for every frame, off [default: auto]."),
+    click.option("--link", type=click.Choice(["offline", "online", "off"]),
+                 help="Join the tracks of one object: online, the tracker relinks a track lost up to 3 s; "
+                      "offline (files), also one pass over every track once the file has ended, for the tables "
+                      "(linked_id), tracks.txt and the counts; off, neither [default: online]."),
     click.option("--merge-iou", type=float, help="Before tracking, boxes of two classes on one object (a pickup "
                                                  "called car and truck) at least this alike become one detection; "
                                                  "0 keeps both [default: 0.85]."),

@@ -28,6 +28,7 @@ from .sinks import TABLE_FORMATS, VIDEO_CRF, VIDEO_PRESET
 from .sources import MAX_FPS, Sampling
 from .tracking import NO_TRACKER, TRACKERS, ConfirmRule, tracker_config, tracker_defaults
 from .tracking.confirm import CONFIRM_FRAMES, CONFIRM_SCORE
+from .tracking.link import LINK_MODES
 from .tracking.motion import MODES as CAMERA_MOTION
 
 ENGINES = ("threaded", "sequential")
@@ -115,6 +116,7 @@ class PipelineConfig:
     trackers: dict[str, dict] = field(default_factory=tracker_defaults)  # parameters by tracker name
     confirm_frames: int = CONFIRM_FRAMES  # a track is an object once detected this often...
     confirm_score: float = CONFIRM_SCORE  # ...with the median of its latest 10 scores at least this
+    link: str = "online"  # join an object's tracks: online (the tracker's relinking) | offline (files) | off
     # frame selection: every Sampling field, with its default
     stride: int = _SAMPLING.stride
     sample_fps: float | None = _SAMPLING.sample_fps
@@ -183,6 +185,8 @@ class PipelineConfig:
             object.__setattr__(self, "camera_motion", "on" if self.camera_motion else "off")
         if self.camera_motion not in CAMERA_MOTION:
             raise InputError(f"camera_motion must be one of {', '.join(CAMERA_MOTION)}, got {self.camera_motion!r}")
+        if self.link not in LINK_MODES:
+            raise InputError(f"link must be one of {', '.join(LINK_MODES)}, got {self.link!r}")
         if self.anchor not in ANCHORS:
             raise InputError(f"anchor must be one of {', '.join(ANCHORS)}, got {self.anchor!r}")
         if self.color_by not in COLOR_BY:
@@ -286,7 +290,9 @@ class PipelineConfig:
         return ConfirmRule(self.confirm_frames, self.confirm_score)
 
     def tracker_params(self) -> dict:
-        return dict(self.trackers.get(self.tracker, {}))
+        """The tracker's parameters; `--link off` turns ByteTrack's online relinking off."""
+        params = dict(self.trackers.get(self.tracker, {}))
+        return {**params, "relink_s": 0.0} if self.link == "off" and self.tracker == "bytetrack" else params
 
     def check_live(self, replay: bool = False) -> None:
         """A live run takes the newest frame, one at a time: settings it cannot honour are an error. A file
@@ -294,8 +300,11 @@ class PipelineConfig:
         defaults = PipelineConfig()
         excluded = [n for n in LIVE_EXCLUDED if not (replay and n in FILE_SELECTION)]
         given = [name for name in excluded if getattr(self, name) != getattr(defaults, name)]
+        if self.link == "offline":
+            given.append("link")
         if given:
-            options = ", ".join("--sequential" if n == "engine" else f"--{n.replace('_', '-')}" for n in given)
+            options = ", ".join("--sequential" if n == "engine" else "--link offline" if n == "link"
+                                else f"--{n.replace('_', '-')}" for n in given)
             raise InputError(f"{options}: not for live sources, which always process the newest frame, one at a "
                              f"time (use --max-frames or --duration to bound a live run)")
 

@@ -30,7 +30,7 @@ from .config import PipelineConfig
 from .detections import Detections
 from .detectors import Detector, resolve_classes
 from .engine import StageProfile
-from .errors import VidpipeError
+from .errors import InputError, VidpipeError
 from .events import Publisher
 from .files import locked, write_atomic
 from .frames import Frame, VideoInfo
@@ -58,6 +58,7 @@ from .sinks import (
 from .sources import Source
 from .summary import Counts, DetectorFacts, RunSummary, StageFigures, TrackerFacts, VideoOutput
 from .tracking import NO_TRACKER, Tracker
+from .tracking.link import TrackletLog
 
 log = logging.getLogger("vidpipe")
 OUTPUT_NAMES = {
@@ -89,10 +90,11 @@ class RunResult:
 
 def open_sinks(config: PipelineConfig, info: VideoInfo, out_dir: Path, names: Sequence[str],
                clock_origin: dt.datetime | None = None, analytics: Analytics | None = None,
-               object_ids: Mapping[int, str] | None = None) -> dict[str, Sink]:
+               object_ids: Mapping[int, str] | None = None, links: Mapping[int, int] | None = None) -> dict[str, Sink]:
     """The file outputs `config` asks for, by key; `clock_origin` (live runs) adds wall-clock times to the
     tables, `analytics` the zones' occupancy columns, `object_ids` (each object's lifecycle id by track) the
-    tracks table's `object_id`. If one cannot be opened, those already opened are discarded."""
+    tracks table's `object_id`, `links` (filled when the run ends: {track: linked id}) the tables' `linked_id`
+    and tracks.txt's ids. If one cannot be opened, those already opened are discarded."""
     sinks: dict[str, Sink] = {}
     try:
         if config.video:
@@ -105,7 +107,7 @@ def open_sinks(config: PipelineConfig, info: VideoInfo, out_dir: Path, names: Se
         target = config.slotted  # each frame stands for a sampling slot: say which
         sinks["detections"] = DetectionTableSink(
             out_dir / f"{OUTPUT_NAMES['detections']}.{config.table_format}", info.name, config.table_format,
-            clock_origin=clock_origin, target=target,
+            clock_origin=clock_origin, target=target, links=links,
         )
         class_ids, interest = frame_classes(config, names)
         sinks["frames"] = FrameTableSink(
@@ -115,9 +117,9 @@ def open_sinks(config: PipelineConfig, info: VideoInfo, out_dir: Path, names: Se
         )
         if config.tracker != NO_TRACKER:
             sinks["tracks"] = TrackTableSink(out_dir / f"{OUTPUT_NAMES['tracks']}.{config.table_format}", info.name,
-                                             config.table_format, object_ids)
+                                             config.table_format, object_ids, links)
         if config.mot:
-            sinks["mot"] = MotSink(out_dir / OUTPUT_NAMES["mot"])
+            sinks["mot"] = MotSink(out_dir / OUTPUT_NAMES["mot"], links)
     except BaseException:
         for sink in sinks.values():
             sink.abort()
@@ -165,12 +167,19 @@ class RunStats:
         objects = detections.is_object
         self.track_class.update(zip(detections.track_id[objects].tolist(), detections.track_class_name[objects]))
 
-    def counts(self) -> Counts:
+    def counts(self, links: Mapping[int, int] | None = None) -> Counts:
         """An object (a confirmed track) counts once, for its voted class (the same class the tracks table and
-        the video show); tracks never confirmed are no objects."""
-        tracks_per_class = Counter(self.track_class.values())
+        the video show); tracks never confirmed are no objects. With `links` ({track: linked id}, the offline
+        linking's), the tracks of one object count once, for the class of its first confirmed track, once any
+        of them was confirmed; `unconfirmed_tracks` are those in no object."""
+        links = links or {}
+        objects: dict[int, str] = {}
+        for track, name in sorted(self.track_class.items()):
+            objects.setdefault(links.get(track, track), name)
+        tracks_per_class = Counter(objects.values())
+        in_objects = sum(links.get(track, track) in objects for track in self.tracks)
         return Counts(self.frames, self.first_frame, self.last_frame, dict(self.per_class.most_common()),
-                      dict(tracks_per_class.most_common()), len(self.tracks) - len(self.track_class))
+                      dict(tracks_per_class.most_common()), len(self.tracks) - in_objects)
 
 
 class RunSession:
@@ -180,6 +189,9 @@ class RunSession:
                  out_dir: Path, viewers: Sequence[Viewer] = (), monitor: LiveMonitor | None = None,
                  screen: Screen | None = None) -> None:
         self.config, self.detector, self.tracker, self.source = config, detector, tracker, source
+        if source.live and tracker and config.link == "offline":
+            raise InputError("--link offline links a file's tracks once it has ended: not for live sources (a "
+                             "camera, a stream); use --link online")
         self.screen = screen  # the masks and filters the stream applies: drawn, and counted in the summary
         self.out_dir = out_dir
         self.summary_path = out_dir / OUTPUT_NAMES["summary"]
@@ -196,13 +208,17 @@ class RunSession:
                  else (lambda t: dt.datetime.now(dt.timezone.utc)))  # a file's events happen as they are seen
         # each object's new, update and end, and its id (tracks.parquet, events)
         self.objects = Lifecycle(info.name, clock, tracker.forget_s) if tracker else None
+        # offline linking (files): every track summed up as it passes, linked when the input has ended
+        self.link = config.link if tracker else "off"
+        self.tracklets = TrackletLog() if self.link == "offline" else None
+        self.links: dict[int, int] = {}  # {track: linked id}, read by the tables when they close
         try:
             with _writing(out_dir):
                 for old in previous_outputs(out_dir):  # a new run's outputs never sit beside an old run's
                     old.unlink(missing_ok=True)
                 self.sinks = open_sinks(config, info, out_dir, detector.names,
                                         clock_origin=self.started if source.live else None, analytics=self.analytics,
-                                        object_ids=self.objects.ids if self.objects else None)
+                                        object_ids=self.objects.ids if self.objects else None, links=self.links)
         except BaseException:
             self._lock.close()
             raise
@@ -286,6 +302,8 @@ class RunSession:
                 sink.write(frame, detections)
             if self.thumbnails:
                 self.thumbnails.write(frame, detections)
+        if self.tracklets:
+            self.tracklets.add(frame.time, detections, self._size)
         self.profile.busy_s += time.perf_counter() - start
         if self.monitor:
             self.monitor.frame_done(frame, detections)
@@ -336,6 +354,8 @@ class RunSession:
         outputs: dict[str, Path] = {}
         missing: list[str] = []
         try:
+            if self.tracklets:  # before any output closes: the tables, the events and the counts use the links
+                self.links.update(self.tracklets.link())
             with _writing(self.out_dir):
                 for key, sink in self.sinks.items():
                     if key != "video":
@@ -368,10 +388,10 @@ class RunSession:
             status="partial" if status == "complete" and self.source.lost_frames else status,
             input=self.source.info,
             detector=self._detector_facts(),
-            tracker=TrackerFacts(self.tracker.name, self.tracker.params(), self.config.merge_iou) if self.tracker
-            else None,
+            tracker=TrackerFacts(self.tracker.name, self.tracker.params(), self.config.merge_iou, self.link,
+                                 len(self.links)) if self.tracker else None,
             sampling=self.config.sampling(),
-            counts=self.stats.counts(),
+            counts=self.stats.counts(self.links),
             source_frames_lost=self.source.lost_frames,
             source_frames_unread=self.source.unread_frames,
             frames_decoded=getattr(self.source, "decoded_frames", None),  # live sources do not count it
@@ -424,9 +444,10 @@ class RunSession:
         self.analytics.close()
         if self.publisher and self._latest:
             self._publish(*self._latest)
+        self.analytics.merge_linked(self.links)  # after the last events out: those keep the online ids
         name, fmt = self.source.info.name, self.config.table_format
         outputs = {"events": write_events(self.out_dir / f"{OUTPUT_NAMES['events']}.{fmt}", name,
-                                          self.analytics.events, fmt)}
+                                          self.analytics.events, fmt, self.links)}
         if self.analytics.zones:
             outputs["visits"] = write_visits(self.out_dir / f"{OUTPUT_NAMES['visits']}.{fmt}", name,
                                              self.analytics.visits(), fmt)

@@ -22,6 +22,7 @@ from .detections import Detections
 from .errors import VidpipeError
 from .files import PartialFile
 from .frames import Frame, VideoInfo
+from .tracking.link import linked_ids
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,6 +40,7 @@ DETECTION_SCHEMA = pa.schema(
         ("frame", pa.int64()),
         ("time_s", pa.float64()),
         ("track_id", pa.int64()),
+        ("linked_id", pa.int64()),
         ("class_id", pa.int64()),
         ("class_name", pa.string()),
         ("track_class", pa.string()),
@@ -285,7 +287,7 @@ class TableWriter:
             raise VidpipeError(f"unknown table format {fmt!r} (use {' or '.join(TABLE_FORMATS)})")
         self.path = Path(path)
         self.schema = schema
-        self._file = PartialFile(path)
+        self._file, self._fmt = PartialFile(path), fmt
         writer = pyarrow.parquet.ParquetWriter if fmt == "parquet" else pyarrow.csv.CSVWriter
         self._writer = writer(str(self._file.partial), schema)
         self.rows = 0
@@ -295,13 +297,36 @@ class TableWriter:
         self._writer.write_table(table)
         self.rows += table.num_rows
 
-    def close(self) -> None:
+    def close(self, rewrite: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None) -> None:
+        """Publish the table; `rewrite` first passes every written batch through it (streamed: memory stays
+        flat), for a column known only at the end (the offline linked ids)."""
         try:
             self._writer.close()
+            if rewrite is not None:
+                self._rewrite(rewrite)
         except BaseException:
             self.abort()
             raise
         self._file.commit()
+
+    def _rewrite(self, rewrite: Callable[[pa.RecordBatch], pa.RecordBatch]) -> None:
+        import pyarrow.csv
+        import pyarrow.parquet
+
+        source = self._file.partial
+        redone = source.with_name(f"{source.name}.rewritten")  # hidden too: starts with the partial's dot
+        if self._fmt == "parquet":
+            batches, writer = pyarrow.parquet.ParquetFile(source).iter_batches(), pyarrow.parquet.ParquetWriter
+        else:
+            options = pyarrow.csv.ConvertOptions(column_types=self.schema, strings_can_be_null=True)
+            batches, writer = pyarrow.csv.open_csv(source, convert_options=options), pyarrow.csv.CSVWriter
+        try:
+            with writer(str(redone), self.schema) as out:
+                for batch in batches:
+                    out.write_batch(rewrite(batch))
+            os.replace(redone, source)
+        finally:
+            redone.unlink(missing_ok=True)
 
     def abort(self) -> None:
         try:
@@ -339,14 +364,20 @@ class DetectionTableSink(_BufferedTable):
     """One row per detection, streamed to Parquet (row groups) or CSV so memory stays flat.
 
     `class_name` is what the detector said in that frame; `track_class` the class voted over the row's
-    track so far (equal to `class_name` for untracked rows). With `clock_origin` (live sources: when the run
-    started, UTC), a `wall_time` column gives each row's wall-clock time.
+    track so far (equal to `class_name` for untracked rows). `linked_id` is the id of the object the row's
+    track was linked into (`tracking.link`: the first track of its chain; the track's own id where it joined
+    none); rows are written as they come, so the links found when the run ends are applied at `close()`, in
+    one streamed pass over the written table. With `clock_origin` (live sources: when the run started, UTC),
+    a `wall_time` column gives each row's wall-clock time.
     """
 
     def __init__(self, path: str | Path, video: str, fmt: str = "parquet", flush_rows: int = 50_000,
-                 clock_origin: dt.datetime | None = None, target: bool = False) -> None:
-        """`target`: a `target_s` column, the sampling time each frame stands for (with --sample-fps)."""
+                 clock_origin: dt.datetime | None = None, target: bool = False,
+                 links: Mapping[int, int] | None = None) -> None:
+        """`target`: a `target_s` column, the sampling time each frame stands for (with --sample-fps); `links`
+        ({track: linked id}) is read at `close()`."""
         self.path = Path(path)
+        self._links = {} if links is None else links
         self._video = video
         self._flush_rows = flush_rows
         self._origin = clock_origin
@@ -383,6 +414,7 @@ class DetectionTableSink(_BufferedTable):
             **({"target_s": np.repeat([t for *_, t in self._chunks], counts).astype(np.float64)}
                if self._target else {}),
             "track_id": np.concatenate([d.track_id for d in dets]),
+            "linked_id": np.concatenate([d.track_id for d in dets]),
             "class_id": np.concatenate([d.class_id for d in dets]),
             "class_name": pa.array(np.concatenate([d.class_name for d in dets]).tolist(), pa.string()),
             "track_class": pa.array(np.concatenate([d.track_class_name for d in dets]).tolist(), pa.string()),
@@ -397,6 +429,19 @@ class DetectionTableSink(_BufferedTable):
             columns["wall_time"] = wall_times(self._origin, times)
         self._table.write(columns)
         self._chunks, self._buffered = [], 0
+
+    def close(self) -> None:
+        try:
+            self._flush()
+        except BaseException:
+            self.abort()
+            raise
+        self._table.close(self._linked if self._links else None)
+
+    def _linked(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        at = batch.schema.get_field_index("linked_id")
+        ids = linked_ids(batch.column("track_id").to_numpy(), self._links)
+        return batch.set_column(at, "linked_id", pa.array(ids, pa.int64()))
 
 class FrameTableSink(_BufferedTable):
     """One row per processed frame, empty frames included, so "nothing there" is visible, not missing.
@@ -489,7 +534,8 @@ def frame_schema(names: Sequence[str], classes: Sequence[int], interest: Sequenc
 
 EVENT_SCHEMA = pa.schema([
     ("video", pa.string()), ("frame", pa.int64()), ("time_s", pa.float64()), ("track_id", pa.int64()),
-    ("class_name", pa.string()), ("kind", pa.string()), ("name", pa.string()), ("direction", pa.string()),
+    ("linked_id", pa.int64()), ("class_name", pa.string()), ("kind", pa.string()), ("name", pa.string()),
+    ("direction", pa.string()),
 ])
 
 
@@ -532,20 +578,25 @@ def write_visits(path: Path, video: str, visits: Sequence, fmt: str) -> Path:
     return write_arrow(_records(video, visits, VISIT_SCHEMA), path, fmt)
 
 
-def write_events(path: Path, video: str, events: Sequence, fmt: str) -> Path:
-    """The analytics' events (line crossings, zone entries and exits), in time order."""
+def write_events(path: Path, video: str, events: Sequence, fmt: str, links: Mapping[int, int] | None = None) -> Path:
+    """The analytics' events (line crossings, zone entries and exits), in time order, each with its track's
+    linked id (`links`: {track: linked id}; a track's own id where it joined none)."""
     events = sorted(events, key=lambda e: (e.frame, e.time_s))
-    return write_arrow(_records(video, events, EVENT_SCHEMA), path, fmt)
+    linked = linked_ids([e.track_id for e in events], links or {})
+    return write_arrow(_records(video, events, EVENT_SCHEMA, {"linked_id": linked}), path, fmt)
 
 
-def _records(video: str, records: Sequence, schema: pa.Schema) -> pa.Table:
-    """Records (events, visits) as a table: `video`, then each of `schema`'s other columns from their fields."""
-    columns = {"video": [video] * len(records), **{f: [getattr(r, f) for r in records] for f in schema.names[1:]}}
+def _records(video: str, records: Sequence, schema: pa.Schema, given: Mapping | None = None) -> pa.Table:
+    """Records (events, visits) as a table: `video`, then each of `schema`'s other columns from their fields
+    (or from `given`, by column)."""
+    given = given or {}
+    columns = {"video": [video] * len(records),
+               **{f: given[f] if f in given else [getattr(r, f) for r in records] for f in schema.names[1:]}}
     return pa.table(columns, schema=schema)
 
 
 TRACK_SCHEMA = pa.schema([
-    ("video", pa.string()), ("track_id", pa.int64()), ("class_name", pa.string()),
+    ("video", pa.string()), ("track_id", pa.int64()), ("linked_id", pa.int64()), ("class_name", pa.string()),
     ("first_frame", pa.int64()), ("last_frame", pa.int64()), ("first_time_s", pa.float64()),
     ("last_time_s", pa.float64()), ("duration_s", pa.float64()), ("frames_detected", pa.int64()),
     ("mean_score", pa.float64()), ("max_score", pa.float64()), ("first_x", pa.float64()),
@@ -559,14 +610,16 @@ class TrackTableSink(_BufferedTable):
     it started and ended (box centres), how far it travelled (pixels, summed between observations), and
     whether it was ever confirmed (`confirmed`: only those are objects; the others count in no answer), and
     then its object's id (`object_id`, as its lifecycle and line and zone events name it; null for the others).
+    `linked_id` is the track the offline linking joined it to (`tracking.link`; its own id where none).
 
     Aggregates grow with the number of tracks, not frames; the table is written when the run ends, with
     each track's final voted class.
     """
 
     def __init__(self, path: str | Path, video: str, fmt: str = "parquet",
-                 object_ids: Mapping[int, str] | None = None) -> None:
+                 object_ids: Mapping[int, str] | None = None, links: Mapping[int, int] | None = None) -> None:
         self.path = Path(path)
+        self._links = {} if links is None else links  # {track: linked id}, filled when the run ends
         self._video, self._fmt = video, fmt
         self._object_ids = {} if object_ids is None else object_ids  # filled as objects are confirmed
         self._names: Sequence[str] = ()
@@ -605,7 +658,7 @@ class TrackTableSink(_BufferedTable):
         frames = np.asarray(values[4], np.int64)
         self._table.write({
             "video": pa.array([self._video] * len(ids), pa.string()),
-            "track_id": np.asarray(ids, np.int64),
+            "track_id": np.asarray(ids, np.int64), "linked_id": linked_ids(ids, self._links),
             "class_name": pa.array([self._names[c] for c in values[12]], pa.string()),
             "first_frame": np.asarray(values[0], np.int64), "last_frame": np.asarray(values[1], np.int64),
             "first_time_s": first_t, "last_time_s": last_t, "duration_s": last_t - first_t,
@@ -636,10 +689,12 @@ def column_name(class_name: str) -> str:
 
 
 class MotSink:
-    """Tracks as a MOTChallenge text file: `frame(1-based),id,x,y,w,h,score,-1,-1,-1`."""
+    """Tracks as a MOTChallenge text file: `frame(1-based),id,x,y,w,h,score,-1,-1,-1`. The ids are the linked
+    ones (`links`, {track: linked id}, read at `close()`: one object, one id, as an evaluation reads them)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, links: Mapping[int, int] | None = None) -> None:
         self.path = Path(path)
+        self._links = {} if links is None else links
         self._file = PartialFile(path)
         self._handle = open(self._file.partial, "w", encoding="ascii")
 
@@ -651,6 +706,16 @@ class MotSink:
 
     def close(self) -> None:
         self._handle.close()
+        if self._links:
+            redone = self._file.partial.with_name(f"{self._file.partial.name}.rewritten")
+            try:
+                with open(self._file.partial, encoding="ascii") as rows, open(redone, "w", encoding="ascii") as out:
+                    for row in rows:
+                        frame, track, rest = row.split(",", 2)
+                        out.write(f"{frame},{self._links.get(int(track), track)},{rest}")
+                os.replace(redone, self._file.partial)
+            finally:
+                redone.unlink(missing_ok=True)
         self._file.commit()
 
     def abort(self) -> None:

@@ -105,6 +105,8 @@ class TrackerFacts:
     name: str
     params: dict
     merge_iou: float = 0.0  # boxes of two classes this alike were merged before tracking (0: not merged)
+    link: str = "online"  # how an object's tracks were joined: offline | online | off (`tracking.link`)
+    linked_tracks: int = 0  # offline: the tracks joined to an earlier track of their object
 
 
 @dataclass(frozen=True)
