@@ -11,7 +11,8 @@ IDF1 more than ultralytics' ByteTrack and a quarter fewer ID switches; relinking
 IDF1 and 151 to 128 switches. All track state lives in a few numpy arrays (one row per track), so
 prediction and correction are one vectorised step per frame. Time comes from the frames' timestamps, so
 skipped or dropped frames don't break the motion model, and the lost-track buffer is measured in seconds of
-video.
+video. Where detections carry embeddings (`appearance`), looks decide what motion cannot: a confirmed track no
+box overlapped is re-found by appearance, and relinking requires the looks to agree (`_refind`, `_relink`).
 """
 
 from __future__ import annotations
