@@ -10,7 +10,36 @@ frame with and without the feature outputs, the pooling, and MobileNetV2 on the 
 
     python bench/appearance.py ../shared/sample_videos [--clips walkway suburban] [--precisions int8 fp32]
 
-Measured 2026-12-06 on a 2-core AMD EPYC (AVX-512 VNNI + bf16, no AMX), loaded by other work; see RESULTS.
+Measured 2026-12-06 on a 2-core AMD EPYC (AVX-512 VNNI + bf16, no AMX), loaded by other work (the wall
+column swings with it; the per-frame costs are CPU time). "found": watched objects with an object track;
+"mid-picture": objects born or ended away from the border and the clip's ends (an object's second piece).
+
+| clip (watched) | precision | appearance | objects | error | found | mid-picture | < 1 s |
+|---|---|---|---|---|---|---|---|
+| walkway (15) | int8 | off | 14 | -7% | 12/15 | 5 | 0 |
+| walkway (15) | int8 | **detector** | 13 | -13% | 12/15 | **2** | 0 |
+| walkway (15) | int8 | MobileNetV2 | 15 | +0% | 14/15 | 4 | 0 |
+| walkway (15) | fp32 | off | 15 | +0% | 13/15 | 5 | 1 |
+| walkway (15) | fp32 | **detector** | 14 | -7% | 13/15 | **3** | 1 |
+| room (6) | int8 | off | 6 | +0% | 6/6 | 0 | 0 |
+| room (6) | int8 | detector | 6 | +0% | 6/6 | 0 | 0 |
+| suburban (18) | int8 | off | 18 | +0% | 11/18 | 15 | 0 |
+| suburban (18) | int8 | detector | 19 | +6% | 11/18 | 16 | 2 |
+| parking (4) | int8 | off | 1 | -75% | 0/4 | 0 | 1 |
+| parking (4) | int8 | detector | 2 | -50% | 0/4 | 0 | 2 |
+| parking (4) | int8 | MobileNetV2 | 1 | -75% | 0/4 | 0 | 1 |
+| street montage (21) | int8 | off | 9 | -57% | 7/21 | 4 | 4 |
+| street montage (21) | int8 | detector | 9 | -57% | 7/21 | 4 | 4 |
+
+On the walkway the detector's features drop one duplicate track (one object fewer, the same people found) and
+halve the tracks born or ended mid-picture; elsewhere they move a count by at most one. MobileNetV2 finds two
+more walkway people (its embeddings tell people apart better: fewer wrong re-finds), at a cost no CPU frame can
+pay. Per frame on the walkway (5.4 boxes a frame, CPU time, the fastest of 7 per frame): int8 23.1 ms, with
+the feature outputs and pooling 24.2 ms (+4.8%; a second run 24.3 and 26.3 ms, +8.1%; the pooling alone
+0.42 ms); fp32 56.9 and 58.5 ms (+2.9%). MobileNetV2 on the same crops: 196-246 ms (8-10x the int8 model),
+210 ms at fp32 (3.7x). Taking the int8 maps after their FakeQuantize instead measured +1.9% and +6.3%: within
+this machine's noise of each other, so the float maps are kept. The detector's features are the default
+(`appearance: detector`).
 """
 
 from __future__ import annotations
@@ -31,9 +60,6 @@ from objects import WATCHED, row
 import vidpipe
 from vidpipe.detectors.appearance import normalise
 
-RESULTS = """
-(filled in below from the run of 2026-12-06)
-"""
 APPEARANCES = ("off", "detector", "mobilenet")
 
 
@@ -98,9 +124,9 @@ def run(clip: Path, appearance: str, precision: str, out: Path):
 
 
 def frame_costs(clip: Path, precision: str, frames: int = 30, repeats: int = 7) -> str:
-    """Per-frame milliseconds on `frames` frames spread over the clip: the detector without and with the
-    feature outputs (pooling included), each frame timed `repeats` times alternately and its fastest kept (a
-    shared machine's load only ever adds time); the pooling alone; MobileNetV2 on the same boxes (once)."""
+    """Per-frame CPU milliseconds on `frames` frames spread over the clip: the detector without and with the
+    feature outputs (pooling included), each frame timed `repeats` times and its fastest kept; the pooling
+    alone; MobileNetV2 on the same boxes (once)."""
     from vidpipe.detectors.appearance import pool
 
     capture = cv2.VideoCapture(str(clip))
@@ -137,10 +163,11 @@ def frame_costs(clip: Path, precision: str, frames: int = 30, repeats: int = 7) 
 
 
 def timed(work) -> float:
-    """Milliseconds `work()` takes."""
-    start = time.perf_counter()
+    """CPU milliseconds `work()` takes, in every thread of this process (OpenVINO's and torch's included): on
+    a shared machine others' load makes wall time swing by a third either way, CPU time far less."""
+    start = time.process_time()
     work()
-    return 1000 * (time.perf_counter() - start)
+    return 1000 * (time.process_time() - start)
 
 
 def main() -> None:
