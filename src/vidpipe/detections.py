@@ -33,6 +33,9 @@ class Detections:
     # Whether the row's track is an object yet (`tracking.confirm`): False while a track has not passed the
     # confirmation rule, so nothing counts it. True where no rule ran (untracked rows, a tracker's raw output).
     confirmed: np.ndarray | None = None  # (n,) bool
+    # Each row's appearance (`detectors.appearance`): (n, D) float32 unit rows, None where not computed. The
+    # tracker compares them where motion cannot decide (an object back from behind an occluder).
+    embedding: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -68,6 +71,11 @@ class Detections:
         object.__setattr__(self, "merged_class", merged_class)
         object.__setattr__(self, "merged_score", merged_score)
         object.__setattr__(self, "confirmed", confirmed)
+        if self.embedding is not None:
+            embedding = np.asarray(self.embedding, np.float32)
+            if embedding.ndim != 2 or len(embedding) != n:
+                raise ValueError(f"Detections: embedding must be ({n}, D), got {embedding.shape}")
+            object.__setattr__(self, "embedding", embedding)
 
     @classmethod
     def empty(cls, names: Sequence[str]) -> Detections:
@@ -89,6 +97,7 @@ class Detections:
             merged_class=self.merged_class[index],
             merged_score=self.merged_score[index],
             confirmed=self.confirmed[index],
+            embedding=None if self.embedding is None else self.embedding[index],
         )
 
     def with_track_ids(self, track_id: np.ndarray) -> Detections:

@@ -30,7 +30,7 @@ from .sinks import Viewer
 from .sources import Sampling, Source, open_source
 from .stopping import frame_boundary
 from .streams import FrameStream, LiveStream, SequentialStream, StagedStream
-from .tracking import CameraMotion, Tracker, create_tracker
+from .tracking import NO_TRACKER, CameraMotion, Tracker, create_tracker, tracker_config
 
 log = logging.getLogger("vidpipe")
 Progress = bool | Callable[[int], None]  # a bar (True), nothing (False), or told how many frames were just done
@@ -43,8 +43,21 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self.detector = detector or load_detector(self.config.detector, self.config.detector_settings())
         self.screen_for(self.config)  # a filter naming a class the model lacks fails here, before any input
+        self._enable_appearance()
         if self.config.threads:
             cv2.setNumThreads(self.config.threads)
+
+    def _enable_appearance(self) -> None:
+        """Where the tracker compares appearance, the detector adds each box's embedding from its own features;
+        a detector or runtime that cannot leaves tracking to motion, with one line saying so."""
+        cfg = self.config
+        if cfg.tracker == NO_TRACKER or getattr(tracker_config(cfg.tracker, cfg.tracker_params()), "appearance",
+                                                "off") == "off":
+            return
+        enable = getattr(self.detector, "enable_appearance", None)
+        reason = enable() if enable else f"the {cfg.detector} detector does not expose its features"
+        if reason:
+            log.warning("appearance: off, tracking by motion only (%s)", reason)
 
     def open(self, input: str | Path, name: str | None = None) -> Source:
         """The input as a source, with this pipeline's frame selection; `name` replaces its name in tables."""

@@ -191,9 +191,12 @@ class OpenVinoSession:
     queues do). No Python callback runs on OpenVINO's threads, so inference never waits for the GIL.
     """
 
-    def __init__(self, path: Path, shape: tuple[int, int], precision: str = "auto", threads: int | None = None) -> None:
+    def __init__(self, path: Path, shape: tuple[int, int], precision: str = "auto", threads: int | None = None,
+                 features: bool = False) -> None:
         decline_telemetry()
         import openvino as ov
+
+        from .appearance import head_inputs
 
         config = {"PERFORMANCE_HINT": "THROUGHPUT"}
         if threads:
@@ -205,6 +208,10 @@ class OpenVinoSession:
         start = time.perf_counter()
         model = core.read_model(str(next(path.glob("*.xml"))))
         model.reshape([1, 3, *shape])  # static for this frame size: OpenVINO runs static shapes fastest
+        levels = head_inputs(model) if features else None
+        if levels:  # the Detect head's input maps as extra outputs (`appearance`)
+            model.add_outputs(levels)
+        self.features = bool(levels)
         # OpenVINO keeps what it compiled, per shape, CPU and version: a later run loads it in a third of the
         # time. An unwritable folder or a damaged blob only means compiling again (OpenVINO's own handling).
         config["CACHE_DIR"] = str(cache_dir() / "compiled")
@@ -215,9 +222,10 @@ class OpenVinoSession:
         self.precision = "int8" if precision == "int8" else _precision_name(
             self._compiled.get_property("INFERENCE_PRECISION_HINT"))
 
-    def submit(self, tensors: np.ndarray) -> Callable[[], np.ndarray]:
+    def submit(self, tensors: np.ndarray) -> Callable[[], np.ndarray | tuple[np.ndarray, list[list[np.ndarray]]]]:
         """Start one request per tensor of (n, 3, h, w) float32 and return at once; the returned function
-        waits for the model's raw outputs, stacked in order."""
+        waits for the model's raw outputs, stacked in order (with `features`: and each image's Detect-head
+        input maps, (C, h, w) per level)."""
         started = []
         for i in range(len(tensors)):
             try:
@@ -227,13 +235,15 @@ class OpenVinoSession:
             request.start_async({0: tensors[i : i + 1]}, share_inputs=True)  # `tensors` live until collected
             started.append(request)
 
-        def result() -> np.ndarray:
-            outputs = []
+        def result() -> np.ndarray | tuple[np.ndarray, list[list[np.ndarray]]]:
+            outputs, maps = [], []
             for request in started:
                 request.wait()
                 outputs.append(request.get_output_tensor(0).data.copy())
+                if self.features:
+                    maps.append([request.get_output_tensor(i).data[0].copy() for i in (1, 2, 3)])
                 self._idle.put(request)
-            return np.concatenate(outputs)
+            return (np.concatenate(outputs), maps) if self.features else np.concatenate(outputs)
 
         return result
 

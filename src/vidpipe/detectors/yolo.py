@@ -20,6 +20,7 @@ import numpy as np
 from ..detections import Detections
 from ..errors import missing_modules
 from . import DetectorSettings, check_model_path, resolve_classes
+from .appearance import pool
 from .quantize import auto_precision, quantized
 from .runtimes import SESSIONS, check_bf16, check_device, class_names, exported, load_ultralytics, resolve_runtime
 from .yolo_ops import STRIDE, Letterbox, postprocess
@@ -77,6 +78,7 @@ class YoloDetector:
         self._precision_request = settings.precision
         self._model_path: Path | None = None  # the export every frame shape compiles from, made on first use
         self._sessions: dict[tuple[int, int], object] = {}
+        self.embed = False  # whether each box also gets an appearance embedding (`enable_appearance`)
 
     @staticmethod
     def check() -> str | None:
@@ -109,13 +111,31 @@ class YoloDetector:
                          else self._session(box.shape).submit(inputs))
 
     def collect(self, batch: Batch) -> list[Detections]:
-        results = batch.map(lambda box, result: result() if box is None else postprocess(
-            result(), box, self.conf, self.iou, self.classes))
+        results = batch.map(lambda box, result: result() if box is None else self._decode(result(), box))
         out: list[Detections | None] = [None] * batch.count
         for indices, _, group in results.groups:
-            for i, (xyxy, score, class_id) in zip(indices, group):
-                out[i] = Detections(xyxy, score, class_id, self.names)
+            for i, (xyxy, score, class_id, *embedding) in zip(indices, group):
+                out[i] = Detections(xyxy, score, class_id, self.names, embedding=embedding[0] if embedding else None)
         return out
+
+    def enable_appearance(self) -> str | None:
+        """Give every box an embedding from the model's own features (`appearance`) from now on; returns why
+        this runtime cannot (None when it can). Sessions compiled without the extra outputs are dropped."""
+        if self.runtime != "openvino":
+            return f"the {self.runtime} runtime does not expose the model's features (use --runtime openvino)"
+        self.embed = True
+        self._sessions.clear()
+        return None
+
+    def _decode(self, result, letterbox: Letterbox) -> list[tuple]:
+        """Boxes from the raw outputs; with features, each box's embedding pooled from them too."""
+        if not isinstance(result, tuple):
+            return postprocess(result, letterbox, self.conf, self.iou, self.classes)
+        prediction, maps = result
+        top, _, left, _ = letterbox.padding
+        return [(xyxy, score, class_id, pool(levels, xyxy * letterbox.gain + [left, top, left, top]))
+                for (xyxy, score, class_id), levels in zip(
+                    postprocess(prediction, letterbox, self.conf, self.iou, self.classes), maps)]
 
     @property
     def requests(self) -> int | None:
@@ -140,7 +160,12 @@ class YoloDetector:
 
     def _session(self, shape: tuple[int, int]):
         if shape not in self._sessions:
-            session = SESSIONS[self.runtime](self._exported(), shape, self._precision_request, self.threads)
+            extra = {"features": True} if self.embed else {}
+            session = SESSIONS[self.runtime](self._exported(), shape, self._precision_request, self.threads, **extra)
+            if self.embed and not session.features:
+                log.warning("appearance: %s has no YOLO Detect head to take features from; tracking by motion only",
+                            Path(self.model).name)
+                self.embed = False
             log.debug("%s compiled for %dx%d in %.0f ms", self.runtime, *shape, session.compile_ms)
             self._sessions[shape] = session
             self.precision = session.precision

@@ -11,7 +11,8 @@ IDF1 more than ultralytics' ByteTrack and a quarter fewer ID switches; relinking
 IDF1 and 151 to 128 switches. All track state lives in a few numpy arrays (one row per track), so
 prediction and correction are one vectorised step per frame. Time comes from the frames' timestamps, so
 skipped or dropped frames don't break the motion model, and the lost-track buffer is measured in seconds of
-video.
+video. Where detections carry embeddings (`appearance`), looks decide what motion cannot: a confirmed track no
+box overlapped is re-found by appearance, and relinking requires the looks to agree (`_refind`, `_relink`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ BORDER_PX = 2.0  # a box side this close to the picture's border, or past it, is
 # 0.75), and there 0.25 scores best (HOTA 50.89, IDF1 59.82; 0.55 gives 50.84, 59.71): `eval mot` on det.txt
 # and the MOT17 benches start tracks at DET_TXT_NEW_TRACK_THRESH.
 NEW_TRACK_THRESH, DET_TXT_NEW_TRACK_THRESH = 0.55, 0.25
+# Appearance (detections' `embedding`, `detectors.appearance`) decides only where motion cannot: a confirmed track
+# no box overlapped is re-found by the nearest embedding within a loose motion gate (REFIND_HEIGHTS mean box
+# heights plus REFIND_HEIGHTS_PER_S per second lost, a height within REFIND_SIZE times), and relinking requires it.
+# A track's appearance is an EMA of its confident detections' embeddings (BoT-SORT's, StrongSORT's).
+REFIND_HEIGHTS, REFIND_HEIGHTS_PER_S, REFIND_SIZE, REFIND_MIN_PX = 1.0, 0.5, 1.5, 32
+APPEARANCE_EMA = 0.9
+APPEARANCES = ("detector", "off")
 
 
 @dataclass(frozen=True)
@@ -56,10 +64,12 @@ class ByteTrackConfig:
     class_consistent: bool = True  # own class first, other classes after (a new track: its own class only)
     cross_class_iou: float = 0.7  # ...and to another class's box only this alike (the IoU NMS calls one object)
     relink_s: float = 3.0  # a new track may take the id of one lost up to this long ago that it continues (0: off)
+    appearance: str = "detector"  # detector: each box's embedding from the detector's own features | off
+    appearance_thresh: float = 0.3  # highest cosine distance at which two embeddings are one object
 
     def __post_init__(self) -> None:
         for name in ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh",
-                     "low_match_thresh", "unconfirmed_match_thresh", "cross_class_iou"):
+                     "low_match_thresh", "unconfirmed_match_thresh", "cross_class_iou", "appearance_thresh"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"bytetrack: {name} must lie in [0, 1], got {value}")
@@ -69,6 +79,8 @@ class ByteTrackConfig:
             raise InputError(f"bytetrack: track_buffer must be >= 0, got {self.track_buffer}")
         if not self.relink_s >= 0:
             raise InputError(f"bytetrack: relink_s must be >= 0, got {self.relink_s}")
+        if self.appearance not in APPEARANCES:
+            raise InputError(f"bytetrack: appearance must be one of {', '.join(APPEARANCES)}, got {self.appearance!r}")
 
     @property
     def min_score(self) -> float:
@@ -111,6 +123,7 @@ class ByteTrack:
         self._last_seen = np.zeros(0)  # seconds
         self._class = np.zeros(0, np.int64)  # the class each track began with, and its latest detection's score
         self._score = np.zeros(0, np.float32)
+        self._feat = np.zeros((0, 0), np.float32)  # each track's appearance (unit rows; zero rows: none yet)
         self._names: tuple[str, ...] = ()
         self._frame_size: tuple[int, int] | None = None  # the current picture's (width, height), where known
         self._next_id = 1
@@ -142,12 +155,14 @@ class ByteTrack:
         self._state[rows] = TRACKED
         self._last_seen[rows] = time
         self._score[rows] = score[matched]  # a track keeps the class it began with: the class it matches first
+        self._learn_appearance(rows, detections, matched)
 
         # new tracks from unmatched confident detections; at the first frame they are confirmed at once
         new = rest_high[score[rest_high] >= cfg.new_track_thresh]
         first_new_row = len(self._state)
         self._add_tracks(detections.xyxy[new], TRACKED if first_frame else TENTATIVE, time, detections.class_id[new],
                          score[new])
+        self._learn_appearance(np.arange(first_new_row, len(self._state)), detections, new)
         if first_frame:
             det_track[new] = np.arange(first_new_row, first_new_row + len(new))
 
@@ -183,6 +198,8 @@ class ByteTrack:
         # shrinking: size velocity extrapolated over an occlusion yields boxes nothing can match again.
         self._mean[unmatched[self._state[unmatched] == TRACKED], 6:] = 0.0
         self._state[unmatched] = LOST
+        pairs, rest_high = self._refind(np.setdiff1d(rest_tracks, pairs[:, 0]), rest_high, detections)
+        det_track[pairs[:, 1]] = pairs[:, 0]
         # 3. tentative tracks (seen once) against the remaining high-score detections
         tentative = np.flatnonzero(self._state == TENTATIVE)
         # (its own class only: a track seen once is confirmed by a second sighting of the same kind, so a
@@ -286,16 +303,77 @@ class ByteTrack:
                               & (time - self._last_seen <= self.config.relink_s + 1e-9))
         if not len(new) or not len(lost):
             return np.zeros(0, int)
-        was, now = self._mean[lost, :4], self._mean[new, :4]  # the lost tracks as predicted for this frame
-        height = np.maximum((was[:, None, 3] + now[None, :, 3]) / 2, 1.0)  # a box may be 0 px high at the border
-        distance = np.hypot(was[:, None, 0] - now[None, :, 0], was[:, None, 1] - now[None, :, 1]) / height
-        limit = RELINK_HEIGHTS + RELINK_HEIGHTS_PER_S * (time - self._last_seen[lost])[:, None]
-        taller, shorter = np.maximum(was[:, None, 3], now[None, :, 3]), np.minimum(was[:, None, 3], now[None, :, 3])
-        allowed = (distance <= limit) & (taller <= RELINK_SIZE * shorter)
-        allowed &= self._class[lost][:, None] == self._class[new][None, :]
-        pairs, _, _ = self._match(lost, new, np.where(allowed, distance / limit, _NEVER), 1.0)
+        # the lost tracks as predicted for this frame, against the new ones
+        allowed, cost = self._motion_gate(lost, self._mean[new, :4], self._class[new], time, RELINK_HEIGHTS,
+                                          RELINK_HEIGHTS_PER_S, RELINK_SIZE)
+        allowed, cost = self._weigh_appearance(allowed, cost, lost, self._feat[new])
+        pairs, _, _ = self._match(lost, new, np.where(allowed, cost, _NEVER), 2.0)
         self._id[pairs[:, 1]] = self._id[pairs[:, 0]]
         return pairs[:, 0]
+
+    def _motion_gate(self, tracks: np.ndarray, boxes: np.ndarray, class_id: np.ndarray, time: float, heights: float,
+                     per_s: float, size: float) -> tuple[np.ndarray, np.ndarray]:
+        """Which of `boxes` (xywh, their classes) each of `tracks` (lost since `_last_seen`) may continue: of its
+        class, its predicted centre within `heights` mean box heights plus `per_s` per second lost, its height
+        within `size` times. Returns that mask and the distances as a fraction of their limit, (tracks, boxes)."""
+        was = self._mean[tracks, :4]
+        height = np.maximum((was[:, None, 3] + boxes[None, :, 3]) / 2, 1.0)  # a box may be 0 px high at the border
+        distance = np.hypot(was[:, None, 0] - boxes[None, :, 0], was[:, None, 1] - boxes[None, :, 1]) / height
+        limit = heights + per_s * (time - self._last_seen[tracks])[:, None]
+        taller, shorter = np.maximum(was[:, None, 3], boxes[None, :, 3]), np.minimum(was[:, None, 3], boxes[None, :, 3])
+        allowed = (distance <= limit) & (taller <= size * shorter) & (self._class[tracks][:, None] == class_id[None, :])
+        return allowed, distance / limit
+
+    def _appearance_of(self, embedding: np.ndarray | None) -> np.ndarray | None:
+        """Detections' embeddings where the tracker uses them (appearance on, the tracks' kind), else None."""
+        if self.config.appearance == "off" or embedding is None or not embedding.shape[1]:
+            return None
+        if self._feat.shape[1] != embedding.shape[1]:  # the first embeddings (or another embedder's): start over
+            self._feat = np.zeros((len(self._state), embedding.shape[1]), np.float32)
+        return embedding
+
+    def _learn_appearance(self, rows: np.ndarray, detections: Detections, dets: np.ndarray) -> None:
+        """Tracks `rows` take in the embeddings of their detections `dets` (confident ones only: a half-hidden
+        object's low-score box shows mostly its occluder), as an EMA; a track's first embedding is its own."""
+        embedding = self._appearance_of(detections.embedding)
+        confident = detections.score[dets] >= self.config.track_high_thresh
+        if embedding is None or not confident.any():
+            return
+        rows, new = rows[confident], embedding[dets[confident]]
+        old = self._feat[rows]
+        mixed = np.where(np.any(old, axis=1, keepdims=True), APPEARANCE_EMA * old + (1 - APPEARANCE_EMA) * new, new)
+        self._feat[rows] = mixed / np.maximum(np.linalg.norm(mixed, axis=1, keepdims=True), 1e-12)
+
+    def _refind(self, tracks: np.ndarray, dets: np.ndarray, detections: Detections) -> tuple[np.ndarray, np.ndarray]:
+        """Confirmed tracks no box overlapped (an object back from behind an occluder, or moved with the camera)
+        against the high-score detections left: the nearest embeddings within a loose motion gate. Returns the
+        pairs (track row, detection row) and the detections left."""
+        embedding = self._appearance_of(detections.embedding)
+        if embedding is None or not len(tracks) or not len(dets):
+            return np.zeros((0, 2), int), dets
+        # A box the border cuts is an object coming into view (a new one), and a small box's features are a
+        # cell or two of the coarse maps: too alike between objects to tell them apart.
+        box = detections.xyxy[dets]
+        width, height = self._frame_size or (np.inf, np.inf)
+        inside = dets[(box[:, :2] > BORDER_PX).all(axis=1) & (box[:, 2] < width - BORDER_PX)
+                      & (box[:, 3] < height - BORDER_PX) & (box[:, 3] - box[:, 1] >= REFIND_MIN_PX)]
+        allowed, _ = self._motion_gate(tracks, xyxy_to_xywh(detections.xyxy[inside]), detections.class_id[inside],
+                                       self._time, REFIND_HEIGHTS, REFIND_HEIGHTS_PER_S, REFIND_SIZE)
+        allowed &= np.any(self._feat[tracks], axis=1)[:, None]
+        cost = np.where(allowed, 1.0 - self._feat[tracks] @ embedding[inside].T, _NEVER)
+        pairs, _, _ = self._match(tracks, inside, cost, self.config.appearance_thresh)
+        return pairs, np.setdiff1d(dets, pairs[:, 1])
+
+    def _weigh_appearance(self, allowed: np.ndarray, cost: np.ndarray, tracks: np.ndarray,
+                          feat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A motion gate and cost between `tracks` and candidates of appearance `feat`: where both appearances
+        are known, the pair must also look alike (within `appearance_thresh`), and the cost adds that distance
+        as a fraction of it."""
+        if self.config.appearance == "off" or not feat.shape[1]:
+            return allowed, cost
+        known = np.any(self._feat[tracks], axis=1)[:, None] & np.any(feat, axis=1)[None, :]
+        distance = (1.0 - self._feat[tracks] @ feat.T) / max(self.config.appearance_thresh, 1e-6)
+        return allowed & (~known | (distance <= 1.0)), cost + np.where(known, distance, 0.0)
 
     def _in_picture(self, boxes: np.ndarray) -> np.ndarray:
         """Expected boxes as the picture shows them: cut by its border, as the detector's boxes are."""
@@ -338,6 +416,7 @@ class ByteTrack:
         self._state = np.concatenate([self._state, np.full(n, state, np.int8)])
         self._id = np.concatenate([self._id, np.zeros(n, np.int64)])
         self._last_seen = np.concatenate([self._last_seen, np.full(n, time)])
+        self._feat = np.concatenate([self._feat, np.zeros((n, self._feat.shape[1]), np.float32)])
 
     def _assign_ids(self) -> None:
         """Give each newly confirmed track the next id, so ids count confirmed objects only."""
@@ -350,4 +429,4 @@ class ByteTrack:
             keep = ~drop
             self._mean, self._cov = self._mean[keep], self._cov[keep]
             self._state, self._id, self._last_seen = self._state[keep], self._id[keep], self._last_seen[keep]
-            self._class, self._score = self._class[keep], self._score[keep]
+            self._class, self._score, self._feat = self._class[keep], self._score[keep], self._feat[keep]
