@@ -94,7 +94,7 @@ class TrackletLog:
 
     def add(self, time: float, detections: Detections, frame_size: tuple[int, int] | None = None) -> None:
         seen = detections.is_tracked & detections.detected
-        embeddings = getattr(detections, "embedding", None)  # (n, D) unit rows, where the detector gives them
+        embeddings = detections.embedding  # (n, D) unit rows, where the detector gives them (else None)
         for i in np.flatnonzero(seen):
             track = int(detections.track_id[i])
             tracklet = self.tracklets.setdefault(track, Tracklet(track, int(detections.track_class[i])))
