@@ -124,8 +124,8 @@ class ByteTrack:
         """Associate one frame's detections; returns those that belong to a confirmed track, with ids.
 
         `time` is the frame's timestamp in seconds (default: one frame after the previous call). `frame_size`
-        is the picture's (width, height): with it, boxes the picture's border cuts are matched and followed as
-        cut (an object walking out of view, or a camera panning away from it, keeps its track's size and
+        is the picture's (width, height): with it, boxes the picture's border cuts are followed as cut (an
+        object walking out of view, or a camera panning away from it, keeps its track's size and
         speed, so the track is where the object is when it comes back into view).
         """
         cfg = self.config
@@ -262,7 +262,9 @@ class ByteTrack:
         """
         if not len(tracks) or not len(dets):
             return np.zeros((0, 2), int), tracks, dets
-        iou = box_iou(self._in_picture(xywh_to_xyxy(self._mean[tracks, :4])), boxes[dets])
+        # The whole expected box, also where it lies past the picture's border (as BoT-SORT compares): cut to the
+        # picture, a track mostly out of view leaves a sliver at the border that any box there overlaps a little.
+        iou = box_iou(xywh_to_xyxy(self._mean[tracks, :4]), boxes[dets])
         cost = 1.0 - (iou * score[dets][None, :] if fuse else iou)
         if not self.config.class_consistent:
             return self._match(tracks, dets, cost, max_cost)
@@ -296,13 +298,6 @@ class ByteTrack:
         pairs, _, _ = self._match(lost, new, np.where(allowed, distance / limit, _NEVER), 1.0)
         self._id[pairs[:, 1]] = self._id[pairs[:, 0]]
         return pairs[:, 0]
-
-    def _in_picture(self, boxes: np.ndarray) -> np.ndarray:
-        """Expected boxes as the picture shows them: cut by its border, as the detector's boxes are."""
-        if self._frame_size is None:
-            return boxes
-        width, height = self._frame_size
-        return np.clip(boxes, 0.0, [width, height, width, height])
 
     def _uncut(self, boxes: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Detections the picture's border cut, with each cut side put back where the track expects it (where
