@@ -359,9 +359,9 @@ def mot17_09_through_a_panning_window() -> dict[int, dict[int, int]]:
 def test_a_person_the_pan_hides_at_the_border_comes_back_with_their_own_id():
     """Person 22 walks out of the window's right edge as it pans (frame 223) and back in 1.3 s later, where
     person 10's track was lost beside them. The returning box, cut by the border, is compared with each lost
-    track's whole expected box (its hidden side where that track expects it): it continues person 22's. Matched
-    by the slivers the border leaves of the expected boxes, it overlapped person 10's a little more (IoU 0.23
-    against 0.21, though half its height) and took person 10's id."""
+    track's whole expected box, also past the border: it overlaps neither enough, and its new track continues
+    person 22's (relinking). Matched by the slivers the border leaves of the lost tracks' expected boxes, it
+    overlapped person 10's a little more (IoU 0.23 against 0.21, though half its height) and took their id."""
     person = mot17_09_through_a_panning_window()[22]
     assert min(person) < 223 and max(person) > 263  # seen before and after the pan hid them
     assert len(set(person.values())) == 1, person

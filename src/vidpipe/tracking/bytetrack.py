@@ -262,9 +262,13 @@ class ByteTrack:
         """
         if not len(tracks) or not len(dets):
             return np.zeros((0, 2), int), tracks, dets
-        # The whole expected box, also where it lies past the picture's border (as BoT-SORT compares): cut to the
-        # picture, a track mostly out of view leaves a sliver at the border that any box there overlaps a little.
-        iou = box_iou(xywh_to_xyxy(self._mean[tracks, :4]), boxes[dets])
+        # A track seen last frame is compared as the picture shows it, cut by its border like the detector's box;
+        # a lost one whole, also past the border (as BoT-SORT compares): cut to the picture, a lost track mostly
+        # out of view leaves a sliver at the border that any box there overlaps a little.
+        expected = xywh_to_xyxy(self._mean[tracks, :4])
+        seen = self._state[tracks] != LOST
+        expected[seen] = self._in_picture(expected[seen])
+        iou = box_iou(expected, boxes[dets])
         cost = 1.0 - (iou * score[dets][None, :] if fuse else iou)
         if not self.config.class_consistent:
             return self._match(tracks, dets, cost, max_cost)
@@ -298,6 +302,13 @@ class ByteTrack:
         pairs, _, _ = self._match(lost, new, np.where(allowed, distance / limit, _NEVER), 1.0)
         self._id[pairs[:, 1]] = self._id[pairs[:, 0]]
         return pairs[:, 0]
+
+    def _in_picture(self, boxes: np.ndarray) -> np.ndarray:
+        """Expected boxes as the picture shows them: cut by its border, as the detector's boxes are."""
+        if self._frame_size is None:
+            return boxes
+        width, height = self._frame_size
+        return np.clip(boxes, 0.0, [width, height, width, height])
 
     def _uncut(self, boxes: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Detections the picture's border cut, with each cut side put back where the track expects it (where
