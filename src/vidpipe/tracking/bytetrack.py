@@ -124,8 +124,8 @@ class ByteTrack:
         """Associate one frame's detections; returns those that belong to a confirmed track, with ids.
 
         `time` is the frame's timestamp in seconds (default: one frame after the previous call). `frame_size`
-        is the picture's (width, height): with it, boxes the picture's border cuts are followed as cut (an
-        object walking out of view, or a camera panning away from it, keeps its track's size and
+        is the picture's (width, height): with it, boxes the picture's border cuts are matched and followed as
+        cut (an object walking out of view, or a camera panning away from it, keeps its track's size and
         speed, so the track is where the object is when it comes back into view).
         """
         cfg = self.config
