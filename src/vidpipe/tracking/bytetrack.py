@@ -279,7 +279,13 @@ class ByteTrack:
         """
         if not len(tracks) or not len(dets):
             return np.zeros((0, 2), int), tracks, dets
-        iou = box_iou(self._in_picture(xywh_to_xyxy(self._mean[tracks, :4])), boxes[dets])
+        # A track seen last frame is compared as the picture shows it, cut by its border like the detector's box;
+        # a lost one whole, also past the border (as BoT-SORT compares): cut to the picture, a lost track mostly
+        # out of view leaves a sliver at the border that any box there overlaps a little.
+        expected = xywh_to_xyxy(self._mean[tracks, :4])
+        seen = self._state[tracks] != LOST
+        expected[seen] = self._in_picture(expected[seen])
+        iou = box_iou(expected, boxes[dets])
         cost = 1.0 - (iou * score[dets][None, :] if fuse else iou)
         if not self.config.class_consistent:
             return self._match(tracks, dets, cost, max_cost)
