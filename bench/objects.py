@@ -4,8 +4,7 @@ For each sample clip whose objects were counted by watching it (WATCHED below, w
 (tables only, the clip's classes) at int8, at fp32 and at int8 with `--detect-every 2`, and ultralytics'
 BoT-SORT and ByteTrack (`model.track(persist=True)`) with the same weights on the same classes, and prints
 per clip and setting, for vidpipe twice from the same run: its tracks as the tracker made them (`--link
-online`: `track_id`) and as the offline linking joined them (`--link offline`, the default for files:
-`linked_id`):
+online`, the default: `track_id`) and as the offline linking joined them (`--link offline`: `linked_id`):
 - tracks, and objects: vidpipe's confirmed tracks (`tracking.confirm`); every id for the peers, which have
   no such notion;
 - the distinct-object error against the watched count (target: at most 15%);
@@ -52,7 +51,7 @@ class Watched:
 # Counted by eye, without any detector or tracker, from frames decoded with OpenCV and tiled into contact
 # sheets with the time and frame number on each tile (room and parking at 2 fps, walkway at 4 fps), then
 # full-rate bursts around every entry and exit; times good to 0.2 s (room, parking) and 0.3 s (walkway).
-# 2026-12-06, by a colleague, for issue 36 (/work/watch/counts-room-parking-walkway.md).
+# 2026-12-06, by a colleague, for issue 36.
 WATCHED = {
     "room-people-one-by-one": Watched(
         "room-people-one-by-one", PEOPLE,
@@ -68,7 +67,7 @@ WATCHED = {
          (10.6, 17.2), (11.6, 18.5), (11.8, 18.1), (15.7, 23.1), (15.8, 23.1), (17.2, 23.1), (20.4, 22.2)),
         "15 people on the walkway (range 14-16: pairs overlap for seconds); 2-4 more show only as legs in a "
         "hallway at the top edge and are not counted"),
-    # Counted the same way by a second colleague (/work/watch/counts-suburban-street.md): every frame decoded,
+    # Counted the same way by a second colleague: every frame decoded,
     # contact sheets at 2 fps, zoomed crops of the far intersection at 4 fps (all its 151 frames).
     "suburban-traffic": Watched(
         "suburban-traffic", VEHICLES,
