@@ -10,10 +10,9 @@ relative to the output folder (or null), `snapshot_url` where the preview server
 without one; never with the server's token: a receiver adds its own). A lifecycle event: `{camera, time,
 time_s, frame, kind, object_id, type, before, after}`, Frigate's `{type, before, after}` with the same header.
 The frame loop never waits on a network: a webhook or a broker gets its events from a bounded queue on its own
-thread, and what cannot be
-delivered in time is counted as dropped, in the summary (`events_out`: `sent` and `dropped` count events, not
-the messages that carry them). A sink that fails never fails the run: a full disk or a broker that went away
-is one warning, and the run's own outputs are finished as usual.
+thread, and what cannot be delivered in time is counted as dropped, in the summary (`events_out`: `sent` and
+`dropped` count events, not the messages that carry them). A sink that fails never fails the run: a full disk
+or a broker that went away is one warning, and the run's own outputs are finished as usual.
 
 - `file:///path/events.jsonl`: one object per line, flushed as it is written.
 - `http://...`, `https://...`: a POST of the object per event, retried with back-off.

@@ -36,6 +36,17 @@ class PartialFile:
     def discard(self) -> None:
         self.partial.unlink(missing_ok=True)
 
+    @contextlib.contextmanager
+    def rewriting(self) -> Iterator[Path]:
+        """A hidden file to write the partial's new content into (a column known only at the end): it replaces
+        the partial when the block ends, and is removed where the block fails."""
+        redone = self.partial.with_name(f"{self.partial.name}.rewritten")
+        try:
+            yield redone
+            os.replace(redone, self.partial)
+        finally:
+            redone.unlink(missing_ok=True)
+
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write `data` to `path` whole: through a hidden temporary file of its own in the same folder, so two

@@ -314,19 +314,14 @@ class TableWriter:
         import pyarrow.parquet
 
         source = self._file.partial
-        redone = source.with_name(f"{source.name}.rewritten")  # hidden too: starts with the partial's dot
         if self._fmt == "parquet":
             batches, writer = pyarrow.parquet.ParquetFile(source).iter_batches(), pyarrow.parquet.ParquetWriter
         else:
             options = pyarrow.csv.ConvertOptions(column_types=self.schema, strings_can_be_null=True)
             batches, writer = pyarrow.csv.open_csv(source, convert_options=options), pyarrow.csv.CSVWriter
-        try:
-            with writer(str(redone), self.schema) as out:
-                for batch in batches:
-                    out.write_batch(rewrite(batch))
-            os.replace(redone, source)
-        finally:
-            redone.unlink(missing_ok=True)
+        with self._file.rewriting() as redone, writer(str(redone), self.schema) as out:
+            for batch in batches:
+                out.write_batch(rewrite(batch))
 
     def abort(self) -> None:
         try:
@@ -354,7 +349,11 @@ class _BufferedTable:
         except BaseException:
             self.abort()
             raise
-        self._table.close()
+        self._table.close(self._rewrite())
+
+    def _rewrite(self) -> Callable[[pa.RecordBatch], pa.RecordBatch] | None:
+        """What `TableWriter.close` applies to the rows already written (links found at the end); None: nothing."""
+        return None
 
     def abort(self) -> None:
         self._table.abort()
@@ -430,18 +429,14 @@ class DetectionTableSink(_BufferedTable):
         self._table.write(columns)
         self._chunks, self._buffered = [], 0
 
-    def close(self) -> None:
-        try:
-            self._flush()
-        except BaseException:
-            self.abort()
-            raise
-        self._table.close(self._linked if self._links else None)
+    def _rewrite(self) -> Callable[[pa.RecordBatch], pa.RecordBatch] | None:
+        return self._linked if self._links else None
 
     def _linked(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         at = batch.schema.get_field_index("linked_id")
         ids = linked_ids(batch.column("track_id").to_numpy(), self._links)
         return batch.set_column(at, "linked_id", pa.array(ids, pa.int64()))
+
 
 class FrameTableSink(_BufferedTable):
     """One row per processed frame, empty frames included, so "nothing there" is visible, not missing.
@@ -707,15 +702,11 @@ class MotSink:
     def close(self) -> None:
         self._handle.close()
         if self._links:
-            redone = self._file.partial.with_name(f"{self._file.partial.name}.rewritten")
-            try:
-                with open(self._file.partial, encoding="ascii") as rows, open(redone, "w", encoding="ascii") as out:
-                    for row in rows:
-                        frame, track, rest = row.split(",", 2)
-                        out.write(f"{frame},{self._links.get(int(track), track)},{rest}")
-                os.replace(redone, self._file.partial)
-            finally:
-                redone.unlink(missing_ok=True)
+            with self._file.rewriting() as redone, open(self._file.partial, encoding="ascii") as rows, \
+                    open(redone, "w", encoding="ascii") as out:
+                for row in rows:
+                    frame, track, rest = row.split(",", 2)
+                    out.write(f"{frame},{self._links.get(int(track), track)},{rest}")
         self._file.commit()
 
     def abort(self) -> None:

@@ -139,9 +139,8 @@ def link(tracklets: Sequence[Tracklet], settings: LinkSettings) -> dict[int, int
 
 def _candidates(pieces: Sequence[Tracklet], starts: np.ndarray, settings: LinkSettings) -> list[tuple]:
     """(cost, gap, end piece, start piece) of every pair within the gates (the shorter gap first where costs
-    tie); the cost is the distance from where the
-    first piece was heading over its gate, averaged with the appearance distance over its gate where both
-    pieces have embeddings."""
+    tie); the cost is the distance from where the first piece was heading over its gate, averaged with the
+    appearance distance over its gate where both pieces have embeddings."""
     head = np.array([np.mean(p.head, axis=0) for p in pieces])  # time, x, y, height at each start
     embeddings = [p.embedding for p in pieces]
     pairs = []
