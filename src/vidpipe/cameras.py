@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import broker, stopping
-from .config import CameraEntry, PipelineConfig
+from .config import VIEW, CameraEntry, PipelineConfig
 from .detections import Detections
 from .detectors import Detector, StagedDetector
 from .engine import StageProfile
@@ -255,12 +255,8 @@ class CameraRun:
                 # a stream connects on its reader's thread: a camera that is down holds up no other
                 source = open_live(entry.source, options, realtime=realtime and file, loop=loop and file,
                                    opener=lambda spec, name=name: pipeline.open(spec, name), connect_now=False)
-                config = replace(pipeline.config, cameras=[],
-                                 lines=pipeline.config.lines if entry.lines is None else list(entry.lines),
-                                 zones=pipeline.config.zones if entry.zones is None else list(entry.zones),
-                                 masks=pipeline.config.masks if entry.masks is None else list(entry.masks),
-                                 filters=pipeline.config.filters if entry.filters is None else entry.filters,
-                                 clips=pipeline.config.clips if entry.clips is None else entry.clips)
+                own = {kind: getattr(entry, kind) for kind in VIEW if getattr(entry, kind) is not None}
+                config = replace(pipeline.config, cameras=[], **own)  # the run's view where it sets none
                 self.cameras.append(Camera(name, entry.source, source, config, pipeline, self._wake))
             self._warm_up()
         except BaseException:
