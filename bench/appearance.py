@@ -34,11 +34,23 @@ column swings with it; the per-frame costs are CPU time). "found": watched objec
 On the walkway the detector's features drop one duplicate track (one object fewer, the same people found) and
 halve the tracks born or ended mid-picture; elsewhere they move a count by at most one. MobileNetV2 finds two
 more walkway people (its embeddings tell people apart better: fewer wrong re-finds), at a cost no CPU frame can
-pay. Per frame on the walkway (5.4 boxes a frame, CPU time, the fastest of 7 per frame): int8 23.1 ms, with
-the feature outputs and pooling 24.2 ms (+4.8%; a second run 24.3 and 26.3 ms, +8.1%; the pooling alone
-0.42 ms); fp32 56.9 and 58.5 ms (+2.9%). MobileNetV2 on the same crops: 196-246 ms (8-10x the int8 model),
-210 ms at fp32 (3.7x). Taking the int8 maps after their FakeQuantize instead measured +1.9% and +6.3%: within
-this machine's noise of each other, so the float maps are kept. The detector's features are the default
+pay. MobileNetV2 on the same crops: 196-246 ms a frame (8-10x the int8 model), 210 ms at fp32 (3.7x).
+The detector's features are the default (`appearance: detector`).
+
+The features' cost, measured again 2026-12-07 on the same machine, unloaded, with the plain and the featured
+detector timed in turn on each frame (the fastest of 7 each; walkway, 5.4 boxes a frame, CPU time):
+
+| maps taken out | precision | without -> with features (ms a frame) |
+|---|---|---|
+| (C, h, w), until 2026-12-06 | int8 | 25.4 -> 27.7 (+9.1%), 25.0 -> 26.9 (+7.6%) |
+| (h, w, C), as OpenVINO computes them | int8 | 24.2 -> 25.6 (+6.1%), 23.7 -> 25.1 (+6.0%), 22.9 -> 24.1 (+5.6%) |
+| (h, w, C) | bf16 | 33.5 -> 34.3 (+2.4%) |
+| (h, w, C) | fp32 | 60.0 -> 61.1 (+1.9%) |
+
+Of int8's 1.4 ms: the graph's extra outputs about 0.5, copying the maps 0.2, pooling 0.3. A frame of a whole
+`vidpipe run` (int8, walkway, 692 frames) costs 30.6 ms of CPU, so the features are 4.6% of it; whole runs
+timed in turn, appearance off then on, 8 pairs: +2.9% CPU (median; single pairs -5% to +27%). Taking the int8
+maps after their FakeQuantize costs more (+11% of the model alone against +3%, OpenVINO's own timing).
 (`appearance: detector`).
 """
 
@@ -125,8 +137,9 @@ def run(clip: Path, appearance: str, precision: str, out: Path):
 
 def frame_costs(clip: Path, precision: str, frames: int = 30, repeats: int = 7) -> str:
     """Per-frame CPU milliseconds on `frames` frames spread over the clip: the detector without and with the
-    feature outputs (pooling included), each frame timed `repeats` times and its fastest kept; the pooling
-    alone; MobileNetV2 on the same boxes (once)."""
+    feature outputs (pooling included), each frame timed `repeats` times by each in turn (so a change in the
+    machine's load falls on both) and each one's fastest kept; the pooling alone; MobileNetV2 on the same
+    boxes (once)."""
     from vidpipe.detectors.appearance import pool
 
     capture = cv2.VideoCapture(str(clip))
@@ -140,11 +153,11 @@ def frame_costs(clip: Path, precision: str, frames: int = 30, repeats: int = 7) 
     for detector in (plain, featured):
         detector.detect(images[:2])  # compiled and warm
 
-    def fastest(detector, image) -> float:
-        return min(timed(lambda: detector.detect([image])) for _ in range(repeats))
+    def fastest(image) -> np.ndarray:
+        turns = [[timed(partial(detector.detect, [image])) for detector in (plain, featured)] for _ in range(repeats)]
+        return np.min(turns, axis=0)
 
-    model = sum(fastest(plain, image) for image in images) / frames
-    with_features = sum(fastest(featured, image) for image in images) / frames
+    model, with_features = sum(fastest(image) for image in images) / frames
     records = plain.detect(images)
     crops = MobileNetCrops(plain)
     mobilenet = sum(timed(partial(crops.embed, image, record.xyxy)) for image, record in zip(images, records)

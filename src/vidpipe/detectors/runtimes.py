@@ -225,7 +225,7 @@ class OpenVinoSession:
     def submit(self, tensors: np.ndarray) -> Callable[[], np.ndarray | tuple[np.ndarray, list[list[np.ndarray]]]]:
         """Start one request per tensor of (n, 3, h, w) float32 and return at once; the returned function
         waits for the model's raw outputs, stacked in order (with `features`: and each image's Detect-head
-        input maps, (C, h, w) per level)."""
+        input maps, (h, w, C) per level)."""
         started = []
         for i in range(len(tensors)):
             try:
