@@ -104,6 +104,13 @@ def test_a_track_that_starts_where_an_ended_one_was_heading_joins_it_and_a_chain
     assert link([first, second, third, elsewhere], LinkSettings()) == {2: 1, 3: 1}
 
 
+def test_a_cut_between_two_shots_keeps_their_tracks_apart():
+    """The chain of the test above, with the video cutting to another shot between the pieces: 1 and 2 stay
+    apart; 2 and 3, in one shot, still join."""
+    first, second, third = walker(1, 0.0, 0.0), walker(2, 2.0, 40.0), walker(3, 6.0, 120.0)
+    assert link([first, second, third], LinkSettings(), cuts=[1.6]) == {3: 2}
+
+
 def test_the_gates_keep_apart_other_classes_other_sizes_and_gaps_too_long():
     first = walker(1, 0.0, 0.0)
     truck = piece(2, [3.0, 3.5], [(60, 100), (70, 100)], class_id=7)

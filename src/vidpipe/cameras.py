@@ -43,7 +43,7 @@ from .pipeline import Pipeline, finish_run
 from .session import RunResult, RunSession
 from .sinks import Viewer
 from .sources import Source
-from .streams import Schedule, spread, track
+from .streams import Schedule, profiles, spread, track
 from .tracking import Tracker
 
 log = logging.getLogger("vidpipe")
@@ -93,7 +93,7 @@ class Camera:
         self.monitor = LiveMonitor(capture=self.capture, source=source)
         self.schedule = Schedule(config.detect_every)
         self.tracker: Tracker | None = None
-        self._motion = None
+        self._motion = self._cuts = None
         self._tracking = False
         self.session: RunSession | None = None
         self.frames = 0
@@ -106,11 +106,12 @@ class Camera:
         if not self._tracking:
             self.tracker = self._pipeline.tracker_for(self.source.info)
             self._motion, self._tracking = self._pipeline.camera_motion(self.tracker), True
-        return track(self.tracker, [frame], [detections], self._motion, self.screen)[0]
+            self._cuts = self._pipeline.scene_cuts(self.tracker, self.source.info.fps)
+        return track(self.tracker, [frame], [detections], self._motion, self.screen, self._cuts)[0]
 
     @property
     def profiles(self) -> list[StageProfile]:
-        return [self._motion.profile] if self._motion else []
+        return profiles(self._motion, self._cuts)
 
 
 class SharedStream:

@@ -113,6 +113,7 @@ class PipelineConfig:
     tracker: str = "bytetrack"
     merge_iou: float = DUPLICATE_IOU  # before tracking, boxes of two classes this alike are one (0: keep both)
     camera_motion: str = "auto"  # move tracks with the camera: auto (where it moves) | on | off
+    scene_cuts: bool = True  # every track ends where the video cuts to another shot (edited video)
     trackers: dict[str, dict] = field(default_factory=tracker_defaults)  # parameters by tracker name
     confirm_frames: int = CONFIRM_FRAMES  # a track is an object once detected this often...
     confirm_score: float = CONFIRM_SCORE  # ...with the median of its latest 10 scores at least this

@@ -355,7 +355,7 @@ class RunSession:
         missing: list[str] = []
         try:
             if self.tracklets:  # before any output closes: the tables, the events and the counts use the links
-                self.links.update(self.tracklets.link())
+                self.links.update(self.tracklets.link(cuts=self.tracker.cuts))
             with _writing(self.out_dir):
                 for key, sink in self.sinks.items():
                     if key != "video":
@@ -406,6 +406,7 @@ class RunSession:
             lines={line.name: line.figures() for line in self.analytics.lines} or None,
             zones={zone.name: zone.figures() for zone in self.analytics.zones} or None,
             size_changes=tuple(self.size_changes),
+            scene_cuts=tuple(round(t, 3) for t in self.tracker.cuts) if self.tracker else (),
             regions=tuple(self.analytics.describe()),
             events_out=tuple(events_out),
             filtered=self.screen.figures() if self.screen else None,

@@ -26,7 +26,7 @@ from .frames import Frame
 from .live import LatestFrames, LiveMonitor
 from .screen import Screen
 from .sources import Source
-from .tracking import CameraMotion, Tracker
+from .tracking import CameraMotion, SceneCuts, Tracker
 
 QUEUE_BATCHES = 2  # batches waiting between two stages: enough to keep each busy, little memory
 
@@ -73,16 +73,20 @@ def detect(detector: Detector, batch: list[Frame], picked: list[bool]) -> list[D
 
 
 def track(tracker: Tracker | None, batch: list[Frame], found: list[Detections | None],
-          motion: CameraMotion | None = None, screen: Screen | None = None) -> list[Pair]:
+          motion: CameraMotion | None = None, screen: Screen | None = None,
+          cuts: SceneCuts | None = None) -> list[Pair]:
     """Each frame with its tracked detections; a frame the detector skipped gets the tracker's prediction.
-    With `motion`, the tracks first move with the camera (every frame, detected or not); with `screen`, the
-    detections in a mask or outside their class's limits are dropped first."""
+    With `cuts`, every track ends where the video cuts to another shot; with `motion`, the tracks first move
+    with the camera (every frame, detected or not); with `screen`, the detections in a mask or outside their
+    class's limits are dropped first."""
     if screen:
         found = [d if d is None else screen(d, *(f.size or (0, 0))) for f, d in zip(batch, found)]
     if tracker is None:
         return list(zip(batch, found))
     pairs = []
     for frame, detections in zip(batch, found):
+        if cuts and cuts(frame.image, frame.time):
+            tracker.cut(frame.time)
         affine = motion(frame.image, frame.time) if motion else None
         if affine is not None:
             tracker.warp(affine)
@@ -93,16 +97,22 @@ def track(tracker: Tracker | None, batch: list[Frame], found: list[Detections | 
     return pairs
 
 
+def profiles(motion: CameraMotion | None, cuts: SceneCuts | None) -> list[StageProfile]:
+    """The per-frame analyses' costs, for the run's per-stage figures."""
+    return [part.profile for part in (motion, cuts) if part]
+
+
 class SequentialStream:
     """Detect a batch, track it, hand it on; one thread."""
 
     def __init__(self, frames: Iterable[Frame], detector: Detector, tracker: Tracker | None, batch_size: int,
-                 detect_every: int = 1, motion: CameraMotion | None = None, screen: Screen | None = None) -> None:
-        self.profiles: list[StageProfile] = [motion.profile] if motion else []
+                 detect_every: int = 1, motion: CameraMotion | None = None, screen: Screen | None = None,
+                 cuts: SceneCuts | None = None) -> None:
+        self.profiles = profiles(motion, cuts)
         schedule = Schedule(detect_every)
         self._pairs = (pair for batch in batched(frames, batch_size)
                        for pair in track(tracker, batch, detect(detector, batch, schedule.pick(batch)), motion,
-                                         screen))
+                                         screen, cuts))
 
     def __iter__(self) -> Iterator[Pair]:
         return self._pairs
@@ -115,7 +125,8 @@ class StagedStream:
     """The staged engine: decoding overlaps inference, which overlaps the consumer's writing."""
 
     def __init__(self, frames: Iterable[Frame], detector: Detector, tracker: Tracker | None, batch_size: int,
-                 detect_every: int = 1, motion: CameraMotion | None = None, screen: Screen | None = None) -> None:
+                 detect_every: int = 1, motion: CameraMotion | None = None, screen: Screen | None = None,
+                 cuts: SceneCuts | None = None) -> None:
         schedule = Schedule(detect_every)
         batches: Iterable = ((batch, schedule.pick(batch)) for batch in batched(frames, batch_size))
         if isinstance(detector, StagedDetector):
@@ -127,12 +138,12 @@ class StagedStream:
 
             def step(item: tuple[list[Frame], list[bool], object]) -> list[Pair]:
                 batch, picked, submitted = item
-                return track(tracker, batch, spread(detector.collect(submitted), picked), motion, screen)
+                return track(tracker, batch, spread(detector.collect(submitted), picked), motion, screen, cuts)
         else:
             def step(item: tuple[list[Frame], list[bool]]) -> list[Pair]:
-                return track(tracker, item[0], detect(detector, *item), motion, screen)
+                return track(tracker, item[0], detect(detector, *item), motion, screen, cuts)
         self._stages = Stages(batches, [("detect", step)], queue_size=QUEUE_BATCHES)
-        self.profiles = self._stages.profiles + ([motion.profile] if motion else [])
+        self.profiles = self._stages.profiles + profiles(motion, cuts)
         self._pairs = (pair for batch in self._stages for pair in batch)
 
     def __iter__(self) -> Iterator[Pair]:
@@ -146,10 +157,11 @@ class LiveStream:
     """Newest frame first, one at a time (batching would only add latency); inference time is recorded."""
 
     def __init__(self, source: Source, detector: Detector, tracker: Tracker | None, monitor: LiveMonitor,
-                 detect_every: int = 1, motion: CameraMotion | None = None, screen: Screen | None = None) -> None:
+                 detect_every: int = 1, motion: CameraMotion | None = None, screen: Screen | None = None,
+                 cuts: SceneCuts | None = None) -> None:
         # Compile the model for this frame size before the first real frame, whose latency would show it.
         detector.detect([np.zeros((source.info.height, source.info.width, 3), np.uint8)])
-        self.profiles: list[StageProfile] = [motion.profile] if motion else []
+        self.profiles = profiles(motion, cuts)
         capture = LatestFrames(source)
         monitor.capture = capture
 
@@ -158,12 +170,12 @@ class LiveStream:
         def pairs() -> Iterator[Pair]:
             for frame in capture:
                 if not schedule.pick([frame])[0]:  # a skipped frame: the tracker's prediction, at once
-                    yield track(tracker, [frame], [None], motion)[0]
+                    yield track(tracker, [frame], [None], motion, cuts=cuts)[0]
                     continue
                 start = time.perf_counter()
                 (detections,) = detector.detect([frame.image])
                 monitor.inference_ms.append(1000 * (time.perf_counter() - start))
-                yield track(tracker, [frame], [detections], motion, screen)[0]
+                yield track(tracker, [frame], [detections], motion, screen, cuts)[0]
 
         self._pairs = pairs()
 

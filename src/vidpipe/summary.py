@@ -126,7 +126,8 @@ class RunSummary:
     one); `source_frames_lost` the input's frames the decoder could not give (damage) and
     `source_frames_unread` those after the point where reading stopped early (a stop, --end, --max-frames).
     `missing_outputs` is what a second stop cut from the finishing; `size_changes` each change of the frame
-    size in the stream (boxes in the tables are in the pixels of the frame they belong to)."""
+    size in the stream (boxes in the tables are in the pixels of the frame they belong to); `scene_cuts` where
+    the video cut to another shot (every track ended there: `tracking.cuts`)."""
 
     status: str
     input: VideoInfo
@@ -149,6 +150,7 @@ class RunSummary:
     frames_decoded: int | None = None
     missing_outputs: tuple[str, ...] = ()
     size_changes: tuple[dict, ...] = ()  # {frame, time_s, width, height} from that frame on
+    scene_cuts: tuple[float, ...] = ()  # seconds where the video cut to another shot (with a tracker)
     regions: tuple[dict, ...] = ()  # the lines and zones as configured: {kind, name, points, classes}
     events_out: tuple[dict, ...] = ()  # each --events sink: {url, sent, dropped}
     # masks and class filters (`vidpipe.screen`): {masks, filters, dropped: {reason: detections}}
@@ -196,7 +198,8 @@ class RunSummary:
         data = {
             "vidpipe_version": self.vidpipe_version,
             "status": self.status,
-            "input": {**self.input.as_dict(), "size_changes": list(self.size_changes)},
+            "input": {**self.input.as_dict(), "size_changes": list(self.size_changes),
+                      "scene_cuts_s": list(self.scene_cuts)},
             "detector": asdict(self.detector),
             "tracker": asdict(self.tracker) if self.tracker else None,
             "sampling": {**asdict(self.sampling), "effective_fps": self.effective_fps},
@@ -240,6 +243,7 @@ class RunSummary:
         source = dict(data["input"])
         source["duration"] = source.pop("duration_s")
         size_changes = tuple(source.pop("size_changes", ()))
+        scene_cuts = tuple(source.pop("scene_cuts_s", ()))
         live = data.get("live")
         if live:
             live = LiveFigures(**{**live, "latency_ms": _percentiles(live["latency_ms"]),
@@ -256,7 +260,7 @@ class RunSummary:
             video_output=VideoOutput(**data["video_output"]) if data.get("video_output") else None,
             live=live, lines=data.get("lines"), zones=data.get("zones"),
             source_frames_unread=data.get("source_frames_unread", 0), frames_decoded=data.get("frames_decoded"),
-            missing_outputs=tuple(data.get("missing_outputs", ())), size_changes=size_changes,
+            missing_outputs=tuple(data.get("missing_outputs", ())), size_changes=size_changes, scene_cuts=scene_cuts,
             regions=tuple(data.get("regions", ())), events_out=tuple(data.get("events_out", ())),
             filtered=data.get("filtered"), vidpipe_version=data["vidpipe_version"],
         )

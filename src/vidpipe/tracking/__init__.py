@@ -14,6 +14,7 @@ from ..detections import Detections
 from ..errors import InputError
 from .bytetrack import DET_TXT_NEW_TRACK_THRESH, ByteTrack, ByteTrackConfig
 from .confirm import Confirmation, ConfirmRule
+from .cuts import SceneCuts
 from .motion import CameraMotion
 from .votes import ClassVote
 
@@ -25,6 +26,7 @@ class Tracker(Protocol):
     name: str
     Config: ClassVar[type]
     forget_s: float  # seconds of video after a track's last detection past which its id never comes back
+    cuts: list[float]  # when the video cut to another shot (`cut`), in seconds
 
     def update(self, detections: Detections, time: float | None = None,
                frame_size: tuple[int, int] | None = None) -> Detections:
@@ -39,6 +41,10 @@ class Tracker(Protocol):
     def warp(self, affine) -> None:
         """The camera moved between the previous frame and the next: move every track's state by the 2x3
         affine transform `affine` (previous frame's pixels to the next's), before `update` or `predict`."""
+        ...
+
+    def cut(self, time: float) -> None:
+        """The video cut to another shot before the frame at `time`: every track ends (`cuts.SceneCuts`)."""
         ...
 
     def reset(self) -> None: ...
@@ -86,5 +92,5 @@ def create_tracker(name: str, fps: float, params: dict | None = None, vote: bool
 
 
 __all__ = ["DET_TXT_NEW_TRACK_THRESH", "ByteTrack", "ByteTrackConfig", "CameraMotion", "ClassVote", "ConfirmRule",
-           "Confirmation", "NO_TRACKER", "TRACKERS", "Tracker", "create_tracker", "det_txt_params", "tracker_config",
-           "tracker_defaults"]
+           "Confirmation", "NO_TRACKER", "TRACKERS", "SceneCuts", "Tracker", "create_tracker", "det_txt_params",
+           "tracker_config", "tracker_defaults"]

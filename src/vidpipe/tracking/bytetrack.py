@@ -128,6 +128,13 @@ class ByteTrack:
         self._frame_size: tuple[int, int] | None = None  # the current picture's (width, height), where known
         self._next_id = 1
         self._time: float | None = None
+        self.cuts: list[float] = []  # when the video cut to another shot (`cut`)
+
+    def cut(self, time: float) -> None:
+        """The video cut to another shot before the frame at `time`: every track ends here, lost ones too (none
+        is matched or relinked to an object of the next shot); ids go on from where they were."""
+        self._remove(np.ones(len(self._state), bool))
+        self.cuts.append(time)
 
     def params(self) -> dict:
         return asdict(self.config)

@@ -102,12 +102,13 @@ class TrackletLog:
                          None if embeddings is None else embeddings[i])
             tracklet.frame_size = frame_size
 
-    def link(self, settings: LinkSettings | None = None) -> dict[int, int]:
-        return link(list(self.tracklets.values()), settings or LinkSettings())
+    def link(self, settings: LinkSettings | None = None, cuts: Sequence[float] = ()) -> dict[int, int]:
+        return link(list(self.tracklets.values()), settings or LinkSettings(), cuts)
 
 
-def link(tracklets: Sequence[Tracklet], settings: LinkSettings) -> dict[int, int]:
-    """{track id: the id of the first track of its chain}, only for the tracks that join an earlier one.
+def link(tracklets: Sequence[Tracklet], settings: LinkSettings, cuts: Sequence[float] = ()) -> dict[int, int]:
+    """{track id: the id of the first track of its chain}, only for the tracks that join an earlier one; never
+    across one of `cuts` (the times the video cut to another shot).
 
     Each track's end joins at most one later start: candidate pairs within the gates, taken cheapest first
     (greedy: the candidates are few, and a long video's tracks need no square matrix)."""
@@ -118,6 +119,9 @@ def link(tracklets: Sequence[Tracklet], settings: LinkSettings) -> dict[int, int
     following: dict[int, int] = {}
     taken: set[int] = set()
     candidates = _candidates(pieces, starts, settings)
+    if len(cuts):
+        shot = np.searchsorted(np.sort(np.asarray(cuts, float)), [p.head[0][0] for p in pieces], side="right")
+        candidates = [c for c in candidates if shot[c[2]] == shot[c[3]]]
     if settings.border >= 0:
         candidates = [c for c in candidates if not _at_border(pieces[c[2]].last_box, pieces[c[2]].frame_size,
                                                               settings.border)

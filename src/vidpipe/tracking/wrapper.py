@@ -34,6 +34,13 @@ class TrackerWrapper:
     def warp(self, affine: np.ndarray) -> None:
         self.tracker.warp(affine)
 
+    @property
+    def cuts(self) -> list[float]:
+        return self.tracker.cuts
+
+    def cut(self, time: float) -> None:
+        self.tracker.cut(time)
+
     def reset(self) -> None:
         self.tracker.reset()
         self._last_seen.clear()
