@@ -15,11 +15,13 @@ from vidpipe.tracking import ByteTrack
 
 ROOM = shared_path("sample_videos", "room-people-one-by-one.mp4")
 MOT17_09 = shared_path("data", "mot", "MOT17", "train", "MOT17-09", "mini")
-PRECISIONS = ["fp32", "int8", "bf16"]
+PRECISIONS = ["fp32", "int8", "bf16", "torch"]  # OpenVINO at each precision, and ultralytics' own torch model
 
 
 def appearance_detector(precision: str):
-    detector = load_detector("yolo", precision=precision)
+    """The shipped detector with embeddings: on OpenVINO at `precision`, or (`torch`) through `YOLO.predict`."""
+    runtime, precision = ("torch", "auto") if precision == "torch" else ("auto", precision)
+    detector = load_detector("yolo", precision=precision, runtime=runtime)
     if detector.enable_appearance():
         pytest.skip(f"no OpenVINO runtime here ({detector.runtime})")
     return detector
@@ -81,7 +83,7 @@ def occlusion_frames() -> list[np.ndarray]:
     return frames
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
+@pytest.mark.parametrize("precision", ["fp32", "int8", "torch"])
 def test_a_person_keeps_their_id_behind_an_occluder_with_appearance_and_not_without(precision):
     detector = appearance_detector(precision)
     records = [record[record.class_id == 0] for record in detector.detect(occlusion_frames())]
@@ -127,8 +129,8 @@ def test_bad_appearance_parameters_are_one_line_errors(tmp_path, params, message
 
 
 def test_a_runtime_without_features_tracks_by_motion_with_one_line(tmp_path):
-    result = run_cli("run", str(ROOM), "--runtime", "torch", "--max-frames", "3", "--no-video", "-o",
+    result = run_cli("run", str(ROOM), "--runtime", "onnx", "--max-frames", "3", "--no-video", "-o",
                      str(tmp_path / "out"), cwd=REPO)
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if "appearance" in line]
-    assert len(lines) == 1 and "tracking by motion only" in lines[0] and "torch" in lines[0]
+    assert len(lines) == 1 and "tracking by motion only" in lines[0] and "onnx" in lines[0]

@@ -32,7 +32,7 @@ def test_summary_is_a_typed_record_that_reads_back_from_its_json(pipeline, tmp_p
     assert written["detections"] == result.summary.counts.detections == len(pd.read_parquet(tmp_path /
                                                                                              "detections.parquet"))
     assert written["tracks"] == sum(written["tracks_per_class"].values()) == result.summary.counts.tracks
-    assert [s["stage"] for s in written["stages"]] == ["read", "detect", "motion", "write", "report"]
+    assert [s["stage"] for s in written["stages"]] == ["read", "detect", "motion", "cuts", "write", "report"]
     back = RunSummary.read(tmp_path / "summary.json")
     assert back.to_dict() == written == result.summary.to_dict() and back.counts == result.summary.counts
 

@@ -20,7 +20,7 @@ import numpy as np
 from ..detections import Detections
 from ..errors import missing_modules
 from . import DetectorSettings, check_model_path, resolve_classes
-from .appearance import pool
+from .appearance import LEVEL_STRIDES, pool
 from .quantize import auto_precision, quantized
 from .runtimes import SESSIONS, check_bf16, check_device, class_names, exported, load_ultralytics, resolve_runtime
 from .yolo_ops import STRIDE, Letterbox, postprocess
@@ -79,6 +79,7 @@ class YoloDetector:
         self._model_path: Path | None = None  # the export every frame shape compiles from, made on first use
         self._sessions: dict[tuple[int, int], object] = {}
         self.embed = False  # whether each box also gets an appearance embedding (`enable_appearance`)
+        self._maps: list[list[np.ndarray]] = []  # torch: per forward pass, the Detect head's maps (n, h, w, C)
 
     @staticmethod
     def check() -> str | None:
@@ -120,12 +121,23 @@ class YoloDetector:
 
     def enable_appearance(self) -> str | None:
         """Give every box an embedding from the model's own features (`appearance`) from now on; returns why
-        this runtime cannot (None when it can). Sessions compiled without the extra outputs are dropped."""
-        if self.runtime != "openvino":
-            return f"the {self.runtime} runtime does not expose the model's features (use --runtime openvino)"
+        this runtime cannot (None when it can). Sessions compiled without the extra outputs are dropped; on
+        torch, the Detect head's inputs are caught on their way in (ultralytics' own re-id hook)."""
+        if self.runtime == "onnx":
+            return "the onnx runtime does not expose the model's features (use --runtime openvino or torch)"
+        if self.runtime == "torch":
+            if len(getattr(self._yolo.model.model[-1], "stride", ())) != len(LEVEL_STRIDES):
+                return f"{Path(self.model).name} has no YOLO Detect head to take features from"
+            # `predict` runs a deep copy of the model, made on its first call: the hook goes on that copy.
+            self._predict([np.zeros((STRIDE, STRIDE, 3), np.uint8)])
+            self._yolo.predictor.model.model.model[-1].register_forward_pre_hook(self._catch_maps)
         self.embed = True
         self._sessions.clear()
         return None
+
+    def _catch_maps(self, _module, inputs) -> None:
+        """The torch Detect head's input maps of each forward pass, kept channels-last on the CPU."""
+        self._maps.append([level.detach().float().permute(0, 2, 3, 1).cpu().numpy() for level in inputs[0]])
 
     def _decode(self, result, letterbox: Letterbox) -> list[tuple]:
         """Boxes from the raw outputs; with features, each box's embedding pooled from them too."""
@@ -144,10 +156,22 @@ class YoloDetector:
         counts = [getattr(session, "requests", None) for session in self._sessions.values()]
         return next((n for n in counts if n), None)
 
-    def _predict(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def _predict(self, images: list[np.ndarray]) -> list[tuple]:
+        self._maps = []
         results = self._yolo.predict(images, conf=self.conf, iou=self.iou, imgsz=self.imgsz, device=self.device,
                                      classes=self.classes, verbose=False)
-        return [(r.boxes.xyxy.cpu().numpy(), r.boxes.conf.cpu().numpy(), r.boxes.cls.cpu().numpy()) for r in results]
+        boxes = [(r.boxes.xyxy.cpu().numpy(), r.boxes.conf.cpu().numpy(), r.boxes.cls.cpu().numpy()) for r in results]
+        if not self.embed:
+            return boxes
+        # `predict` letterboxes a batch of one shape as vidpipe's Letterbox does (the smallest stride-multiple
+        # rectangle): the boxes go back into the network's pixels to find their cells.
+        # (The last passes are this batch's: on a GPU the first `predict` also warms the model up on zeros.)
+        letterbox = Letterbox.fit(images[0].shape[:2], self.imgsz)
+        top, _, left, _ = letterbox.padding
+        maps = [np.concatenate([caught[level] for caught in self._maps])[-len(images):] for level in range(3)]
+        return [(xyxy, score, class_id, pool([level[k] for level in maps],
+                                             xyxy * letterbox.gain + [left, top, left, top]))
+                for k, (xyxy, score, class_id) in enumerate(boxes)]
 
     def _exported(self) -> Path:
         """The export for this runtime and precision; `auto` on OpenVINO may choose int8 (see `quantize`)."""
