@@ -83,11 +83,16 @@ def test_vidpipe_run_with_centernet_writes_pixel_boxes(savedmodel, tmp_path):
 
 
 def test_yolo_and_centernet_outputs_have_the_same_shape(savedmodel, tmp_path):
-    """Same clip, same options, both backends: identical table columns and dtypes, videos of equal length."""
+    """Same clip, same options, both backends: identical table columns and dtypes, videos of equal length.
+    CenterNet gives no features, so its tracks follow motion alone, and one line says so."""
     common = ["--classes", "person,car,stop sign,toothbrush", "--max-frames", "6", "--start", "5", "-q"]
     for name, extra in (("yolo", []), ("centernet", ["--model", savedmodel])):
         result = run_cli("run", str(PARKING), "--detector", name, *extra, "-o", str(tmp_path / name), *common)
         assert result.returncode == 0, result.stderr
+        said = [line for line in result.stderr.splitlines() if "appearance" in line]
+        assert said == ([] if name == "yolo" else
+                        ["vidpipe: appearance: off, tracking by motion only (the centernet detector does not expose "
+                         "its features)"]), result.stderr
     for table in ("detections.parquet", "frames.parquet"):
         yolo, centernet = (pd.read_parquet(tmp_path / name / table) for name in ("yolo", "centernet"))
         assert list(yolo.columns) == list(centernet.columns)

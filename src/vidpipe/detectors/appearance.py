@@ -20,8 +20,10 @@ import re
 import numpy as np
 
 # A YOLO Detect head's first box convolution of level i, as ultralytics' exporter names it: `model.<k>.cv2.<i>.0`
-# (k is the Detect layer's index: 22 in YOLOv8, 23 in YOLO11).
+# in OpenVINO, `/model.<k>/cv2.<i>/cv2.<i>.0/conv/Conv` in ONNX (k is the Detect layer's index: 22 in YOLOv8, 23
+# in YOLO11).
 _HEAD_CONV = re.compile(r"model\.(\d+)\.cv2\.(\d)\.0\.conv")
+_ONNX_HEAD_CONV = re.compile(r"model\.(\d+)/cv2\.(\d)/cv2\.\d\.0/conv/Conv")
 LEVEL_STRIDES = (8, 16, 32)
 
 
@@ -45,6 +47,18 @@ def head_inputs(model) -> list | None:
         return None
     channels_last = opset13.constant(np.array([0, 2, 3, 1], np.int64))
     return [opset13.transpose(levels[i], channels_last).output(0) for i in range(len(LEVEL_STRIDES))]
+
+
+def onnx_head_inputs(graph) -> list[str] | None:
+    """The names of the tensors feeding the Detect head's three levels in an ONNX graph, finest first (each
+    (1, C, h, w)); None where the graph has no such head."""
+    found: dict[int, dict[int, str]] = {}
+    for node in graph.node:
+        name = _ONNX_HEAD_CONV.search(node.name)
+        if node.op_type == "Conv" and name:
+            found.setdefault(int(name[1]), {})[int(name[2])] = node.input[0]
+    levels = found[max(found)] if found else {}
+    return [levels[i] for i in range(len(LEVEL_STRIDES))] if sorted(levels) == [0, 1, 2] else None
 
 
 def pool(features: list[np.ndarray], boxes: np.ndarray, strides: tuple[int, ...] = LEVEL_STRIDES) -> np.ndarray:

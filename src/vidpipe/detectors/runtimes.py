@@ -249,24 +249,46 @@ class OpenVinoSession:
 
 
 class OnnxSession:
-    """An ONNX model in ONNX Runtime on the CPU (fp32)."""
+    """An ONNX model in ONNX Runtime on the CPU (fp32). With `features`, the Detect head's input maps are made
+    graph outputs too (`appearance`)."""
 
     precision = "fp32"
 
-    def __init__(self, path: Path, shape: tuple[int, int], precision: str = "auto", threads: int | None = None) -> None:
+    def __init__(self, path: Path, shape: tuple[int, int], precision: str = "auto", threads: int | None = None,
+                 features: bool = False) -> None:
         import onnxruntime as ort
 
         start = time.perf_counter()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or 0
-        self._session = ort.InferenceSession(str(path / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        model: str | bytes = str(path / "model.onnx")
+        levels = None
+        if features:
+            import onnx
+
+            from .appearance import onnx_head_inputs
+
+            graph = onnx.load(model)
+            levels = onnx_head_inputs(graph.graph)
+            for name in levels or ():
+                graph.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+            model = graph.SerializeToString() if levels else model
+        self.features = bool(levels)
+        self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
         self.compile_ms = 1000 * (time.perf_counter() - start)
 
-    def submit(self, tensors: np.ndarray) -> Callable[[], np.ndarray]:
-        """ONNX Runtime's API is synchronous: the model runs when the result is asked for."""
-        return lambda: np.concatenate([self._session.run(None, {self._input: tensors[i : i + 1]})[0]
-                                       for i in range(len(tensors))])
+    def submit(self, tensors: np.ndarray) -> Callable[[], np.ndarray | tuple[np.ndarray, list[list[np.ndarray]]]]:
+        """ONNX Runtime's API is synchronous: the model runs when the result is asked for (with `features`: as
+        OpenVinoSession, also each image's maps, (h, w, C) per level)."""
+        def result() -> np.ndarray | tuple[np.ndarray, list[list[np.ndarray]]]:
+            runs = [self._session.run(None, {self._input: tensors[i : i + 1]}) for i in range(len(tensors))]
+            outputs = np.concatenate([run[0] for run in runs])
+            if not self.features:
+                return outputs
+            return outputs, [[np.ascontiguousarray(level[0].transpose(1, 2, 0)) for level in run[1:]] for run in runs]
+
+        return result
 
 
 SESSIONS = {"openvino": OpenVinoSession, "onnx": OnnxSession}

@@ -123,8 +123,6 @@ class YoloDetector:
         """Give every box an embedding from the model's own features (`appearance`) from now on; returns why
         this runtime cannot (None when it can). Sessions compiled without the extra outputs are dropped; on
         torch, the Detect head's inputs are caught on their way in (ultralytics' own re-id hook)."""
-        if self.runtime == "onnx":
-            return "the onnx runtime does not expose the model's features (use --runtime openvino or torch)"
         if self.runtime == "torch":
             if len(getattr(self._yolo.model.model[-1], "stride", ())) != len(LEVEL_STRIDES):
                 return f"{Path(self.model).name} has no YOLO Detect head to take features from"
