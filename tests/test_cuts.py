@@ -14,11 +14,15 @@ import json
 import av
 import numpy as np
 import pandas as pd
+import pytest
 from test_tracking import box_at, frame, ids_by_object
 
 import vidpipe
 from conftest import PARKING, SUBURBAN, run_cli, shared_path
+from vidpipe.config import PipelineConfig
+from vidpipe.errors import InputError
 from vidpipe.tracking import ByteTrack, SceneCuts
+from vidpipe.tracking.cuts import scene_cuts
 
 MONTAGE_CUTS_S = [1.20, 3.04, 5.48, 7.48, 9.68]  # frames 30, 76, 137, 187, 242 at 25 fps, by watching
 VEHICLES = ["car", "truck", "bus", "motorcycle"]
@@ -72,7 +76,7 @@ def test_a_cut_ends_every_track_and_none_is_relinked_across_it():
 
 def test_no_track_of_the_shipped_detector_spans_a_cut_of_the_montage(tmp_path):
     """End to end (YOLOv8n, vehicles): every track lies within one shot, and summary.json lists the cuts; with
-    `--no-scene-cuts`, the control, a car's track runs on into the next shot (as tracks did before)."""
+    `--scene-cuts off`, the control, a car's track runs on into the next shot (as tracks did before)."""
     path = shared_path("sample_videos", "street-montage.mp4")
 
     def spanning(tracks: pd.DataFrame) -> int:
@@ -84,6 +88,17 @@ def test_no_track_of_the_shipped_detector_spans_a_cut_of_the_montage(tmp_path):
     assert np.allclose(json.loads(result.outputs["summary"].read_text())["input"]["scene_cuts_s"], MONTAGE_CUTS_S,
                        atol=0.02)
     off = run_cli("run", str(path), "-o", str(tmp_path / "off"), "--classes", ",".join(VEHICLES), "--no-video",
-                  "--no-report", "--no-scene-cuts", "--quiet")
+                  "--no-report", "--scene-cuts", "off", "--quiet")
     assert off.returncode == 0, off.stderr
     assert spanning(pd.read_parquet(tmp_path / "off" / "tracks.parquet")) >= 1
+
+
+def test_auto_looks_for_cuts_in_files_only_and_a_bad_mode_is_one_line(tmp_path):
+    """A light going on changes a camera's picture as much as a cut: `auto` leaves live sources alone."""
+    assert isinstance(scene_cuts("auto", live=False, fps=25), SceneCuts) and scene_cuts("auto", True, 25) is None
+    assert isinstance(scene_cuts("on", live=True, fps=25), SceneCuts) and scene_cuts("off", False, 25) is None
+    assert PipelineConfig(scene_cuts=False).scene_cuts == "off"  # YAML's bare `off`
+    with pytest.raises(InputError, match="scene_cuts must be one of auto, on, off"):
+        PipelineConfig(scene_cuts="sometimes")
+    result = run_cli("run", str(PARKING), "--scene-cuts", "sometimes", "-o", str(tmp_path / "out"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr

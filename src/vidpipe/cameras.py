@@ -106,7 +106,7 @@ class Camera:
         if not self._tracking:
             self.tracker = self._pipeline.tracker_for(self.source.info)
             self._motion, self._tracking = self._pipeline.camera_motion(self.tracker), True
-            self._cuts = self._pipeline.scene_cuts(self.tracker, self.source.info.fps)
+            self._cuts = self._pipeline.scene_cuts(self.tracker, self.source.live, self.source.info.fps)
         return track(self.tracker, [frame], [detections], self._motion, self.screen, self._cuts)[0]
 
     @property

@@ -115,9 +115,10 @@ PIPELINE_OPTIONS = [
     click.option("--camera-motion", type=click.Choice(["auto", "on", "off"]),
                  help="Move the tracks with the camera (pans, hand-held shake): auto where the picture moves "
                       "(a fixed camera pays a check a second), on for every frame, off [default: auto]."),
-    click.option("--scene-cuts/--no-scene-cuts", default=None,
-                 help="End every track where the video cuts to another shot (edited video: a montage, an upload) "
-                      "[default: yes]."),
+    click.option("--scene-cuts", type=click.Choice(["auto", "on", "off"]),
+                 help="End every track where the video cuts to another shot (edited video: a montage, an upload): "
+                      "auto in files, not on cameras and streams (a light going on is no cut), on, off "
+                      "[default: auto]."),
     click.option("--link", type=click.Choice(["offline", "online", "off"]),
                  help="Join the tracks of one object: online, the tracker relinks a track lost up to 3 s; "
                       "offline (files), also one pass over every track once the file has ended, for the tables "

@@ -28,6 +28,7 @@ from .sinks import TABLE_FORMATS, VIDEO_CRF, VIDEO_PRESET
 from .sources import MAX_FPS, Sampling
 from .tracking import NO_TRACKER, TRACKERS, ConfirmRule, tracker_config, tracker_defaults
 from .tracking.confirm import CONFIRM_FRAMES, CONFIRM_SCORE
+from .tracking.cuts import MODES as SCENE_CUTS
 from .tracking.link import LINK_MODES
 from .tracking.motion import MODES as CAMERA_MOTION
 
@@ -113,7 +114,7 @@ class PipelineConfig:
     tracker: str = "bytetrack"
     merge_iou: float = DUPLICATE_IOU  # before tracking, boxes of two classes this alike are one (0: keep both)
     camera_motion: str = "auto"  # move tracks with the camera: auto (where it moves) | on | off
-    scene_cuts: bool = True  # every track ends where the video cuts to another shot (edited video)
+    scene_cuts: str = "auto"  # every track ends where the video cuts to another shot: auto (files) | on | off
     trackers: dict[str, dict] = field(default_factory=tracker_defaults)  # parameters by tracker name
     confirm_frames: int = CONFIRM_FRAMES  # a track is an object once detected this often...
     confirm_score: float = CONFIRM_SCORE  # ...with the median of its latest 10 scores at least this
@@ -182,10 +183,12 @@ class PipelineConfig:
         if self.ha_discovery and "mqtt" not in schemes:
             raise InputError("--ha-discovery needs an mqtt:// --events URL: Home Assistant reads its discovery "
                              "messages from the broker")
-        if isinstance(self.camera_motion, bool):  # YAML reads a bare on / off as true / false
-            object.__setattr__(self, "camera_motion", "on" if self.camera_motion else "off")
-        if self.camera_motion not in CAMERA_MOTION:
-            raise InputError(f"camera_motion must be one of {', '.join(CAMERA_MOTION)}, got {self.camera_motion!r}")
+        for name, modes in (("camera_motion", CAMERA_MOTION), ("scene_cuts", SCENE_CUTS)):
+            value = getattr(self, name)
+            if isinstance(value, bool):  # YAML reads a bare on / off as true / false
+                object.__setattr__(self, name, value := "on" if value else "off")
+            if value not in modes:
+                raise InputError(f"{name} must be one of {', '.join(modes)}, got {value!r}")
         if self.link not in LINK_MODES:
             raise InputError(f"link must be one of {', '.join(LINK_MODES)}, got {self.link!r}")
         if self.anchor not in ANCHORS:

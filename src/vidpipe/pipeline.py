@@ -31,6 +31,7 @@ from .sources import Sampling, Source, open_source
 from .stopping import frame_boundary
 from .streams import FrameStream, LiveStream, SequentialStream, StagedStream
 from .tracking import NO_TRACKER, CameraMotion, SceneCuts, Tracker, create_tracker, tracker_config
+from .tracking.cuts import scene_cuts
 
 log = logging.getLogger("vidpipe")
 Progress = bool | Callable[[int], None]  # a bar (True), nothing (False), or told how many frames were just done
@@ -159,10 +160,11 @@ class Pipeline:
         """Each frame of any iterable with its detections (tracked when given a tracker, which then also
         predicts the frames `detect_every` skips and follows the camera's motion); one thread."""
         every = self.config.detect_every if tracker is not None else 1
-        fps = getattr(getattr(source, "info", None), "fps", 0.0)
+        info = getattr(source, "info", None)
         return iter(SequentialStream(source, self.detector, tracker, self.config.batch_size, every,
                                      self.camera_motion(tracker), self.screen_for(self.config),
-                                     self.scene_cuts(tracker, fps)))
+                                     self.scene_cuts(tracker, getattr(source, "live", False),
+                                                     getattr(info, "fps", 0.0))))
 
     def tracker_for(self, info: VideoInfo) -> Tracker | None:
         """A fresh tracker for one input, its rows carrying their track's voted class and whether it is an
@@ -178,7 +180,7 @@ class Pipeline:
                 screen: Screen) -> FrameStream:
         """The frame stream for this source, chosen once."""
         every, motion = self.config.detect_every, self.camera_motion(tracker)
-        cuts = self.scene_cuts(tracker, source.info.fps)
+        cuts = self.scene_cuts(tracker, source.live, source.info.fps)
         if source.live:
             return LiveStream(source, self.detector, tracker, monitor or LiveMonitor(), every, motion, screen, cuts)
         kind = SequentialStream if self.config.engine == "sequential" else StagedStream
@@ -189,9 +191,10 @@ class Pipeline:
         mode = self.config.camera_motion
         return CameraMotion(mode) if tracker is not None and mode != "off" else None
 
-    def scene_cuts(self, tracker: Tracker | None, fps: float) -> SceneCuts | None:
-        """The cut detector that ends one input's tracks where its video cuts to another shot, or None."""
-        return SceneCuts(fps) if tracker is not None and self.config.scene_cuts else None
+    def scene_cuts(self, tracker: Tracker | None, live: bool, fps: float) -> SceneCuts | None:
+        """The cut detector that ends one input's tracks where its video cuts to another shot (`--scene-cuts`),
+        or None."""
+        return scene_cuts(self.config.scene_cuts, live, fps) if tracker is not None else None
 
     def _drive(self, stream: FrameStream, session: RunSession, report: Callable[[int], None],
                duration: float | None) -> str:

@@ -7,6 +7,9 @@ rates, the street montage's five cuts score 37-60 and are each found on their fr
 never pass 20 (a car filling a third of the parking lot's picture: 19.8). Frames further apart change more
 (the parking lot at 6 fps passes 27 with no cut), so a cut is only decided between frames at most MAX_GAP_S
 apart: sampled frames (`--sample-fps`) keep the tracker's own judgement.
+
+`auto` (the default) looks for cuts in files only: a camera's picture changes as much when a light goes on or
+it switches to infrared, and there ending every track would count each object again.
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ WIDTH = 320  # pixels of the copy compared
 THRESHOLD = 27.0  # ContentDetector's default: the street montage's cuts score 37-60, camera clips at most 20
 MIN_SHOT_S = 0.3  # a shot lasts at least this (a flash, two changes in a row, is not two cuts)
 MAX_GAP_S = 0.1  # frames further apart than this are not compared (a 10 fps camera's frames are)
+MODES = ("auto", "on", "off")  # auto: files, not live sources (cameras, streams)
+
+
+def scene_cuts(mode: str, live: bool, fps: float) -> SceneCuts | None:
+    """The cut detector for one input under `mode`, or None where cuts are not looked for."""
+    return SceneCuts(fps) if mode == "on" or (mode == "auto" and not live) else None
 
 
 class SceneCuts:
