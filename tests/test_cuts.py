@@ -39,7 +39,6 @@ def cuts_in(path, every: int = 1) -> list[float]:
             time_s = float((picture.pts - start) * stream.time_base)
             if index % every == 0 and cuts(picture.to_ndarray(format="bgr24"), time_s):
                 found.append(time_s)
-    assert cuts.cuts == found
     return found
 
 
@@ -91,6 +90,16 @@ def test_no_track_of_the_shipped_detector_spans_a_cut_of_the_montage(tmp_path):
                   "--no-report", "--scene-cuts", "off", "--quiet")
     assert off.returncode == 0, off.stderr
     assert spanning(pd.read_parquet(tmp_path / "off" / "tracks.parquet")) >= 1
+
+
+def test_a_change_of_frame_size_is_compared_afresh_and_an_integer_rate_is_taken():
+    """A stream that changes its frame size (a broadcast switching resolution) starts a new comparison instead
+    of failing on two shapes; a rate given as an integer works as one given as a float."""
+    cuts = SceneCuts(25)
+    with av.open(str(PARKING)) as container:
+        pictures = [p.to_ndarray(format="bgr24") for _, p in zip(range(4), container.decode(video=0))]
+    assert not any(cuts(picture, k / 25) for k, picture in enumerate(pictures[:2]))
+    assert not any(cuts(picture[:300, :600], (2 + k) / 25) for k, picture in enumerate(pictures[2:]))
 
 
 def test_auto_looks_for_cuts_in_files_only_and_a_bad_mode_is_one_line(tmp_path):

@@ -38,14 +38,12 @@ class SceneCuts:
     between the previous frame and this one."""
 
     def __init__(self, fps: float) -> None:
-        from scenedetect.detectors import ContentDetector  # a quarter of a second to import: only when tracking
-
-        self.fps = fps if fps > 0 else 30.0
-        self._detector = ContentDetector(threshold=THRESHOLD, min_scene_len=max(1, round(MIN_SHOT_S * self.fps)))
+        self.fps = float(fps) if fps > 0 else 30.0  # (PySceneDetect's timecodes take no int rate)
+        self._detector = _content_detector(self.fps)
+        self._shape: tuple[int, ...] | None = None  # of the copies compared
         self._previous_s: float | None = None
         self._frames = 0  # the detector counts frames itself: a looped or sampled source's index jumps
         self.profile = StageProfile("cuts")  # its cost, for the run's per-stage figures
-        self.cuts: list[float] = []  # the times of the cuts found
 
     def __call__(self, image: np.ndarray, time_s: float) -> bool:
         from scenedetect import FrameTimecode
@@ -54,13 +52,18 @@ class SceneCuts:
         height, width = image.shape[:2]
         small = cv2.resize(image, (WIDTH, max(1, round(WIDTH * height / width))), interpolation=cv2.INTER_AREA) \
             if width > WIDTH else image
+        if small.shape != self._shape:  # the stream changed its frame size: compare from this frame on
+            self._detector, self._shape, self._previous_s = _content_detector(self.fps), small.shape, None
         found = self._detector.process_frame(FrameTimecode(self._frames, fps=self.fps), small)
         self._frames += 1
         near = self._previous_s is not None and time_s - self._previous_s <= MAX_GAP_S + 1e-6
         self._previous_s = time_s
         self.profile.busy_s += time.perf_counter() - start
         self.profile.items += 1
-        if found and near:
-            self.cuts.append(time_s)
-            return True
-        return False
+        return bool(found) and near
+
+
+def _content_detector(fps: float):
+    from scenedetect.detectors import ContentDetector  # a quarter of a second to import: only when tracking
+
+    return ContentDetector(threshold=THRESHOLD, min_scene_len=max(1, round(MIN_SHOT_S * fps)))
