@@ -158,12 +158,13 @@ class Pipeline:
 
     def frames(self, source: Iterable[Frame], tracker: Tracker | None = None) -> Iterator[tuple[Frame, Detections]]:
         """Each frame of any iterable with its detections (tracked when given a tracker, which then also
-        predicts the frames `detect_every` skips and follows the camera's motion); one thread."""
+        predicts the frames `detect_every` skips and follows the camera's motion); one thread. Cuts between
+        shots are looked for under `auto` only where the iterable is a Source that is not live."""
         every = self.config.detect_every if tracker is not None else 1
         info = getattr(source, "info", None)
         return iter(SequentialStream(source, self.detector, tracker, self.config.batch_size, every,
                                      self.camera_motion(tracker), self.screen_for(self.config),
-                                     self.scene_cuts(tracker, getattr(source, "live", False),
+                                     self.scene_cuts(tracker, getattr(source, "live", True),
                                                      getattr(info, "fps", 0.0))))
 
     def tracker_for(self, info: VideoInfo) -> Tracker | None:
