@@ -144,14 +144,18 @@ def test_yolo_runs_never_import_tensorflow(tmp_path):
     assert "TF False" in result.stdout, result.stdout + result.stderr
 
 
-def test_yolo_after_centernet_in_one_process(savedmodel):
-    """TensorFlow first, then torch (torchvision imports triton): this used to end in a segmentation fault."""
+@pytest.mark.parametrize("first", ["centernet", "tensorflow"])
+def test_yolo_after_centernet_in_one_process(savedmodel, first):
+    """TensorFlow first (vidpipe's CenterNet, or the caller's own `import tensorflow`), then torch (torchvision
+    imports triton): this used to end in a segmentation fault."""
+    before = (f"load_detector('centernet', model={savedmodel!r}).detect([np.zeros((64, 64, 3), np.uint8)])\n"
+              if first == "centernet" else "import tensorflow\n")
     code = ("import numpy as np, cv2\n"
             "from vidpipe.detectors import load_detector\n"
             "from ultralytics.utils import ASSETS\n"
-            f"load_detector('centernet', model={savedmodel!r}).detect([np.zeros((64, 64, 3), np.uint8)])\n"
+            f"{before}"
             "bus = cv2.imread(str(ASSETS / 'bus.jpg'))\n"
-            "print('YOLO', sorted(load_detector('yolo', conf=0.5).detect([bus])[0].class_name))")
+            "print('YOLO', sorted(load_detector('yolo', conf=0.5, runtime='torch').detect([bus])[0].class_name))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "YOLO ['bus', 'person', 'person', 'person']" in result.stdout

@@ -4,6 +4,7 @@ the lecture's per-frame measures on real output, and whole CLI runs. Skipped, sa
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -15,7 +16,9 @@ from conftest import REPO, SUBURBAN, frame_times, run_cli, shared_path
 from vidpipe.detectors import load_detector
 from vidpipe.sources import Sampling, open_source
 
-pytest.importorskip("tensorflow_hub", reason="the centernet extra: pip install -e '.[centernet]'")
+# Found, not imported: TensorFlow loaded while the suite is collected would be in every test's process.
+if importlib.util.find_spec("tensorflow_hub") is None:
+    pytest.skip("the centernet extra: pip install -e '.[centernet]'", allow_module_level=True)
 
 # COCO's 91 category ids as the TF Object Detection API numbers them (1-based, with gaps): written out here
 # so the reference conversion below owes nothing to vidpipe's own map.

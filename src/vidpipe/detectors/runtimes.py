@@ -312,6 +312,8 @@ def load_ultralytics(model: str):
     os.environ.setdefault("YOLO_VERBOSE", "false")  # keep ultralytics' banners out of vidpipe's output
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")  # never pip-install behind the user's back
     decline_telemetry()  # its exporters import OpenVINO and NNCF
+    if "tensorflow" in sys.modules:  # imported before (CenterNet, or the caller's own code): see `centernet`
+        sys.modules.setdefault("triton", None)  # triton after TensorFlow is a segmentation fault
     if "ultralytics" not in sys.modules and "YOLO_OFFLINE" not in os.environ:
         # ultralytics decides once, at import, whether it is online; if so it sends usage events and asks PyPI
         # for updates. Imported offline it does neither; a model name still downloads (that check is made anew).
