@@ -16,8 +16,11 @@ bf16; 25 without the centring, 24-27 from one or two levels alone).
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 # A YOLO Detect head's first box convolution of level i, as ultralytics' exporter names it: `model.<k>.cv2.<i>.0`
 # in OpenVINO, `/model.<k>/cv2.<i>/cv2.<i>.0/conv/Conv` in ONNX (k is the Detect layer's index: 22 in YOLOv8, 23
@@ -33,7 +36,6 @@ def head_inputs(model) -> list | None:
     the head's inputs pass a FakeQuantize: its float input is taken."""
     from openvino import opset13
 
-
     found: dict[int, dict[int, object]] = {}
     for op in model.get_ordered_ops():
         name = _HEAD_CONV.search(op.get_friendly_name())
@@ -42,11 +44,11 @@ def head_inputs(model) -> list | None:
             if source.get_node().get_type_name() == "FakeQuantize":
                 source = source.get_node().input_value(0)
             found.setdefault(int(name[1]), {})[int(name[2])] = source
-    levels = found[max(found)] if found else {}
-    if sorted(levels) != [0, 1, 2]:
+    levels = _last_head(found)
+    if levels is None:
         return None
     channels_last = opset13.constant(np.array([0, 2, 3, 1], np.int64))
-    return [opset13.transpose(levels[i], channels_last).output(0) for i in range(len(LEVEL_STRIDES))]
+    return [opset13.transpose(level, channels_last).output(0) for level in levels]
 
 
 def onnx_head_inputs(graph) -> list[str] | None:
@@ -57,8 +59,15 @@ def onnx_head_inputs(graph) -> list[str] | None:
         name = _ONNX_HEAD_CONV.search(node.name)
         if node.op_type == "Conv" and name:
             found.setdefault(int(name[1]), {})[int(name[2])] = node.input[0]
+    return _last_head(found)
+
+
+def _last_head(found: dict[int, dict[int, T]]) -> list[T] | None:
+    """Of the inputs found per Detect layer (by layer index, then level), the last layer's, finest first; None
+    unless it has all three levels."""
     levels = found[max(found)] if found else {}
-    return [levels[i] for i in range(len(LEVEL_STRIDES))] if sorted(levels) == [0, 1, 2] else None
+    order = list(range(len(LEVEL_STRIDES)))
+    return [levels[i] for i in order] if sorted(levels) == order else None
 
 
 def pool(features: list[np.ndarray], boxes: np.ndarray, strides: tuple[int, ...] = LEVEL_STRIDES) -> np.ndarray:

@@ -142,10 +142,7 @@ class YoloDetector:
         if not isinstance(result, tuple):
             return postprocess(result, letterbox, self.conf, self.iou, self.classes)
         prediction, maps = result
-        top, _, left, _ = letterbox.padding
-        return [(xyxy, score, class_id, pool(levels, xyxy * letterbox.gain + [left, top, left, top]))
-                for (xyxy, score, class_id), levels in zip(
-                    postprocess(prediction, letterbox, self.conf, self.iou, self.classes), maps)]
+        return _with_embeddings(postprocess(prediction, letterbox, self.conf, self.iou, self.classes), maps, letterbox)
 
     @property
     def requests(self) -> int | None:
@@ -164,12 +161,9 @@ class YoloDetector:
         # `predict` letterboxes a batch of one shape as vidpipe's Letterbox does (the smallest stride-multiple
         # rectangle): the boxes go back into the network's pixels to find their cells.
         # (The last passes are this batch's: on a GPU the first `predict` also warms the model up on zeros.)
-        letterbox = Letterbox.fit(images[0].shape[:2], self.imgsz)
-        top, _, left, _ = letterbox.padding
         maps = [np.concatenate([caught[level] for caught in self._maps])[-len(images):] for level in range(3)]
-        return [(xyxy, score, class_id, pool([level[k] for level in maps],
-                                             xyxy * letterbox.gain + [left, top, left, top]))
-                for k, (xyxy, score, class_id) in enumerate(boxes)]
+        return _with_embeddings(boxes, [[level[k] for level in maps] for k in range(len(images))],
+                                Letterbox.fit(images[0].shape[:2], self.imgsz))
 
     def _exported(self) -> Path:
         """The export for this runtime and precision; `auto` on OpenVINO may choose int8 (see `quantize`)."""
@@ -192,3 +186,11 @@ class YoloDetector:
             self._sessions[shape] = session
             self.precision = session.precision
         return self._sessions[shape]
+
+
+def _with_embeddings(boxes: list[tuple], maps: list[list[np.ndarray]], letterbox: Letterbox) -> list[tuple]:
+    """Each image's (xyxy, score, class_id) with its boxes' embeddings, pooled from that image's maps (one (h, w,
+    C) per level) after taking the boxes back into the network's pixels."""
+    top, _, left, _ = letterbox.padding
+    return [(xyxy, score, class_id, pool(levels, xyxy * letterbox.gain + [left, top, left, top]))
+            for (xyxy, score, class_id), levels in zip(boxes, maps)]
