@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +21,33 @@ SUBURBAN = SAMPLES / "suburban-traffic.mp4"  # 640x352, 24.013 fps average, vari
 SHARED = Path(os.environ.get("VIDPIPE_SHARED", REPO.parent / "shared"))
 # Exports of the model (OpenVINO, ONNX) go to a cache made for this test session, so every run exercises
 # the export itself; subprocesses inherit it. Set VIDPIPE_CACHE to reuse one between runs.
-os.environ.setdefault("VIDPIPE_CACHE", tempfile.mkdtemp(prefix="vidpipe-test-cache-"))
+if not os.environ.get("VIDPIPE_CACHE"):
+    os.environ["VIDPIPE_CACHE"] = tempfile.mkdtemp(prefix="vidpipe-test-cache-")
+
+
+def _fix_auto_precision(precision: str) -> None:
+    """`VIDPIPE_TEST_PRECISION=int8|default` runs the suite as `--precision auto` runs on a CPU that picks that
+    precision (the choice is written where auto caches it), so one machine can check what other CPUs get:
+    an AMX Xeon may keep bf16 where this one takes int8."""
+    from vidpipe.detectors import quantize, runtimes
+    from vidpipe.detectors.yolo import DEFAULT_MODEL
+
+    if precision not in ("int8", "default"):
+        raise pytest.UsageError(f"VIDPIPE_TEST_PRECISION={precision!r}: int8 or default")
+    cpu, capabilities = runtimes.openvino_cpu()
+    default = "bf16" if "BF16" in capabilities else "fp32"
+    int8_fps = 2 * quantize.FASTER * 50.0 if precision == "int8" else 50.0
+    choice = quantize.Choice("int8" if precision == "int8" else "auto", f"fixed by VIDPIPE_TEST_PRECISION={precision}",
+                             cpu, default, 50.0, int8_fps)
+    name = (f"{runtimes.file_hash(DEFAULT_MODEL)}-r{quantize.RECIPE}-{quantize._slug(cpu)}-"
+            f"{runtimes._runtime_version('openvino')}.json")
+    folder = runtimes.cache_dir() / "choices"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps(dataclasses.asdict(choice)))
+
+
+if os.environ.get("VIDPIPE_TEST_PRECISION"):
+    _fix_auto_precision(os.environ["VIDPIPE_TEST_PRECISION"])
 
 
 def shared_path(*parts: str) -> Path:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import PARKING, REPO, frame_times, run_cli
+from conftest import PARKING, REPO, SUBURBAN, frame_times, run_cli
 from vidpipe.detectors import available, load_detector
 from vidpipe.detectors.coco import COCO_NAMES
 from vidpipe.errors import InputError
@@ -84,10 +84,14 @@ def test_vidpipe_run_with_centernet_writes_pixel_boxes(savedmodel, tmp_path):
 
 def test_yolo_and_centernet_outputs_have_the_same_shape(savedmodel, tmp_path):
     """Same clip, same options, both backends: identical table columns and dtypes, videos of equal length.
-    CenterNet gives no features, so its tracks follow motion alone, and one line says so."""
-    common = ["--classes", "person,car,stop sign,toothbrush", "--max-frames", "6", "--start", "5", "-q"]
+    CenterNet gives no features, so its tracks follow motion alone, and one line says so. Every track counts
+    as an object here, so that six frames have rows."""
+    every = tmp_path / "every-track.yaml"
+    every.write_text("confirm_frames: 1\nconfirm_score: 0\n")
+    common = ["--classes", "person,car,stop sign,toothbrush", "--max-frames", "6", "--start", "5", "-q",
+              "-p", str(every)]
     for name, extra in (("yolo", []), ("centernet", ["--model", savedmodel])):
-        result = run_cli("run", str(PARKING), "--detector", name, *extra, "-o", str(tmp_path / name), *common)
+        result = run_cli("run", str(SUBURBAN), "--detector", name, *extra, "-o", str(tmp_path / name), *common)
         assert result.returncode == 0, result.stderr
         said = [line for line in result.stderr.splitlines() if "appearance" in line]
         assert said == ([] if name == "yolo" else

@@ -41,17 +41,18 @@ def test_a_track_is_an_object_once_seen_often_and_surely_enough_and_stays_one():
 
 
 def test_a_pipeline_sets_the_rule_and_a_bad_one_is_one_line(tmp_path):
-    """`confirm_frames: 1` and `confirm_score: 0` in a preset make every track an object; a score outside
-    [0, 1] is refused before anything runs."""
-    preset = tmp_path / "every-track.yaml"
-    preset.write_text("confirm_frames: 1\nconfirm_score: 0\n")
-    for name, args in (("default", ()), ("every", ("-p", str(preset)))):
+    """`confirm_frames: 1` and `confirm_score: 0` in a preset make every track an object; `confirm_frames: 30`
+    leaves the tracks that start in the second half of 60 frames unconfirmed; a score outside [0, 1] is
+    refused before anything runs."""
+    preset = tmp_path / "rule.yaml"
+    for name, rule in (("strict", "confirm_frames: 30\n"), ("every", "confirm_frames: 1\nconfirm_score: 0\n")):
+        preset.write_text(rule)
         result = run_cli("run", str(SUBURBAN), "-o", str(tmp_path / name), "--max-frames", "60", "--no-video",
-                         "--no-report", "-q", *args)
+                         "--no-report", "-q", "-p", str(preset))
         assert result.returncode == 0, result.stderr
-    default, every = (json.loads((tmp_path / n / "summary.json").read_text()) for n in ("default", "every"))
-    assert default["unconfirmed_tracks"] > 0 and every["unconfirmed_tracks"] == 0
-    assert every["tracks"] == default["tracks"] + default["unconfirmed_tracks"]
+    strict, every = (json.loads((tmp_path / n / "summary.json").read_text()) for n in ("strict", "every"))
+    assert strict["unconfirmed_tracks"] > 0 and every["unconfirmed_tracks"] == 0
+    assert every["tracks"] == strict["tracks"] + strict["unconfirmed_tracks"]
     preset.write_text("confirm_score: 1.5\n")
     bad = run_cli("run", str(SUBURBAN), "-o", str(tmp_path / "bad"), "-p", str(preset), "-q")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "min_score" in bad.stderr, bad.stderr
@@ -102,14 +103,15 @@ def concatenated(clip, copies: int, path):
 
 def test_quickstart_clip_looped_three_times_counts_three_times_the_vehicles_a_person_counts(tmp_path):
     """The README's first clip three times over: the objects are three times the vehicles a person counts in
-    one pass, within one per pass, and no confirmed track rests on fewer than N detections."""
+    one pass, within the 15% the object counts are held to (docs/evaluation.md: +6% at int8, +11% at fp32 on
+    one pass), and no confirmed track rests on fewer than N detections."""
     looped = concatenated(SUBURBAN, 3, tmp_path / "looped.mp4")
     result = run_cli("run", str(looped), "-o", str(tmp_path / "out"), "--classes", VEHICLES, "--no-video",
                      "--no-report", "--no-mot", "-q")
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["frames_processed"] == 3 * 905
-    assert abs(summary["tracks"] - 3 * SUBURBAN_VEHICLES) <= 3, summary["tracks_per_class"]
+    assert abs(summary["tracks"] - 3 * SUBURBAN_VEHICLES) <= 0.15 * 3 * SUBURBAN_VEHICLES, summary["tracks_per_class"]
     tracks = pd.read_parquet(tmp_path / "out" / "tracks.parquet")
     assert tracks["confirmed"].sum() == summary["tracks"]
     assert (tracks.loc[tracks["confirmed"], "frames_detected"] >= CONFIRM_FRAMES).all()

@@ -74,12 +74,12 @@ class Recorder:
 
 
 def test_viewers_get_annotated_frames_and_no_file_is_expected_of_them(pipeline, tmp_path):
-    source = open_source(PARKING, Sampling(start=5, max_frames=4))
+    source = open_source(SUBURBAN, Sampling(max_frames=12))
     viewer = Recorder()
     result = pipeline.process(source, tmp_path, progress=False, viewers=[viewer])
     source.close()
-    assert viewer.closed and len(viewer.frames) == 4 and not hasattr(viewer, "path")
-    original = [f.image for f in open_source(PARKING, Sampling(start=5, max_frames=4))]
+    assert viewer.closed and len(viewer.frames) == 12 and not hasattr(viewer, "path")
+    original = [f.image for f in open_source(SUBURBAN, Sampling(max_frames=12))]
     assert any((shown.image != raw).any() for shown, raw in zip(viewer.frames, original))  # boxes were drawn
     assert set(result.outputs) == {"detections", "frames", "tracks", "report", "summary"}
 
